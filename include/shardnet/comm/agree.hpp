@@ -1,0 +1,60 @@
+// Collective error agreement: a check whose outcome may differ between ranks is settled by
+// the whole group before anyone acts, so every rank throws the same shardnet::error and no
+// rank is left waiting in a collective that another skipped.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/error.hpp"
+
+namespace shardnet {
+
+/// Collective over comm's group. If any rank passes a failure, every rank throws
+/// shardnet::error with the message of the lowest failing rank; otherwise returns.
+template <communicator Comm>
+void agree(Comm& comm, const std::optional<std::string>& local_failure) {
+    const auto size = static_cast<std::int64_t>(comm.size());
+    std::int64_t first_failing = local_failure ? static_cast<std::int64_t>(comm.rank()) : size;
+    comm.all_reduce(&first_failing, 1, reduce_op::min);
+    if (first_failing == size) return;
+
+    const auto root = static_cast<std::size_t>(first_failing);
+    std::string message = comm.rank() == root ? *local_failure : std::string();
+    auto length = static_cast<std::int64_t>(message.size());
+    comm.broadcast(&length, 1, root);
+    message.resize(static_cast<std::size_t>(length));
+    comm.broadcast(message.data(), message.size(), root);
+    throw error(message);
+}
+
+/// Collective over comm's group: runs `check` (which throws shardnet::error on bad input) on
+/// every rank, then agrees, so that all ranks throw or none does. Returns check's result.
+template <communicator Comm, class Check>
+auto agree_on(Comm& comm, Check&& check) {
+    std::optional<std::string> failure;
+    using result_type = decltype(std::forward<Check>(check)());
+    if constexpr (std::is_void_v<result_type>) {
+        try {
+            std::forward<Check>(check)();
+        } catch (const error& e) {
+            failure = e.what();
+        }
+        agree(comm, failure);
+    } else {
+        std::optional<result_type> result;
+        try {
+            result.emplace(std::forward<Check>(check)());
+        } catch (const error& e) {
+            failure = e.what();
+        }
+        agree(comm, failure);
+        return std::move(*result);
+    }
+}
+
+}  // namespace shardnet

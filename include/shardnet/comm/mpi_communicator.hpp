@@ -1,0 +1,183 @@
+// The default communicator: Boost.MPI for what it offers, the raw MPI_Comm for what it lacks
+// (varying-count gathers, reduce-scatter, non-blocking all-reduce). Buffers always travel as
+// MPI arrays of float/double/int64, never through Boost.Serialization.
+#pragma once
+
+#include <mpi.h>
+
+#include <boost/mpi/collectives.hpp>
+#include <boost/mpi/communicator.hpp>
+#include <boost/mpi/exception.hpp>
+#include <boost/mpi/operations.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/error.hpp"
+
+/// Checks a raw MPI call and throws the same kind as Boost.MPI does on failure.
+#define SHARDNET_MPI_CHECK(call)                                             \
+    do {                                                                     \
+        const int shardnet_mpi_result = (call);                              \
+        if (shardnet_mpi_result != MPI_SUCCESS)                              \
+            throw ::boost::mpi::exception(#call, shardnet_mpi_result);       \
+    } while (false)
+
+namespace shardnet {
+
+namespace detail {
+
+template <class T>
+MPI_Datatype mpi_type() {
+    return boost::mpi::get_mpi_datatype<T>(T{});
+}
+
+inline MPI_Op mpi_op(reduce_op op) {
+    switch (op) {
+        case reduce_op::sum: return MPI_SUM;
+        case reduce_op::max: return MPI_MAX;
+        case reduce_op::min: return MPI_MIN;
+    }
+    SHARDNET_ASSERT(false);
+    return MPI_SUM;
+}
+
+/// A pending non-blocking collective. Waiting is idempotent; the destructor waits, so a
+/// request can never outlive the buffers of the scope that started it.
+class mpi_request {
+public:
+    mpi_request() = default;
+    explicit mpi_request(MPI_Request r) : request_(r) {}
+    mpi_request(mpi_request&& other) noexcept
+        : request_(std::exchange(other.request_, MPI_REQUEST_NULL)) {}
+    mpi_request& operator=(mpi_request&& other) noexcept {
+        if (this != &other) {
+            finish_quietly();
+            request_ = std::exchange(other.request_, MPI_REQUEST_NULL);
+        }
+        return *this;
+    }
+    ~mpi_request() { finish_quietly(); }
+
+    /// Completes the collective. Collective in the sense of the call that started it.
+    void wait() {
+        if (request_ != MPI_REQUEST_NULL) SHARDNET_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    }
+
+private:
+    void finish_quietly() noexcept {
+        if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    }
+    MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
+}  // namespace detail
+
+/// A communicator over an MPI group, held as a boost::mpi::communicator. Copies share the
+/// group (like boost::mpi::communicator copies do).
+/// @pre MPI is initialized (a boost::mpi::environment lives in main), with at least
+///      threading::funneled when non-blocking collectives are overlapped with computation.
+class mpi_communicator {
+public:
+    /// The world group.
+    mpi_communicator() = default;
+    explicit mpi_communicator(boost::mpi::communicator comm) : comm_(std::move(comm)) {}
+
+    std::size_t rank() const { return static_cast<std::size_t>(comm_.rank()); }
+    std::size_t size() const { return static_cast<std::size_t>(comm_.size()); }
+    /// The underlying Boost.MPI communicator, for what shardnet does not wrap.
+    const boost::mpi::communicator& boost_communicator() const { return comm_; }
+    /// The raw handle.
+    MPI_Comm native() const { return static_cast<MPI_Comm>(comm_); }
+
+    /// Collective over this group.
+    void barrier() { comm_.barrier(); }
+
+    /// Collective over this group: the ranks with the same color, ordered by key.
+    mpi_communicator split(int color, int key) const {
+        return mpi_communicator(comm_.split(color, key));
+    }
+
+    /// Collective over this group: in-place element-wise reduction.
+    template <class T>
+    void all_reduce(T* data, std::size_t n, reduce_op op) {
+        if (size() == 1) return;
+        SHARDNET_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
+                                         detail::mpi_type<T>(), detail::mpi_op(op), native()));
+    }
+
+    /// Collective over this group: starts an in-place all-reduce; the caller overlaps work and
+    /// then calls wait() on the result (or lets it go out of scope, which waits).
+    template <class T>
+    [[nodiscard]] detail::mpi_request all_reduce_async(T* data, std::size_t n, reduce_op op) {
+        if (size() == 1) return {};
+        MPI_Request request = MPI_REQUEST_NULL;
+        SHARDNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
+                                          detail::mpi_type<T>(), detail::mpi_op(op), native(),
+                                          &request));
+        return detail::mpi_request(request);
+    }
+
+    /// Collective over this group.
+    template <class T>
+    void broadcast(T* data, std::size_t n, std::size_t root) {
+        if (size() == 1) return;
+        boost::mpi::broadcast(comm_, data, detail::to_mpi_count(n), static_cast<int>(root));
+    }
+
+    /// Collective over this group: equal counts.
+    template <class T>
+    void all_gather(const T* in, std::size_t n, T* out) {
+        const int count = detail::to_mpi_count(n);
+        SHARDNET_MPI_CHECK(MPI_Allgather(in, count, detail::mpi_type<T>(), out, count,
+                                         detail::mpi_type<T>(), native()));
+    }
+
+    /// Collective over this group: varying counts (MPI_Allgatherv).
+    template <class T>
+    void all_gather(const T* in, T* out, std::span<const std::size_t> counts) {
+        fill_counts(counts, true);
+        SHARDNET_MPI_CHECK(MPI_Allgatherv(in, scratch_->counts[rank()], detail::mpi_type<T>(),
+                                          out, scratch_->counts.data(),
+                                          scratch_->displacements.data(), detail::mpi_type<T>(),
+                                          native()));
+    }
+
+    /// Collective over this group: sum of `in` over ranks, rank r keeps block r.
+    template <class T>
+    void reduce_scatter(const T* in, T* out, std::span<const std::size_t> counts) {
+        fill_counts(counts, false);
+        SHARDNET_MPI_CHECK(MPI_Reduce_scatter(in, out, scratch_->counts.data(),
+                                              detail::mpi_type<T>(), MPI_SUM, native()));
+    }
+
+private:
+    // MPI wants int arrays; converting on every call must not allocate in a training step, so
+    // the arrays live here and only grow.
+    struct count_scratch {
+        std::vector<int> counts;
+        std::vector<int> displacements;
+    };
+
+    void fill_counts(std::span<const std::size_t> counts, bool with_displacements) {
+        SHARDNET_ASSERT(counts.size() == size());
+        scratch_->counts.resize(counts.size());
+        scratch_->displacements.resize(counts.size());
+        std::size_t offset = 0;
+        for (std::size_t r = 0; r < counts.size(); ++r) {
+            scratch_->counts[r] = detail::to_mpi_count(counts[r]);
+            if (with_displacements) scratch_->displacements[r] = detail::to_mpi_count(offset);
+            offset += counts[r];
+        }
+    }
+
+    boost::mpi::communicator comm_;
+    std::shared_ptr<count_scratch> scratch_ = std::make_shared<count_scratch>();
+};
+
+}  // namespace shardnet

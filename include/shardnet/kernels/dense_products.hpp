@@ -1,0 +1,31 @@
+// The three products of a dense layer on one rank's shards, named after what they compute,
+// so that partitions read like the table in DESIGN.md.
+#pragma once
+
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/gemm.hpp"
+
+namespace shardnet::detail {
+
+/// z = x · w  (batch x in_local times in_local x out_local).
+template <class T>
+void forward_product(const matrix<T>& x, const matrix<T>& w, matrix<T>& z) {
+    gemm<T>(transpose::no, transpose::no, x.shape(0), w.shape(1), w.shape(0), T(1), x.data(),
+            x.shape(1), w.data(), w.shape(1), T(0), z.data(), z.shape(1));
+}
+
+/// dx = dz · wᵀ.
+template <class T>
+void input_gradient_product(const matrix<T>& dz, const matrix<T>& w, matrix<T>& dx) {
+    gemm<T>(transpose::no, transpose::yes, dz.shape(0), w.shape(0), w.shape(1), T(1), dz.data(),
+            dz.shape(1), w.data(), w.shape(1), T(0), dx.data(), dx.shape(1));
+}
+
+/// dw = xᵀ · dz.
+template <class T>
+void weight_gradient_product(const matrix<T>& x, const matrix<T>& dz, matrix<T>& dw) {
+    gemm<T>(transpose::yes, transpose::no, x.shape(1), dz.shape(1), x.shape(0), T(1), x.data(),
+            x.shape(1), dz.data(), dz.shape(1), T(0), dw.data(), dw.shape(1));
+}
+
+}  // namespace shardnet::detail

@@ -1,0 +1,301 @@
+// dense<T, Partition, Activation>: one fully connected layer, Y = act(X·W + b), whose weight
+// is split over a model-parallel group by the partition policy. The layer holds its own shard
+// of W and b, their gradients, and the workspaces of one step (sized once per batch size).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "shardnet/comm/agree.hpp"
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/error.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/random.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/elementwise.hpp"
+#include "shardnet/layers/activation.hpp"
+#include "shardnet/layers/init.hpp"
+#include "shardnet/partition/partition.hpp"
+
+namespace shardnet {
+
+/// Construction options of a dense layer.
+struct dense_options {
+    bool bias = true;                             ///< learn a bias (initialized to zero)
+    init_scheme init = init_scheme::xavier_uniform;  ///< scaled by the global fan-in/fan-out
+    std::uint64_t seed = 0;                       ///< with `layer`, keys the weight generator
+    std::uint32_t layer = 0;                      ///< the layer's index in its network
+    std::string name = "dense";                   ///< used in plans and error messages
+};
+
+/// One fully connected layer, Y = Activation(X·W + b), W stored in x out.
+///
+/// @tparam T          float or double.
+/// @tparam Partition  how W is split over the model-parallel group: column_split, row_split,
+///                    replicated, or a user type satisfying partition_policy.
+/// @tparam Activation identity, relu, gelu, tanh, sigmoid (namespace shardnet::activation),
+///                    or a user type satisfying activation_policy.
+///
+/// The input must be in Partition::input_layout (its local width is weight_rows().size()),
+/// the output is in Partition::output_layout (local width weight_cols().size()).
+template <class T, class Partition, class Activation = activation::identity>
+class dense {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "shardnet::dense<T, ...>: T must be float or double");
+    static_assert(partition_policy<Partition>,
+                  "shardnet::dense<T, Partition, ...>: Partition must satisfy "
+                  "shardnet::partition_policy (name, input_layout, output_layout, weight_rows, "
+                  "weight_cols, forward, backward); use column_split, row_split or replicated");
+    static_assert(activation_policy<Activation, T>,
+                  "shardnet::dense<T, Partition, Activation>: Activation must satisfy "
+                  "shardnet::activation_policy (name, is_linear, forward(z), derivative(z))");
+    static_assert(Activation::is_linear || Partition::output_layout != layout::partial,
+                  "shardnet::dense: a non-linear activation cannot be applied to a partial sum; "
+                  "use activation::identity here and apply the activation after the reduction");
+
+public:
+    using value_type = T;
+    using partition_type = Partition;
+    using activation_type = Activation;
+
+    /// Builds this rank's shard of an in x out layer for the model-parallel group `group`.
+    /// Not collective: each rank generates its own shard from the global indices.
+    template <communicator Comm>
+    dense(const Comm& group, std::size_t in, std::size_t out, dense_options options = {})
+        : dense(in, out, group.size(), group.rank(), std::move(options)) {}
+
+    /// Builds shard `part` of `parts` of an in x out layer.
+    /// @pre part < parts
+    dense(std::size_t in, std::size_t out, std::size_t parts, std::size_t part,
+          dense_options options = {})
+        : in_(in),
+          out_(out),
+          parts_(parts),
+          part_(part),
+          rows_(Partition::weight_rows(in, parts, part)),
+          cols_(Partition::weight_cols(out, parts, part)),
+          options_(std::move(options)) {
+        if (parts == 0 || part >= parts)
+            throw error(detail::concat(describe(), ": part ", part, " of ", parts, " does not exist"));
+        initialize_shard(weight_, options_.init, random_key{options_.seed, options_.layer, 0}, in_,
+                         out_, rows_, cols_);
+        detail::ensure_shape(weight_grad_, rows_.size(), cols_.size());
+        weight_grad_.fill(T(0));
+        if (options_.bias) {
+            bias_ = vector<T>::from_shape({cols_.size()});
+            bias_.fill(T(0));
+            bias_grad_ = bias_;
+        }
+    }
+
+    /// Y = Activation(X·W + b) for a batch. Collective over the model-parallel group `group`
+    /// (the one the layer was built for): ranks first agree that every input has the expected
+    /// width, then issue the partition's collectives.
+    /// @pre x stays alive and unchanged until backward() (the layer keeps a pointer, not a copy).
+    /// @throws error on every rank if any rank's x has the wrong width.
+    /// @return the output, owned by the layer, valid until the next forward().
+    template <communicator Comm>
+    const matrix<T>& forward(Comm& group, const matrix<T>& x) {
+        check_group(group);
+        agree_on(group, [&] { check_input(x); });
+        return forward_unchecked(group, x);
+    }
+
+    /// forward() without the collective check of the input, for callers (networks) that
+    /// validate once per step. @pre x.shape(1) == weight_rows().size()
+    template <communicator Comm>
+    const matrix<T>& forward_unchecked(Comm& group, const matrix<T>& x) {
+        input_ = &x;
+        detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
+        Partition::forward(group, x, weight_, bias_ptr(), pre_activation_);
+        if constexpr (std::is_same_v<Activation, activation::identity>) {
+            return pre_activation_;
+        } else {
+            detail::ensure_shape(output_, x.shape(0), cols_.size());
+            detail::activation_forward<Activation>(pre_activation_.data(), output_.data(),
+                                                   output_.size());
+            return output_;
+        }
+    }
+
+    /// From dY (the loss gradient w.r.t. this layer's output, in the output layout) computes
+    /// dW and db (read them with weight_grad(), bias_grad()) and returns dX in the input
+    /// layout. Gradients are overwritten, not accumulated. Collective over `group`.
+    /// @pre forward() was called on this rank with a batch of the same size.
+    /// @throws error on every rank if any rank's dy has the wrong shape.
+    template <communicator Comm>
+    const matrix<T>& backward(Comm& group, const matrix<T>& dy) {
+        check_group(group);
+        agree_on(group, [&] { check_output_gradient(dy); });
+        return backward_unchecked(group, dy);
+    }
+
+    /// backward() without the collective check of dy.
+    template <communicator Comm>
+    const matrix<T>& backward_unchecked(Comm& group, const matrix<T>& dy) {
+        const matrix<T>* dz = &dy;
+        if constexpr (!std::is_same_v<Activation, activation::identity>) {
+            detail::ensure_shape(pre_activation_grad_, dy.shape(0), dy.shape(1));
+            detail::activation_backward<Activation>(pre_activation_.data(), dy.data(),
+                                                    pre_activation_grad_.data(), dy.size());
+            dz = &pre_activation_grad_;
+        }
+        detail::ensure_shape(input_grad_, dy.shape(0), rows_.size());
+        Partition::backward(group, *input_, weight_, *dz, input_grad_, weight_grad_,
+                            options_.bias ? bias_grad_.data() : nullptr);
+        return input_grad_;
+    }
+
+    /// Replaces this rank's shard by its block of a full global W (in x out) and b (out), given
+    /// on every rank. Collective over `group`: the shapes are agreed on first.
+    template <communicator Comm>
+    void import_weights(Comm& group, const matrix<T>& global_weight,
+                        const vector<T>* global_bias = nullptr) {
+        check_group(group);
+        agree_on(group, [&] {
+            if (global_weight.shape(0) != in_ || global_weight.shape(1) != out_)
+                throw error(detail::concat(describe(), ": imported weight is ",
+                                           global_weight.shape(0), " x ", global_weight.shape(1),
+                                           ", expected ", in_, " x ", out_));
+            if (global_bias && !options_.bias)
+                throw error(detail::concat(describe(), ": a bias was imported into a layer "
+                                                       "built without one"));
+            if (global_bias && global_bias->shape(0) != out_)
+                throw error(detail::concat(describe(), ": imported bias has ",
+                                           global_bias->shape(0), " elements, expected ", out_));
+        });
+        for (std::size_t i = 0; i < rows_.size(); ++i)
+            for (std::size_t j = 0; j < cols_.size(); ++j)
+                weight_(i, j) = global_weight(rows_.to_global(i), cols_.to_global(j));
+        if (global_bias)
+            for (std::size_t j = 0; j < cols_.size(); ++j)
+                bias_(j) = (*global_bias)(cols_.to_global(j));
+    }
+
+    /// The full global W (in x out) on every rank, assembled from all shards. For interop and
+    /// tests only: it is the one place a full matrix exists. Collective over `group`.
+    template <communicator Comm>
+    matrix<T> gather_weight(Comm& group) const {
+        check_group(group);
+        std::vector<std::size_t> counts(parts_);
+        for (std::size_t p = 0; p < parts_; ++p)
+            counts[p] = Partition::weight_rows(in_, parts_, p).size() *
+                        Partition::weight_cols(out_, parts_, p).size();
+        std::vector<T> blocks(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
+        group.all_gather(weight_.data(), blocks.data(), counts);
+        matrix<T> global = matrix<T>::from_shape({in_, out_});
+        const T* block = blocks.data();
+        for (std::size_t p = 0; p < parts_; ++p) {
+            const shard_range rows = Partition::weight_rows(in_, parts_, p);
+            const shard_range cols = Partition::weight_cols(out_, parts_, p);
+            for (std::size_t i = 0; i < rows.size(); ++i)
+                std::copy_n(block + i * cols.size(), cols.size(),
+                            &global(rows.to_global(i), cols.begin));
+            block += counts[p];
+        }
+        return global;
+    }
+
+    /// The full bias (out) on every rank; empty if the layer has none. Collective over `group`.
+    template <communicator Comm>
+    vector<T> gather_bias(Comm& group) const {
+        check_group(group);
+        if (!options_.bias) return vector<T>::from_shape({0});
+        std::vector<std::size_t> counts(parts_);
+        for (std::size_t p = 0; p < parts_; ++p)
+            counts[p] = Partition::weight_cols(out_, parts_, p).size();
+        std::vector<T> blocks(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
+        group.all_gather(bias_.data(), blocks.data(), counts);
+        vector<T> global = vector<T>::from_shape({out_});
+        const T* block = blocks.data();
+        for (std::size_t p = 0; p < parts_; ++p) {
+            const shard_range cols = Partition::weight_cols(out_, parts_, p);
+            std::copy_n(block, cols.size(), &global(cols.begin));
+            block += counts[p];
+        }
+        return global;
+    }
+
+    std::size_t input_features() const { return in_; }
+    std::size_t output_features() const { return out_; }
+    /// Global rows of W this rank holds; also the block of input features it reads.
+    shard_range weight_rows() const { return rows_; }
+    /// Global columns of W this rank holds; also its block of output features and of b.
+    shard_range weight_cols() const { return cols_; }
+    std::size_t parts() const { return parts_; }
+    std::size_t part() const { return part_; }
+    bool has_bias() const { return options_.bias; }
+    const dense_options& options() const { return options_; }
+    const std::string& name() const { return options_.name; }
+
+    /// This rank's shard of W: weight_rows().size() x weight_cols().size().
+    matrix<T>& weight() { return weight_; }
+    const matrix<T>& weight() const { return weight_; }
+    /// This rank's block of b (empty without bias).
+    vector<T>& bias() { return bias_; }
+    const vector<T>& bias() const { return bias_; }
+    /// Gradients of the shards after backward().
+    const matrix<T>& weight_grad() const { return weight_grad_; }
+    matrix<T>& weight_grad() { return weight_grad_; }
+    const vector<T>& bias_grad() const { return bias_grad_; }
+    vector<T>& bias_grad() { return bias_grad_; }
+
+    /// "name (partition in -> out, activation)", the prefix of every message about the layer.
+    std::string describe() const {
+        return detail::concat("dense '", options_.name, "' (", Partition::name, " ", in_, " -> ",
+                              out_, ", ", Activation::name, ")");
+    }
+
+    /// Throws (locally) if x has the wrong width for this rank.
+    void check_input(const matrix<T>& x) const {
+        if (x.shape(1) != rows_.size())
+            throw error(detail::concat(describe(), ": input has ", x.shape(1),
+                                       " features per row on rank ", part_, ", expected ",
+                                       rows_.size(), width_note(rows_, in_)));
+    }
+
+    /// Throws (locally) if dy does not match the output of the last forward().
+    void check_output_gradient(const matrix<T>& dy) const {
+        if (input_ == nullptr)
+            throw error(detail::concat(describe(), ": backward() called before forward()"));
+        if (dy.shape(0) != pre_activation_.shape(0) || dy.shape(1) != cols_.size())
+            throw error(detail::concat(describe(), ": output gradient is ", dy.shape(0), " x ",
+                                       dy.shape(1), " on rank ", part_, ", expected ",
+                                       pre_activation_.shape(0), " x ", cols_.size(),
+                                       width_note(cols_, out_)));
+    }
+
+private:
+    static std::string width_note(shard_range r, std::size_t total) {
+        if (r.size() == total) return "";
+        return detail::concat(" (its block [", r.begin, ", ", r.end, ") of ", total, ")");
+    }
+
+    template <communicator Comm>
+    void check_group(const Comm& group) const {
+        if (group.size() != parts_ || group.rank() != part_)
+            throw error(detail::concat(describe(), ": built as part ", part_, " of ", parts_,
+                                       " but called from rank ", group.rank(), " of a group of ",
+                                       group.size()));
+    }
+
+    const T* bias_ptr() const { return options_.bias ? bias_.data() : nullptr; }
+
+    std::size_t in_, out_, parts_, part_;
+    shard_range rows_, cols_;
+    dense_options options_;
+    matrix<T> weight_, weight_grad_;
+    vector<T> bias_, bias_grad_;
+    // One step's state: the caller's input (not copied), pre-activation, output, and the
+    // gradient workspaces. Sized on the first step; reused while the batch size holds.
+    const matrix<T>* input_ = nullptr;
+    matrix<T> pre_activation_, output_, pre_activation_grad_, input_grad_;
+};
+
+}  // namespace shardnet

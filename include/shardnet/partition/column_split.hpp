@@ -1,0 +1,49 @@
+// column_split: W split by output features. Forward needs no communication; backward
+// all-reduces dX, overlapped with the weight-gradient product.
+#pragma once
+
+#include <string_view>
+
+#include "shardnet/comm/async.hpp"
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reductions.hpp"
+
+namespace shardnet {
+
+/// Rank r holds W[:, cols_r] and b[cols_r]; takes a replicated input, gives a sharded output.
+struct column_split {
+    static constexpr std::string_view name = "column_split";
+    static constexpr layout input_layout = layout::replicated;
+    static constexpr layout output_layout = layout::sharded;
+
+    static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
+    static shard_range weight_cols(std::size_t out, std::size_t parts, std::size_t part) {
+        return balanced_shard(out, parts, part);
+    }
+
+    /// z_r = x · W_r + b_r. No communication.
+    template <communicator Comm, class T>
+    static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
+                        matrix<T>& z) {
+        detail::forward_product(x, w, z);
+        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+    }
+
+    /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
+    /// one all-reduce of batch x in elements, started before dW is computed and waited after.
+    template <communicator Comm, class T>
+    static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+                         matrix<T>& dx, matrix<T>& dw, T* dbias) {
+        detail::input_gradient_product(dz, w, dx);
+        auto pending = start_all_reduce(comm, dx.data(), dx.size(), reduce_op::sum);
+        detail::weight_gradient_product(x, dz, dw);
+        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+        pending.wait();
+    }
+};
+
+}  // namespace shardnet

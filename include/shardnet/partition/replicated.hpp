@@ -1,0 +1,40 @@
+// replicated: W whole on every rank of the model-parallel group (pure data parallelism).
+#pragma once
+
+#include <string_view>
+
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reductions.hpp"
+
+namespace shardnet {
+
+/// Every rank holds all of W and b; replicated input and output; no model-parallel traffic.
+struct replicated {
+    static constexpr std::string_view name = "replicated";
+    static constexpr layout input_layout = layout::replicated;
+    static constexpr layout output_layout = layout::replicated;
+
+    static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
+    static shard_range weight_cols(std::size_t out, std::size_t, std::size_t) { return {0, out}; }
+
+    template <communicator Comm, class T>
+    static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
+                        matrix<T>& z) {
+        detail::forward_product(x, w, z);
+        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+    }
+
+    template <communicator Comm, class T>
+    static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+                         matrix<T>& dx, matrix<T>& dw, T* dbias) {
+        detail::input_gradient_product(dz, w, dx);
+        detail::weight_gradient_product(x, dz, dw);
+        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+    }
+};
+
+}  // namespace shardnet

@@ -1,0 +1,48 @@
+// row_split: W split by input features. Forward all-reduces the partial products; backward
+// needs no communication. After a column_split layer, the pair costs one all-reduce each way.
+#pragma once
+
+#include <string_view>
+
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reductions.hpp"
+
+namespace shardnet {
+
+/// Rank r holds W[rows_r, :] and the whole b; takes a sharded input, gives a replicated output.
+struct row_split {
+    static constexpr std::string_view name = "row_split";
+    static constexpr layout input_layout = layout::sharded;
+    static constexpr layout output_layout = layout::replicated;
+
+    static shard_range weight_rows(std::size_t in, std::size_t parts, std::size_t part) {
+        return balanced_shard(in, parts, part);
+    }
+    static shard_range weight_cols(std::size_t out, std::size_t, std::size_t) { return {0, out}; }
+
+    /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out.
+    /// The bias is added after the reduction, so it counts once whatever P is.
+    template <communicator Comm, class T>
+    static void forward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const T* bias,
+                        matrix<T>& z) {
+        detail::forward_product(x, w, z);
+        comm.all_reduce(z.data(), z.size(), reduce_op::sum);
+        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+    }
+
+    /// dx_r = dz · W_rᵀ, dW_r = x_rᵀ · dz, db = Σ dz (the same on every rank, since dz is
+    /// replicated). No communication.
+    template <communicator Comm, class T>
+    static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+                         matrix<T>& dx, matrix<T>& dw, T* dbias) {
+        detail::input_gradient_product(dz, w, dx);
+        detail::weight_gradient_product(x, dz, dw);
+        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+    }
+};
+
+}  // namespace shardnet

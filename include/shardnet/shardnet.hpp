@@ -1,0 +1,29 @@
+// The one include a user needs: every public part of shardnet.
+#pragma once
+
+#include "shardnet/version.hpp"
+
+#include "shardnet/core/error.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/random.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/core/tensor.hpp"
+
+#include "shardnet/kernels/gemm.hpp"
+
+#include "shardnet/comm/agree.hpp"
+#include "shardnet/comm/async.hpp"
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/comm/process_grid.hpp"
+#include "shardnet/comm/tracing_communicator.hpp"
+
+#include "shardnet/partition/column_split.hpp"
+#include "shardnet/partition/partition.hpp"
+#include "shardnet/partition/replicated.hpp"
+#include "shardnet/partition/row_split.hpp"
+
+#include "shardnet/layers/activation.hpp"
+#include "shardnet/layers/dense.hpp"
+#include "shardnet/layers/init.hpp"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shardnet's build, tests, examples and benchmarks need.
+# Idempotent and quiet when everything is already there. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+    # the library's own dependencies
+    g++ cmake make libboost-mpi-dev libboost-serialization-dev libxtensor-dev libxsimd-dev
+    libopenmpi-dev openmpi-bin
+    # tests, examples and benchmarks only
+    doctest-dev libcli11-dev libopenblas-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,246 @@
+// Dense layers on P ranks against a naive double reference: forward, dX, dW, db for every
+// partition, activation and precision, with uneven sizes and empty shards; the collectives
+// each layer issues; initialization that is the same global matrix for every P; errors that
+// every rank throws alike.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "reference.hpp"
+#include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/comm/tracing_communicator.hpp"
+#include "shardnet/layers/dense.hpp"
+#include "shardnet/partition/column_split.hpp"
+#include "shardnet/partition/replicated.hpp"
+#include "shardnet/partition/row_split.hpp"
+
+namespace sn = shardnet;
+using sn::test::dmatrix;
+
+namespace {
+
+struct layer_case {
+    std::size_t in, out, batch;
+};
+
+// (7, 5): sizes that divide by no P > 1; (2, 3): empty shards at P = 3, 4 for row and
+// column splits; (33, 17): several elements per shard and a larger inner dimension.
+constexpr layer_case cases[] = {{7, 5, 6}, {2, 3, 3}, {33, 17, 9}, {1, 1, 1}};
+
+template <class Activation>
+dmatrix apply(const dmatrix& z) {
+    dmatrix y = z;
+    for (double& v : y.v) v = Activation::forward(v);
+    return y;
+}
+
+template <class T, class Partition, class Activation>
+void check_layer_against_reference(sn::mpi_communicator& group, const layer_case& c, bool bias) {
+    CAPTURE(c.in);
+    CAPTURE(c.out);
+    CAPTURE(c.batch);
+    CAPTURE(bias);
+    sn::dense_options options;
+    options.bias = bias;
+    options.seed = 7;
+    options.layer = 3;
+    sn::dense<T, Partition, Activation> layer(group, c.in, c.out, options);
+
+    // Biases start at zero; give them values so that their path is tested.
+    const dmatrix bias_global = sn::test::random_dmatrix(1, c.out, 5);
+    if (bias)
+        for (std::size_t j = 0; j < layer.weight_cols().size(); ++j)
+            layer.bias()(j) = static_cast<T>(bias_global(0, layer.weight_cols().to_global(j)));
+
+    const dmatrix w = sn::test::to_dmatrix(layer.gather_weight(group));
+    const dmatrix x = sn::test::random_dmatrix(c.batch, c.in, 1);
+    const dmatrix dy = sn::test::random_dmatrix(c.batch, c.out, 2);
+
+    // Reference in double, from the T-rounded inputs so that only arithmetic differs.
+    const dmatrix xr = sn::test::to_dmatrix(sn::test::block_of<T>(x, {0, c.batch}, {0, c.in}));
+    const dmatrix dyr = sn::test::to_dmatrix(sn::test::block_of<T>(dy, {0, c.batch}, {0, c.out}));
+    dmatrix z = sn::test::multiply(xr, w);
+    if (bias)
+        for (std::size_t i = 0; i < c.batch; ++i)
+            for (std::size_t j = 0; j < c.out; ++j)
+                z(i, j) += static_cast<double>(static_cast<T>(bias_global(0, j)));
+    const dmatrix y = apply<Activation>(z);
+    dmatrix dz = dyr;
+    for (std::size_t i = 0; i < dz.v.size(); ++i) dz.v[i] *= Activation::derivative(z.v[i]);
+    const dmatrix dx = sn::test::multiply(dz, sn::test::transposed(w));
+    const dmatrix dw = sn::test::multiply(sn::test::transposed(xr), dz);
+    dmatrix db(1, c.out);
+    for (std::size_t i = 0; i < c.batch; ++i)
+        for (std::size_t j = 0; j < c.out; ++j) db(0, j) += dz(i, j);
+
+    const sn::shard_range rows = layer.weight_rows(), cols = layer.weight_cols();
+    const sn::shard_range all_batch{0, c.batch};
+    const auto x_local = sn::test::block_of<T>(x, all_batch, rows);
+    const auto& y_local = layer.forward(group, x_local);
+    CHECK(sn::test::max_error(y_local, y, all_batch, cols) <=
+          sn::test::product_tolerance<T>(c.in, xr.max_abs(), w.max_abs()));
+
+    const auto dy_local = sn::test::block_of<T>(dy, all_batch, cols);
+    const auto& dx_local = layer.backward(group, dy_local);
+    const double max_dz = dz.max_abs();
+    CHECK(sn::test::max_error(dx_local, dx, all_batch, rows) <=
+          sn::test::product_tolerance<T>(c.out, max_dz, w.max_abs()));
+    CHECK(sn::test::max_error(layer.weight_grad(), dw, rows, cols) <=
+          sn::test::product_tolerance<T>(c.batch, xr.max_abs(), max_dz));
+    if (bias) {
+        sn::matrix<T> db_local = sn::matrix<T>::from_shape({1, cols.size()});
+        for (std::size_t j = 0; j < cols.size(); ++j) db_local(0, j) = layer.bias_grad()(j);
+        CHECK(sn::test::max_error(db_local, db, {0, 1}, cols) <=
+              sn::test::product_tolerance<T>(c.batch, max_dz, 1.0));
+    }
+}
+
+template <class T, class Partition>
+void check_all_activations(sn::mpi_communicator& group) {
+    for (const layer_case& c : cases) {
+        check_layer_against_reference<T, Partition, sn::activation::identity>(group, c, true);
+        check_layer_against_reference<T, Partition, sn::activation::identity>(group, c, false);
+        check_layer_against_reference<T, Partition, sn::activation::relu>(group, c, true);
+        check_layer_against_reference<T, Partition, sn::activation::gelu>(group, c, true);
+        check_layer_against_reference<T, Partition, sn::activation::tanh>(group, c, true);
+        check_layer_against_reference<T, Partition, sn::activation::sigmoid>(group, c, true);
+    }
+}
+
+}  // namespace
+
+TEST_SUITE("mpi") {
+    TEST_CASE_TEMPLATE("dense layers match the double reference on every rank count", T, float,
+                       double) {
+        sn::mpi_communicator world;
+        SUBCASE("column_split") { check_all_activations<T, sn::column_split>(world); }
+        SUBCASE("row_split") { check_all_activations<T, sn::row_split>(world); }
+        SUBCASE("replicated") { check_all_activations<T, sn::replicated>(world); }
+    }
+
+    TEST_CASE("each layer issues exactly the collectives of its partition") {
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        const std::size_t in = 7, out = 5, batch = 6;
+        const dmatrix x = sn::test::random_dmatrix(batch, in, 1);
+        const dmatrix dy = sn::test::random_dmatrix(batch, out, 2);
+
+        SUBCASE("column_split: nothing forward, one all-reduce of batch x in backward") {
+            sn::dense<float, sn::column_split, sn::activation::relu> layer(group, in, out);
+            const auto xl = sn::test::block_of<float>(x, {0, batch}, layer.weight_rows());
+            const auto dyl = sn::test::block_of<float>(dy, {0, batch}, layer.weight_cols());
+            group.reset();
+            layer.forward(group, xl);
+            CHECK(group.counts().arithmetic_calls() == 0);
+            layer.backward(group, dyl);
+            CHECK(group.counts().all_reduce.calls == 1);
+            CHECK(group.counts().all_reduce.elements == batch * in);
+            CHECK(group.counts().arithmetic_calls() == 1);
+        }
+        SUBCASE("row_split: one all-reduce of batch x out forward, nothing backward") {
+            sn::dense<float, sn::row_split, sn::activation::gelu> layer(group, in, out);
+            const auto xl = sn::test::block_of<float>(x, {0, batch}, layer.weight_rows());
+            const auto dyl = sn::test::block_of<float>(dy, {0, batch}, layer.weight_cols());
+            group.reset();
+            layer.forward(group, xl);
+            CHECK(group.counts().all_reduce.calls == 1);
+            CHECK(group.counts().all_reduce.elements == batch * out);
+            CHECK(group.counts().arithmetic_calls() == 1);
+            group.reset();
+            layer.backward(group, dyl);
+            CHECK(group.counts().arithmetic_calls() == 0);
+        }
+        SUBCASE("replicated: no model-parallel traffic at all") {
+            sn::dense<double, sn::replicated, sn::activation::tanh> layer(group, in, out);
+            const auto xl = sn::test::block_of<double>(x, {0, batch}, layer.weight_rows());
+            const auto dyl = sn::test::block_of<double>(dy, {0, batch}, layer.weight_cols());
+            group.reset();
+            layer.forward(group, xl);
+            layer.backward(group, dyl);
+            CHECK(group.counts().arithmetic_calls() == 0);
+        }
+        // The only other traffic is the agreement on input shapes: one control all-reduce of
+        // one element per checked call.
+        CHECK(group.counts().control.calls <= 2);
+    }
+
+    TEST_CASE_TEMPLATE("the gathered weight is the same global matrix for every P", T, float,
+                       double) {
+        sn::mpi_communicator world;
+        for (auto scheme : {sn::init_scheme::xavier_uniform, sn::init_scheme::xavier_normal,
+                            sn::init_scheme::he_uniform, sn::init_scheme::he_normal}) {
+            CAPTURE(sn::to_string(scheme));
+            sn::dense_options options;
+            options.init = scheme;
+            options.seed = 2024;
+            options.layer = 1;
+            const std::size_t in = 13, out = 6;
+            sn::dense<T, sn::column_split> column(world, in, out, options);
+            sn::dense<T, sn::row_split> row(world, in, out, options);
+            const auto from_columns = column.gather_weight(world);
+            const auto from_rows = row.gather_weight(world);
+            // What one rank alone (P = 1) would generate, element by element.
+            bool identical = true;
+            for (std::size_t i = 0; i < in; ++i)
+                for (std::size_t j = 0; j < out; ++j) {
+                    const T expected = static_cast<T>(
+                        sn::initial_value(scheme, {2024, 1, 0}, in, out, i, j));
+                    identical = identical && from_columns(i, j) == expected &&
+                                from_rows(i, j) == expected;
+                }
+            CHECK(identical);
+        }
+    }
+
+    TEST_CASE("import then gather gives back the global weight and bias") {
+        sn::mpi_communicator world;
+        const std::size_t in = 5, out = 7;
+        const dmatrix w = sn::test::random_dmatrix(in, out, 11);
+        const auto wg = sn::test::block_of<double>(w, {0, in}, {0, out});
+        sn::vector<double> b = sn::vector<double>::from_shape({out});
+        for (std::size_t j = 0; j < out; ++j) b(j) = static_cast<double>(j) - 2.5;
+        sn::dense<double, sn::column_split> column(world, in, out);
+        sn::dense<double, sn::row_split> row(world, in, out);
+        column.import_weights(world, wg, &b);
+        row.import_weights(world, wg, &b);
+        CHECK(column.gather_weight(world) == wg);
+        CHECK(row.gather_weight(world) == wg);
+        CHECK(column.gather_bias(world) == b);
+        CHECK(row.gather_bias(world) == b);
+    }
+
+    TEST_CASE("a wrong input width throws the same error on every rank, and nothing hangs") {
+        sn::mpi_communicator world;
+        sn::dense_options options;
+        options.name = "fc1";
+        sn::dense<float, sn::column_split, sn::activation::relu> layer(world, 7, 5, options);
+
+        // Only the last rank passes a bad input: the others must still throw, not wait.
+        const bool bad_here = world.rank() + 1 == world.size();
+        const sn::matrix<float> x = sn::matrix<float>::from_shape({4, bad_here ? 6u : 7u});
+        std::string message;
+        try {
+            layer.forward(world, x);
+        } catch (const sn::error& e) {
+            message = e.what();
+        }
+        CHECK(message.find("dense 'fc1'") != std::string::npos);
+        CHECK(message.find("input has 6 features") != std::string::npos);
+        CHECK(message.find("expected 7") != std::string::npos);
+        // Every rank holds the same message.
+        std::int64_t length = static_cast<std::int64_t>(message.size()), low = length;
+        world.all_reduce(&length, 1, sn::reduce_op::max);
+        world.all_reduce(&low, 1, sn::reduce_op::min);
+        CHECK(length == low);
+
+        // The suite goes on: the layer still works with a good input everywhere.
+        const sn::matrix<float> good = sn::matrix<float>::from_shape({4, 7});
+        CHECK_NOTHROW(layer.forward(world, good));
+
+        // A bad import is caught alike.
+        const sn::matrix<float> wrong = sn::matrix<float>::from_shape({5, 7});
+        CHECK_THROWS_WITH_AS(layer.import_weights(world, wrong),
+                             doctest::Contains("imported weight is 5 x 7, expected 7 x 5"),
+                             sn::error);
+    }
+}
