@@ -11,6 +11,7 @@
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
 #include "shardnet/kernels/reductions.hpp"
+#include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
 
@@ -19,6 +20,14 @@ struct column_split {
     static constexpr std::string_view name = "column_split";
     static constexpr layout input_layout = layout::replicated;
     static constexpr layout output_layout = layout::sharded;
+
+    /// Elements all-reduced over the model-parallel group in one forward and one backward
+    /// pass of a batch (what plans print and tests check against the tracing communicator).
+    static step_traffic traffic(std::size_t batch, std::size_t in, std::size_t /*out*/,
+                                std::size_t parts) {
+        if (parts == 1) return {};
+        return {0, batch * in};
+    }
 
     static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
     static shard_range weight_cols(std::size_t out, std::size_t parts, std::size_t part) {

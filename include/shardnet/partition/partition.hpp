@@ -13,6 +13,12 @@
 
 namespace shardnet {
 
+/// Elements one layer all-reduces over its model-parallel group per pass of a batch.
+struct step_traffic {
+    std::size_t forward_all_reduce = 0;
+    std::size_t backward_all_reduce = 0;
+};
+
 /// A partition policy. With W stored in x out and P = parts ranks, it provides:
 /// - `name`, `input_layout`, `output_layout`: what a rank holds of the layer's input and of
 ///   its output (see core/layout.hpp);
@@ -23,6 +29,7 @@ namespace shardnet {
 /// - `backward(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients dx (input
 ///   layout), dw and dbias (dbias may be null). dw and dbias are this group's full gradient of
 ///   the local shard; reductions over data-parallel replicas are not the partition's business.
+/// - `traffic(batch, in, out, parts)`: the elements those collectives move, for plans.
 /// Both functions are collective over `comm`, the model-parallel group.
 template <class P>
 concept partition_policy =
@@ -33,6 +40,7 @@ concept partition_policy =
         { P::output_layout } -> std::convertible_to<layout>;
         { P::weight_rows(n, n, n) } -> std::same_as<shard_range>;
         { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
+        { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
         P::forward(comm, cm, cm, cb, m);
         P::backward(comm, cm, cm, cm, m, m, b);
     };

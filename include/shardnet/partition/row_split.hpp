@@ -10,6 +10,7 @@
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
 #include "shardnet/kernels/reductions.hpp"
+#include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
 
@@ -18,6 +19,14 @@ struct row_split {
     static constexpr std::string_view name = "row_split";
     static constexpr layout input_layout = layout::sharded;
     static constexpr layout output_layout = layout::replicated;
+
+    /// Elements all-reduced over the model-parallel group in one forward and one backward
+    /// pass of a batch (what plans print and tests check against the tracing communicator).
+    static step_traffic traffic(std::size_t batch, std::size_t /*in*/, std::size_t out,
+                                std::size_t parts) {
+        if (parts == 1) return {};
+        return {batch * out, 0};
+    }
 
     static shard_range weight_rows(std::size_t in, std::size_t parts, std::size_t part) {
         return balanced_shard(in, parts, part);

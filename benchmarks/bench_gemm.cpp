@@ -1,0 +1,239 @@
+// shardnet::gemm against OpenBLAS on the three products of a dense layer, single-threaded, in
+// one process, next to the machine's measured FMA peak.
+//
+//   OPENBLAS_NUM_THREADS=1 ./bench_gemm            float grid + a double subset (< 2 min)
+//   ./bench_gemm --full                             float and double on the whole grid
+//   ./bench_gemm --m 32,256 --kn 2048 --type float  any sub-grid (for tuning)
+//   OPENBLAS_CORETYPE=Zen ./bench_gemm              OpenBLAS's AVX2 (Zen) kernels instead
+//
+// Shapes: batch M, layer in = out = K = N. X·W is (M x K)·(K x N); dY·Wᵀ is (M x N)·(K x N)ᵀ;
+// Xᵀ·dY is (M x K)ᵀ·(M x N), whose depth is the batch. Each figure is the median of repeated
+// runs after a warm-up run (which also sizes our packing buffers).
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/kernels/gemm.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using shardnet::transpose;
+
+template <class T>
+using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, 64>>;
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+double median(std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    const std::size_t h = x.size() / 2;
+    return x.size() % 2 ? x[h] : 0.5 * (x[h - 1] + x[h]);
+}
+
+/// Runs f at least min_reps times and for at least min_seconds; returns the median time.
+template <class F>
+double median_seconds(F&& f, int min_reps, double min_seconds) {
+    f();  // warm-up: caches, page faults, our packing buffers
+    std::vector<double> times;
+    const auto start = clock_type::now();
+    while (static_cast<int>(times.size()) < min_reps ||
+           (seconds_since(start) < min_seconds && times.size() < 50)) {
+        const auto t0 = clock_type::now();
+        f();
+        times.push_back(seconds_since(t0));
+    }
+    return median(times);
+}
+
+/// Peak FMA throughput of one core for T on the default architecture: 16 independent
+/// accumulator chains (more than latency x throughput on any current x86 core), register only.
+template <class T>
+double fma_peak_gflops() {
+    using batch = xsimd::batch<T>;
+    constexpr int chains = 16;
+    const long iterations = 20'000'000;
+    std::vector<double> rates;
+    for (int rep = 0; rep < 5; ++rep) {
+        batch acc[chains];
+        for (int i = 0; i < chains; ++i)
+            acc[i] = batch(T(1) + T(i) * T(1e-3));
+        const batch x(T(0.9999)), y(T(1e-4));
+        const auto t0 = clock_type::now();
+        for (long it = 0; it < iterations; ++it)
+            for (int i = 0; i < chains; ++i)
+                acc[i] = xsimd::fma(acc[i], x, y);
+        const double s = seconds_since(t0);
+        T sum = 0;
+        for (int i = 0; i < chains; ++i)
+            sum += shardnet::detail::horizontal_sum(acc[i]);
+        if (!std::isfinite(static_cast<double>(sum))) std::puts("(impossible)");
+        rates.push_back(2.0 * static_cast<double>(iterations) * chains * batch::size / s * 1e-9);
+    }
+    return *std::max_element(rates.begin(), rates.end());
+}
+
+CBLAS_TRANSPOSE to_cblas(transpose t) {
+    return t == transpose::yes ? CblasTrans : CblasNoTrans;
+}
+
+void blas_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+               const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
+               std::size_t ldc) {
+    cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), int(m), int(n), int(k), 1.0f, a,
+                int(lda), b, int(ldb), 0.0f, c, int(ldc));
+}
+
+void blas_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+               const double* a, std::size_t lda, const double* b, std::size_t ldb, double* c,
+               std::size_t ldc) {
+    cblas_dgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), int(m), int(n), int(k), 1.0, a, int(lda),
+                b, int(ldb), 0.0, c, int(ldc));
+}
+
+struct options {
+    std::vector<std::size_t> batches = {32, 64, 256, 1024};
+    std::vector<std::size_t> widths = {1024, 2048, 4096};
+    std::vector<std::size_t> double_batches = {32, 256, 1024};
+    std::vector<std::size_t> double_widths = {2048};
+    bool run_float = true, run_double = true;
+    int min_reps = 3;
+    double min_seconds = 0.25;
+};
+
+std::vector<std::size_t> parse_list(const char* text) {
+    std::vector<std::size_t> out;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ','))
+        out.push_back(std::stoul(item));
+    return out;
+}
+
+struct product {
+    const char* name;
+    transpose ta, tb;
+};
+
+constexpr product products[] = {
+    {"X.W", transpose::no, transpose::no},
+    {"dY.W^T", transpose::no, transpose::yes},
+    {"X^T.dY", transpose::yes, transpose::no},
+};
+
+/// Times ours and OpenBLAS on one product of a layer of width kn with batch `batch`.
+template <class T>
+void run_shape(const product& prod, std::size_t batch, std::size_t kn, double peak,
+               const options& opt) {
+    // Layer: X (batch x K), W (K x N), dY (batch x N); K = N = kn.
+    std::size_t m = 0, n = 0, k = 0, lda = 0, ldb = 0;
+    aligned_vector<T> a, b;
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<T> uniform(T(-1), T(1));
+    auto random_matrix = [&](aligned_vector<T>& x, std::size_t count) {
+        x.resize(count);
+        for (T& v : x)
+            v = uniform(rng);
+    };
+    if (prod.ta == transpose::no && prod.tb == transpose::no) {  // X·W
+        m = batch, n = kn, k = kn, lda = kn, ldb = kn;
+    } else if (prod.tb == transpose::yes) {  // dY·Wᵀ: W stored K x N = n x k
+        m = batch, n = kn, k = kn, lda = kn, ldb = kn;
+    } else {  // Xᵀ·dY: X stored batch x K = k x m, dY stored batch x N = k x n
+        m = kn, n = kn, k = batch, lda = kn, ldb = kn;
+    }
+    random_matrix(a, (prod.ta == transpose::no ? m : k) * lda);
+    random_matrix(b, (prod.tb == transpose::no ? k : n) * ldb);
+    aligned_vector<T> ours(m * n), theirs(m * n);
+
+    const double t_ours = median_seconds(
+        [&] {
+            shardnet::gemm<T>(prod.ta, prod.tb, m, n, k, T(1), a.data(), lda, b.data(), ldb, T(0),
+                              ours.data(), n);
+        },
+        opt.min_reps, opt.min_seconds);
+    const double t_blas = median_seconds(
+        [&] {
+            blas_gemm(prod.ta, prod.tb, m, n, k, a.data(), lda, b.data(), ldb, theirs.data(), n);
+        },
+        opt.min_reps, opt.min_seconds);
+
+    double max_diff = 0, max_ref = 0;
+    for (std::size_t i = 0; i < m * n; ++i) {
+        max_diff = std::max(max_diff, std::abs(double(ours[i]) - double(theirs[i])));
+        max_ref = std::max(max_ref, std::abs(double(theirs[i])));
+    }
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const double g_ours = flops / t_ours * 1e-9, g_blas = flops / t_blas * 1e-9;
+    std::printf("%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e\n",
+                sizeof(T) == 4 ? "float" : "double", prod.name, batch, kn, m, n, k, g_ours, g_blas,
+                g_ours / g_blas, 100.0 * g_ours / peak, max_diff / std::max(max_ref, 1e-300));
+    std::fflush(stdout);
+}
+
+template <class T>
+void run_grid(const std::vector<std::size_t>& batches, const std::vector<std::size_t>& widths,
+              double peak, const options& opt) {
+    for (std::size_t kn : widths)
+        for (std::size_t batch : batches)
+            for (const product& prod : products)
+                run_shape<T>(prod, batch, kn, peak, opt);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (arg == "--full") {
+            opt.double_batches = opt.batches;
+            opt.double_widths = opt.widths;
+        } else if (arg == "--m" && has_value) {
+            opt.batches = opt.double_batches = parse_list(argv[++i]);
+        } else if (arg == "--kn" && has_value) {
+            opt.widths = opt.double_widths = parse_list(argv[++i]);
+        } else if (arg == "--type" && has_value) {
+            const std::string type = argv[++i];
+            opt.run_float = type != "double";
+            opt.run_double = type != "float";
+        } else if (arg == "--min-time" && has_value) {
+            opt.min_seconds = std::stod(argv[++i]);
+        } else {
+            std::fprintf(stderr,
+                         "usage: %s [--full] [--m 32,64,...] [--kn 1024,...] "
+                         "[--type float|double|both] [--min-time seconds]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    openblas_set_num_threads(1);
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    std::printf("shardnet::gemm (xsimd arch %s) vs OpenBLAS (%s, core %s, OPENBLAS_CORETYPE=%s)\n",
+                xsimd::default_arch::name(), openblas_get_config(), openblas_get_corename(),
+                coretype ? coretype : "(unset)");
+    const double peak_float = fma_peak_gflops<float>();
+    const double peak_double = fma_peak_gflops<double>();
+    std::printf("single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s\n", peak_float,
+                peak_double);
+    std::printf("median of >= %d runs and >= %.2f s per figure; GFLOP/s = 2mnk / time\n\n",
+                opt.min_reps, opt.min_seconds);
+    std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type", "product",
+                "M", "K=N", "m", "n", "k", "ours", "OpenBLAS", "ratio", "%peak", "max rel diff");
+    if (opt.run_float) run_grid<float>(opt.batches, opt.widths, peak_float, opt);
+    if (opt.run_double) run_grid<double>(opt.double_batches, opt.double_widths, peak_double, opt);
+    return 0;
+}

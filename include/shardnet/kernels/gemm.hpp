@@ -1,0 +1,129 @@
+// The local GEMM every dense layer runs on: C = alpha·op(A)·op(B) + beta·C on row-major
+// matrices, BLIS-style (packed panels, a register-blocked xsimd micro-kernel), no BLAS.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/kernels/gemm_blocking.hpp"
+#include "shardnet/kernels/gemm_microkernel.hpp"
+#include "shardnet/kernels/gemm_pack.hpp"
+
+namespace shardnet {
+
+/// Whether a GEMM operand is used as stored (`no`) or transposed (`yes`).
+enum class transpose : bool { no = false, yes = true };
+
+namespace detail {
+
+inline constexpr std::size_t round_up(std::size_t x, std::size_t multiple) noexcept {
+    return (x + multiple - 1) / multiple * multiple;
+}
+
+/// C = beta·C over an m x n block, without reading C when beta == 0.
+template <class T>
+void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
+    for (std::size_t i = 0; i < m; ++i) {
+        T* row = c + i * ldc;
+        if (beta == T(0))
+            std::fill(row, row + n, T(0));
+        else if (beta != T(1))
+            for (std::size_t j = 0; j < n; ++j)
+                row[j] *= beta;
+    }
+}
+
+/// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
+/// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
+/// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
+/// micro-tiles.
+/// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
+template <class Blocking, class T>
+void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
+                  strided_operand<T> b, T beta, T* c, std::size_t ldc) {
+    using arch = typename Blocking::arch_type;
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NR = Blocking::nr;
+    constexpr std::size_t NV = Blocking::nv;
+
+    const std::size_t kc_max = std::min(k, Blocking::kc);
+    T* a_panel = packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max);
+    // With a single MC block every strip of op(B) is used once, right after packing: one strip
+    // of buffer, rewritten in place, stays in L1 (and the buffer stays small).
+    const bool single_row_block = m <= Blocking::mc;
+    const std::size_t b_columns = single_row_block ? NR : round_up(std::min(n, Blocking::nc), NR);
+    T* b_panel = packing_buffer<T, 1>(b_columns * kc_max);
+
+    for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
+        const std::size_t nc = std::min(Blocking::nc, n - jc);
+        for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
+            const std::size_t kc = std::min(Blocking::kc, k - pc);
+            const T beta_block = pc == 0 ? beta : T(1);
+            for (std::size_t ic = 0; ic < m; ic += Blocking::mc) {
+                const std::size_t mc = std::min(Blocking::mc, m - ic);
+                pack_a<MR>(mc, kc, strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride},
+                           a_panel);
+                for (std::size_t jr = 0; jr < nc; jr += NR) {
+                    const std::size_t cols = std::min(NR, nc - jr);
+                    T* b_strip = single_row_block ? b_panel : b_panel + jr * kc;
+                    // The first MC block packs each strip of op(B) just before using it, so the
+                    // strip is still in L1 for its micro-tiles; later MC blocks reuse it from
+                    // L2/L3.
+                    if (ic == 0)
+                        pack_b<NV, arch>(
+                            kc, cols,
+                            strided_operand<T>{b.at(pc, jc + jr), b.row_stride, b.col_stride},
+                            n - jc - jr, b_strip);
+                    for (std::size_t ir = 0; ir < mc; ir += MR) {
+                        micro_kernel<T, arch, MR, NV>(kc, a_panel + ir * kc, b_strip, alpha,
+                                                      beta_block, c + (ic + ir) * ldc + jc + jr,
+                                                      ldc, std::min(MR, mc - ir), cols);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Row-major C(m x n) = alpha · op(A) · op(B) + beta · C.
+///
+/// op(A) is m x k: A is stored m x k (lda >= k) when trans_a == no, k x m (lda >= m) when yes.
+/// op(B) is k x n: B is stored k x n (ldb >= n) when trans_b == no, n x k (ldb >= k) when yes.
+///
+/// The instruction set is fixed at compile time by Arch. Run-time dispatch (xsimd::dispatch)
+/// cannot live in a header-only library: each architecture needs its own translation unit
+/// compiled with its own flags, which only the user's build can provide. Single-threaded;
+/// concurrent calls from different threads are safe (packing buffers are per thread).
+///
+/// @tparam T     float or double.
+/// @tparam Arch  xsimd architecture tag (the widest one the translation unit is compiled for).
+/// @pre   ldc >= n; A, B and C do not overlap C's written part.
+/// @post  C holds the result; when beta == 0, C was not read (NaN in C does not propagate);
+///        when k == 0 or alpha == 0, C = beta · C and A, B are not read.
+///        Does not allocate once a call of the same or larger size has run on this thread.
+template <class T, class Arch = xsimd::default_arch>
+void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
+          T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+          std::size_t ldc) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "shardnet::gemm: T must be float or double");
+    if (m == 0 || n == 0) return;
+    if (k == 0 || alpha == T(0)) {
+        detail::scale_matrix(m, n, beta, c, ldc);
+        return;
+    }
+    const detail::strided_operand<T> op_a = trans_a == transpose::no
+                                                ? detail::strided_operand<T>{a, lda, 1}
+                                                : detail::strided_operand<T>{a, 1, lda};
+    const detail::strided_operand<T> op_b = trans_b == transpose::no
+                                                ? detail::strided_operand<T>{b, ldb, 1}
+                                                : detail::strided_operand<T>{b, 1, ldb};
+    detail::gemm_blocked<typename detail::default_gemm_blocking<T, Arch>::type>(
+        m, n, k, alpha, op_a, op_b, beta, c, ldc);
+}
+
+}  // namespace shardnet

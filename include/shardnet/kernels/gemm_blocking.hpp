@@ -1,0 +1,88 @@
+// Register and cache blocking of the GEMM: which tile a micro-kernel keeps in registers and
+// how large the packed panels are, per element type and instruction set.
+#pragma once
+
+#include <cstddef>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/kernels/simd.hpp"
+
+namespace shardnet::detail {
+
+/// A complete blocking of C = op(A)·op(B): the micro-tile is MR rows × (NV batches) columns of
+/// C; MC × KC is the packed block of op(A), KC × NC the packed block of op(B).
+/// Any values that pass the static_asserts are correct; they differ only in speed (tests use
+/// tiny ones to reach every block edge with small matrices).
+template <class T, class Arch, std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC,
+          std::size_t NC>
+struct gemm_blocking {
+    using value_type = T;
+    using arch_type = Arch;
+    using batch_type = xsimd::batch<T, Arch>;
+    static constexpr std::size_t width = batch_type::size;
+    static constexpr std::size_t mr = MR;
+    static constexpr std::size_t nv = NV;
+    static constexpr std::size_t nr = NV * width;
+    static constexpr std::size_t mc = MC;
+    static constexpr std::size_t kc = KC;
+    static constexpr std::size_t nc = NC;
+
+    static_assert(MR >= 1 && NV >= 1 && KC >= 1, "gemm_blocking: MR, NV and KC must be positive");
+    static_assert(MC % MR == 0, "gemm_blocking: MC must be a multiple of MR");
+    static_assert(NC % (NV * batch_type::size) == 0, "gemm_blocking: NC must be a multiple of NR");
+    // MR·NV accumulators + NV rows of B + one broadcast of A must fit, or every FMA spills.
+    static_assert(MR * NV + NV + 1 <= vector_register_count<Arch>,
+                  "gemm_blocking: the MR x NV micro-tile does not fit in Arch's vector registers");
+};
+
+/// The blocking gemm() uses for T on Arch, measured on Zen 4 (1 MiB L2 per core, 32 MiB
+/// shared L3; benchmarks/bench_gemm.cpp and a sweep over MR x NV in {8x2, 8x3, 6x4, 12x2,
+/// 14x2, 4x6, 16x1, 24x1, 28x1} and KC in 128..1024). The reasoning, which carries to other
+/// x86-64 cores with the same register count:
+///
+/// - Micro-tile (registers). C is row-major, so the micro-kernel vectorizes along n (a step of
+///   op(B) is NV batches) and broadcasts MR scalars of op(A); g++ folds each broadcast into its
+///   FMA as a memory operand. With 32 registers the winner is 16 x 1 batch (16 accumulators):
+///   per step one aligned load of op(B) and 16 broadcast-FMAs, enough independent chains to
+///   cover FMA latency, and MR = 16 divides the batch sizes that matter (32, 64, ...), so small
+///   batches waste no padded rows (MR = 12 or 24 lose 10-30% at M = 32). Tiles with more
+///   accumulators (24x1, 14x2, 8x3, 6x4) were no faster: Zen 4 issues one 512-bit
+///   FMA per cycle, so more accumulators buy nothing once latency is hidden. With 16
+///   registers (SSE2, AVX2) the classic 6 x 2 batches (12 accumulators, 2 rows of op(B) and
+///   a broadcast = 15 registers); on Zen 4 AVX2 6x2 matches AVX-512 16x1.
+/// - KC (depth of a block). Larger KC amortizes loading and storing the C tile over more
+///   FMAs; BLIS's rule of keeping the KC x NR micro-panel of op(B) in L1 (KC <= 256 here) was
+///   measured 3-5% slower than KC = 768 (a 48 KiB strip, served from Zen 4's fast L2).
+/// - MC (L2). The MC x KC block of op(A) is reused for every NR strip of op(B), so it should
+///   stay in L2: 256 x 768 floats = 768 KiB of the 1 MiB. For 16-register targets (older or
+///   smaller cores, 256 KiB L2) the block is kept to 192 KiB.
+/// - NC (L3). The KC x NC block of op(B) is reused by every MC block; 12 MiB (768 x 4096
+///   floats) is what one core can count on in a shared L3. When m <= MC there is one MC block
+///   and NC does not matter: op(B) is packed strip by strip into an L1-resident buffer.
+template <class T, class Arch, bool Wide = (vector_register_count<Arch> >= 32)>
+struct default_gemm_blocking;
+
+/// 32 vector registers (AVX-512): 16 x 1 batch.
+template <class Arch>
+struct default_gemm_blocking<float, Arch, true> {
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 768, 4096>;
+};
+template <class Arch>
+struct default_gemm_blocking<double, Arch, true> {
+    // Same bytes as float: KC x 8 B per step of the A block, NC halved to keep 12 MiB.
+    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072>;
+};
+
+/// 16 vector registers (SSE2 .. AVX2): 6 x 2 batches.
+template <class Arch>
+struct default_gemm_blocking<float, Arch, false> {
+    using type =
+        gemm_blocking<float, Arch, 6, 2, 192, 256, 128 * 2 * xsimd::batch<float, Arch>::size>;
+};
+template <class Arch>
+struct default_gemm_blocking<double, Arch, false> {
+    using type =
+        gemm_blocking<double, Arch, 6, 2, 96, 256, 128 * 2 * xsimd::batch<double, Arch>::size>;
+};
+
+}  // namespace shardnet::detail

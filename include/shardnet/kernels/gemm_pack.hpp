@@ -1,0 +1,154 @@
+// Packing of op(A) and op(B) blocks into the contiguous, zero-padded micro-panels the GEMM
+// micro-kernel reads. Transposition is resolved here, so the micro-kernel sees one layout.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/kernels/simd.hpp"
+
+namespace shardnet::detail {
+
+/// A strided view of a matrix operand: element (i, j) is data[i * row_stride + j * col_stride].
+/// A row-major matrix is (ld, 1); its transpose is (1, ld). Packing reads through this, so
+/// one function serves both transposition flags.
+template <class T>
+struct strided_operand {
+    const T* data;
+    std::size_t row_stride;
+    std::size_t col_stride;
+
+    const T* at(std::size_t i, std::size_t j) const noexcept {
+        return data + i * row_stride + j * col_stride;
+    }
+};
+
+/// Packs the rows x depth block of op(A) at `a` into micro-panels of MR rows: panel r holds
+/// element (r·MR + i, p) at dest[r·MR·depth + p·MR + i], so the micro-kernel reads MR
+/// consecutive scalars per step of p. Rows past `rows` are zero: the micro-kernel then always
+/// computes full tiles and the padding contributes exact zeros.
+template <std::size_t MR, class T>
+void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) {
+    for (std::size_t r0 = 0; r0 < rows; r0 += MR) {
+        const std::size_t mr = std::min(MR, rows - r0);
+        if (a.row_stride == 1) {
+            // op(A) = Aᵀ: the MR values of one p are contiguous in A, a plain copy.
+            for (std::size_t p = 0; p < depth; ++p) {
+                const T* src = a.at(r0, p);
+                T* out = dest + p * MR;
+                for (std::size_t i = 0; i < mr; ++i)
+                    out[i] = src[i];
+                for (std::size_t i = mr; i < MR; ++i)
+                    out[i] = T(0);
+            }
+        } else if (a.col_stride == 1 && mr == MR && MR % transpose_block<T> == 0) {
+            // op(A) = A: a transpose, done in small register blocks; each source row is read
+            // contiguously.
+            constexpr std::size_t tb = transpose_block<T>;
+            const std::size_t full = depth / tb * tb;
+            for (std::size_t i = 0; i < MR; i += tb) {
+                const T* src = a.at(r0 + i, 0);
+                for (std::size_t p = 0; p < full; p += tb)
+                    transpose_block_copy(src + p, a.row_stride, dest + p * MR + i, MR);
+                for (std::size_t p = full; p < depth; ++p)
+                    for (std::size_t q = 0; q < tb; ++q)
+                        dest[p * MR + i + q] = src[q * a.row_stride + p];
+            }
+        } else {
+            for (std::size_t p = 0; p < depth; ++p) {
+                T* out = dest + p * MR;
+                for (std::size_t i = 0; i < mr; ++i)
+                    out[i] = *a.at(r0 + i, p);
+                for (std::size_t i = mr; i < MR; ++i)
+                    out[i] = T(0);
+            }
+        }
+        dest += MR * depth;
+    }
+}
+
+/// Packs the depth x cols block of op(B) at `b` into micro-panels of NR = NV batches of
+/// columns: panel s holds element (p, s·NR + j) at dest[s·NR·depth + p·NR + j], aligned, so
+/// the micro-kernel loads NV aligned batches per step of p. Columns past `cols` are zero.
+/// `readable` >= cols is how many columns exist from the block's first one: packing reads
+/// only `cols` of them but may prefetch further.
+template <std::size_t NV, class Arch, class T>
+void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size_t readable,
+            T* dest) {
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t width = batch::size;
+    constexpr std::size_t NR = NV * width;
+    for (std::size_t c0 = 0; c0 < cols; c0 += NR) {
+        const std::size_t nr = std::min(NR, cols - c0);
+        if (b.col_stride == 1 && nr == NR) {
+            // op(B) = B: each step of p is NR contiguous values, a vector copy.
+            for (std::size_t p = 0; p < depth; ++p) {
+                const T* src = b.at(p, c0);
+                T* out = dest + p * NR;
+                static_for<NV>([&](auto v) {
+                    batch::load_unaligned(src + v * width).store_aligned(out + v * width);
+                });
+            }
+        } else if (b.col_stride == 1) {
+            for (std::size_t p = 0; p < depth; ++p) {
+                const T* src = b.at(p, c0);
+                T* out = dest + p * NR;
+                for (std::size_t j = 0; j < nr; ++j)
+                    out[j] = src[j];
+                for (std::size_t j = nr; j < NR; ++j)
+                    out[j] = T(0);
+            }
+        } else if (b.row_stride == 1 && nr == NR && NR % transpose_block<T> == 0) {
+            // op(B) = Bᵀ: a transpose in small register blocks. Each group of tb stored rows
+            // (panel columns) is read contiguously over the whole depth; the next group is
+            // prefetched, because tb short streams 4-16 KiB apart are what hardware
+            // prefetchers track worst (measured ~25% faster on Zen 4 for K = N >= 2048).
+            constexpr std::size_t tb = transpose_block<T>;
+            constexpr std::size_t line = 64 / sizeof(T);
+            const std::size_t full = depth / tb * tb;
+            for (std::size_t j = 0; j < NR; j += tb) {
+                const T* src = b.at(0, c0 + j);
+                if (c0 + j + 2 * tb <= readable)
+                    for (std::size_t q = 0; q < tb; ++q)
+                        for (std::size_t p = 0; p < depth; p += line)
+                            prefetch(src + (tb + q) * b.col_stride + p);
+                for (std::size_t p = 0; p < full; p += tb)
+                    transpose_block_copy(src + p, b.col_stride, dest + p * NR + j, NR);
+                for (std::size_t p = full; p < depth; ++p)
+                    for (std::size_t q = 0; q < tb; ++q)
+                        dest[p * NR + j + q] = src[q * b.col_stride + p];
+            }
+        } else {
+            // A ragged last panel of Bᵀ (or an unusual stride): element by element.
+            for (std::size_t p = 0; p < depth; ++p) {
+                T* out = dest + p * NR;
+                for (std::size_t j = 0; j < nr; ++j)
+                    out[j] = *b.at(p, c0 + j);
+                for (std::size_t j = nr; j < NR; ++j)
+                    out[j] = T(0);
+            }
+        }
+        dest += NR * depth;
+    }
+}
+
+/// Grow-only, 64-byte aligned scratch for packed panels, one per thread, element type and
+/// Slot (A and B panels must not share). The first call of a thread, and a call with a larger
+/// problem than any before, allocates; every later call reuses, so a training loop whose
+/// shapes do not change never allocates here (DESIGN.md rule 4). thread_local keeps
+/// concurrent gemm calls from different threads independent without locking. The memory
+/// (at most MC·KC + KC·NC elements) is released when the thread exits.
+template <class T, int Slot>
+T* packing_buffer(std::size_t count) {
+    thread_local std::vector<T, xsimd::aligned_allocator<T, 64>> buffer;
+    if (buffer.size() < count) {
+        buffer.clear();  // nothing worth copying: resize would move stale panels
+        buffer.shrink_to_fit();
+        buffer.resize(count);
+    }
+    return buffer.data();
+}
+
+}  // namespace shardnet::detail

@@ -1,0 +1,31 @@
+// What optimizers see of a network: every local shard of a parameter with its gradient, and
+// whether its elements are replicated across the model-parallel group (so that global
+// quantities such as the gradient norm count each global element exactly once).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace shardnet {
+
+/// Where a gradient stands in a step. Every parameter is replicated across data-parallel
+/// replicas, so its gradient must be summed over the data-parallel group before an update.
+enum class gradient_state {
+    none,     ///< no backward since the last update
+    local,    ///< backward ran; not yet reduced over the data-parallel group
+    reduced,  ///< summed over the data-parallel group: ready for an optimizer
+};
+
+/// One local shard of a parameter.
+template <class T>
+struct parameter_ref {
+    std::string name;   ///< "fc1.weight", for messages and checkpoints
+    T* value;
+    T* grad;
+    std::size_t size;   ///< elements of the local shard (may be 0)
+    /// True when every rank of the model-parallel group holds the same elements (a row_split
+    /// bias, a replicated layer); false when the group's shards are disjoint blocks.
+    bool replicated_in_model_group;
+};
+
+}  // namespace shardnet

@@ -1,0 +1,349 @@
+// sequential<Layers...>: dense layers composed at compile time. Layouts propagate through the
+// types: between two layers the network inserts the conversion the layouts require (nothing
+// between a column_split and a row_split layer), and a composition that cannot be right does
+// not compile.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "shardnet/comm/agree.hpp"
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/error.hpp"
+#include "shardnet/core/layout.hpp"
+#include "shardnet/core/tensor.hpp"
+#include "shardnet/layers/dense.hpp"
+#include "shardnet/net/conversion.hpp"
+#include "shardnet/net/parameter.hpp"
+#include "shardnet/net/plan.hpp"
+
+namespace shardnet {
+
+/// Options shared by every layer of a network.
+struct network_options {
+    std::uint64_t seed = 0;  ///< keys every layer's weights (with the layer's index)
+    bool bias = true;
+    /// Weight initialization; by default He for relu and gelu layers, Xavier for the others.
+    std::optional<init_scheme> init;
+};
+
+namespace detail {
+
+template <class T, layout Previous, class... Layers>
+struct conversions_between {
+    using type = std::tuple<>;
+};
+template <class T, layout Previous, class Layer, class... Rest>
+struct conversions_between<T, Previous, Layer, Rest...> {
+    using head = layout_conversion<T, Previous, Layer::partition_type::input_layout>;
+    using type = decltype(std::tuple_cat(
+        std::declval<std::tuple<head>>(),
+        std::declval<typename conversions_between<T, Layer::partition_type::output_layout,
+                                                  Rest...>::type>()));
+};
+
+template <class Partition>
+bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t),
+                         std::size_t n, std::size_t parts) {
+    return block(n, parts, 0) == shard_range{0, n} &&
+           block(n, parts, parts - 1) == shard_range{0, n};
+}
+
+template <class Layer>
+init_scheme default_init() {
+    using A = typename Layer::activation_type;
+    if constexpr (std::is_same_v<A, activation::relu> || std::is_same_v<A, activation::gelu>)
+        return init_scheme::he_uniform;
+    else
+        return init_scheme::xavier_uniform;
+}
+
+template <class Layer>
+struct is_dense : std::false_type {};
+template <class T, class P, class A>
+struct is_dense<dense<T, P, A>> : std::true_type {};
+
+}  // namespace detail
+
+/// A feed-forward network of dense layers.
+///
+/// @tparam Layers dense<T, Partition, Activation> types, all with the same T. The network takes
+///         a replicated batch x widths[0] input and gives its output in the last layer's
+///         output layout (sharded logits stay sharded for the loss).
+///
+/// Built for one model-parallel group; every collective method is collective over it.
+/// Not copyable or movable: optimizers hold pointers into its parameters.
+template <class... Layers>
+class sequential {
+    static_assert(sizeof...(Layers) > 0, "shardnet::sequential needs at least one layer");
+    static_assert((detail::is_dense<Layers>::value && ...),
+                  "shardnet::sequential<Layers...>: every layer must be a shardnet::dense<T, "
+                  "Partition, Activation>");
+    using first_layer = std::tuple_element_t<0, std::tuple<Layers...>>;
+    using last_layer = std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>;
+
+public:
+    using value_type = typename first_layer::value_type;
+    static_assert((std::is_same_v<typename Layers::value_type, value_type> && ...),
+                  "shardnet::sequential: all layers must use the same element type T");
+    static constexpr std::size_t depth = sizeof...(Layers);
+    static constexpr layout input_layout = layout::replicated;
+    static constexpr layout output_layout = last_layer::partition_type::output_layout;
+
+    /// Builds this rank's shards of every layer. widths = {in, hidden..., out}, depth + 1
+    /// values. Collective over `group`: ranks compare a fingerprint of the configuration
+    /// (widths, seed, partitions, activations) and all throw if any differs.
+    template <communicator Comm>
+    sequential(Comm& group, const std::vector<std::size_t>& widths, network_options options = {})
+        : widths_(checked_widths(group, widths, options)),
+          parts_(group.size()),
+          part_(group.rank()),
+          layers_(make_layers(group, widths_, options, std::index_sequence_for<Layers...>{})),
+          conversions_(make_conversions(std::index_sequence_for<Layers...>{})) {
+        collect_parameters(std::index_sequence_for<Layers...>{});
+    }
+
+    sequential(const sequential&) = delete;
+    sequential& operator=(const sequential&) = delete;
+
+    /// The network's output for a replicated batch x widths()[0] input. Collective over the
+    /// model-parallel group; ranks agree that inputs have the expected width and the same
+    /// batch size before any layer communicates.
+    /// @pre x stays alive until backward().
+    /// @return the output in output_layout, owned by the network, valid until the next forward.
+    template <communicator Comm>
+    const matrix<value_type>& forward(Comm& group, const matrix<value_type>& x) {
+        check_input(group, x);
+        return forward_from<0>(group, x);
+    }
+
+    /// Back-propagates dy (the loss gradient w.r.t. the output, in output_layout) through every
+    /// layer. Afterwards gradients are `local` until reduce_gradients(). Collective over the
+    /// model-parallel group.
+    template <communicator Comm>
+    void backward(Comm& group, const matrix<value_type>& dy) {
+        agree_on(group, [&] {
+            const std::size_t want = std::get<depth - 1>(layers_).weight_cols().size();
+            if (!forwarded_)
+                throw error("sequential: backward() called before forward()");
+            if (dy.shape(0) != batch_ || dy.shape(1) != want)
+                throw error(detail::concat("sequential: output gradient is ", dy.shape(0), " x ",
+                                           dy.shape(1), " on rank ", part_, ", expected ",
+                                           batch_, " x ", want));
+        });
+        backward_from<depth - 1>(group, dy);
+        state_ = gradient_state::local;
+    }
+
+    /// Sums every gradient over the data-parallel group (the replicas of this model), which
+    /// makes them ready for an optimizer. Collective over `data_group`; with one replica it
+    /// only marks the gradients reduced.
+    template <communicator Comm>
+    void reduce_gradients(Comm& data_group) {
+        if (state_ != gradient_state::local)
+            throw error("sequential: reduce_gradients() called without a backward() before it");
+        if (data_group.size() > 1)
+            for (auto& p : parameters_)
+                if (p.size > 0) data_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        state_ = gradient_state::reduced;
+    }
+
+    /// Where the gradients stand; optimizers refuse anything but `reduced`.
+    gradient_state gradients() const { return state_; }
+    /// Called by optimizers after an update.
+    void mark_updated() { state_ = gradient_state::none; }
+
+    /// Every local parameter shard, in layer order (weight, then bias).
+    std::vector<parameter_ref<value_type>>& parameters() { return parameters_; }
+
+    template <std::size_t I>
+    auto& layer() { return std::get<I>(layers_); }
+    template <std::size_t I>
+    const auto& layer() const { return std::get<I>(layers_); }
+
+    const std::vector<std::size_t>& widths() const { return widths_; }
+    std::size_t model_parallel() const { return parts_; }
+    /// This rank's block of the output features (all of them for a replicated output).
+    shard_range output_block() const { return std::get<depth - 1>(layers_).weight_cols(); }
+
+    /// What one training step of `batch` rows per replica costs on this rank: per layer its
+    /// global and local weight shapes, layouts and collectives; with `data_parallel`
+    /// replicas, the gradient all-reduce. Not collective.
+    network_plan plan(std::size_t batch, std::size_t data_parallel = 1) const {
+        network_plan p;
+        p.element_size = sizeof(value_type);
+        p.batch = batch;
+        p.model_parallel = parts_;
+        p.data_parallel = data_parallel;
+        plan_layers(p, batch, std::index_sequence_for<Layers...>{});
+        if (data_parallel > 1)
+            for (const auto& param : parameters_)
+                p.data_parallel_all_reduce += param.size;
+        return p;
+    }
+
+private:
+    using conversions_type =
+        typename detail::conversions_between<value_type, layout::replicated, Layers...>::type;
+
+    template <communicator Comm>
+    static std::vector<std::size_t> checked_widths(Comm& group, const std::vector<std::size_t>& w,
+                                                   const network_options& options) {
+        // A fingerprint of everything that shapes the collective schedule: ranks that were
+        // started differently would otherwise deadlock later, far from the cause.
+        std::size_t h = std::hash<std::size_t>{}(w.size());
+        auto mix = [&h](std::size_t v) { h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2); };
+        for (std::size_t v : w) mix(v);
+        mix(static_cast<std::size_t>(options.seed));
+        mix(options.bias);
+        (mix(std::hash<std::string_view>{}(Layers::partition_type::name)), ...);
+        (mix(std::hash<std::string_view>{}(Layers::activation_type::name)), ...);
+        std::int64_t range[2] = {static_cast<std::int64_t>(h >> 1),
+                                 -static_cast<std::int64_t>(h >> 1)};
+        group.all_reduce(range, 2, reduce_op::max);
+        agree_on(group, [&] {
+            if (range[0] != -range[1])
+                throw error("sequential: ranks were started with different network "
+                            "configurations (widths, seed, bias, partitions or activations)");
+            if (w.size() != depth + 1)
+                throw error(detail::concat("sequential: ", depth, " layers need ", depth + 1,
+                                           " widths (input, hidden..., output), got ", w.size()));
+            for (std::size_t i = 0; i < w.size(); ++i)
+                if (w[i] == 0)
+                    throw error(detail::concat("sequential: width ", i, " is 0"));
+        });
+        return w;
+    }
+
+    template <communicator Comm, std::size_t... I>
+    static std::tuple<Layers...> make_layers(Comm& group, const std::vector<std::size_t>& widths,
+                                             const network_options& options,
+                                             std::index_sequence<I...>) {
+        return std::tuple<Layers...>(
+            Layers(group, widths[I], widths[I + 1], layer_options<Layers>(options, I))...);
+    }
+
+    template <std::size_t... I>
+    conversions_type make_conversions(std::index_sequence<I...>) const {
+        return conversions_type(
+            std::tuple_element_t<I, conversions_type>(widths_[I], parts_, part_)...);
+    }
+
+    template <class Layer>
+    static dense_options layer_options(const network_options& options, std::size_t index) {
+        dense_options o;
+        o.bias = options.bias;
+        o.seed = options.seed;
+        o.layer = static_cast<std::uint32_t>(index);
+        o.init = options.init.value_or(detail::default_init<Layer>());
+        o.name = detail::concat("fc", index + 1);
+        return o;
+    }
+
+    template <std::size_t... I>
+    void collect_parameters(std::index_sequence<I...>) {
+        (add_parameters(std::get<I>(layers_)), ...);
+    }
+
+    template <class Layer>
+    void add_parameters(Layer& l) {
+        using P = typename Layer::partition_type;
+        const std::size_t in = l.input_features(), out = l.output_features();
+        const bool cols_whole = detail::whole_on_every_rank<P>(&P::weight_cols, out, parts_);
+        const bool weight_whole =
+            cols_whole && detail::whole_on_every_rank<P>(&P::weight_rows, in, parts_);
+        parameters_.push_back({l.name() + ".weight", l.weight().data(), l.weight_grad().data(),
+                               l.weight().size(), weight_whole || parts_ == 1});
+        if (l.has_bias())
+            parameters_.push_back({l.name() + ".bias", l.bias().data(), l.bias_grad().data(),
+                                   l.bias().size(), cols_whole || parts_ == 1});
+    }
+
+    template <communicator Comm>
+    void check_input(Comm& group, const matrix<value_type>& x) {
+        std::int64_t batch_range[2] = {static_cast<std::int64_t>(x.shape(0)),
+                                       -static_cast<std::int64_t>(x.shape(0))};
+        group.all_reduce(batch_range, 2, reduce_op::max);
+        agree_on(group, [&] {
+            if (x.shape(1) != widths_[0])
+                throw error(detail::concat("sequential: input has ", x.shape(1),
+                                           " features per row on rank ", part_, ", expected ",
+                                           widths_[0]));
+            if (batch_range[0] != -batch_range[1])
+                throw error(detail::concat(
+                    "sequential: ranks of a model-parallel group hold different batch sizes (",
+                    -batch_range[1], " to ", batch_range[0], "); they must read the same rows"));
+        });
+        batch_ = x.shape(0);
+        forwarded_ = true;
+    }
+
+    template <std::size_t I, communicator Comm>
+    const matrix<value_type>& forward_from(Comm& group, const matrix<value_type>& x) {
+        const auto& converted = std::get<I>(conversions_).forward(group, x);
+        const auto& y = std::get<I>(layers_).forward_unchecked(group, converted);
+        if constexpr (I + 1 < depth) return forward_from<I + 1>(group, y);
+        else return y;
+    }
+
+    template <std::size_t I, communicator Comm>
+    void backward_from(Comm& group, const matrix<value_type>& dy) {
+        const auto& dx = std::get<I>(layers_).backward_unchecked(group, dy);
+        if constexpr (I > 0) {
+            backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx));
+        }
+        // The first conversion's backward (into the input layout) is not needed: nobody
+        // asks for the gradient of the data.
+    }
+
+    template <std::size_t... I>
+    void plan_layers(network_plan& p, std::size_t batch, std::index_sequence<I...>) const {
+        (plan_layer<I>(p, batch), ...);
+    }
+
+    template <std::size_t I>
+    void plan_layer(network_plan& p, std::size_t batch) const {
+        const auto& l = std::get<I>(layers_);
+        const auto& c = std::get<I>(conversions_);
+        using Layer = std::tuple_element_t<I, std::tuple<Layers...>>;
+        using P = typename Layer::partition_type;
+        layer_plan row;
+        row.name = l.name();
+        row.partition = std::string(P::name);
+        row.activation = std::string(Layer::activation_type::name);
+        row.in = l.input_features();
+        row.out = l.output_features();
+        row.local_rows = l.weight_rows().size();
+        row.local_cols = l.weight_cols().size();
+        row.input_layout = P::input_layout;
+        row.output_layout = P::output_layout;
+        row.conversion = I == 0 ? std::string("none") : c.describe();
+        const step_traffic t = P::traffic(batch, row.in, row.out, parts_);
+        row.forward_all_reduce = t.forward_all_reduce;
+        row.backward_all_reduce = t.backward_all_reduce;
+        if (I > 0) {
+            row.forward_all_gather = c.forward_gather(batch);
+            row.backward_all_gather = c.backward_gather(batch);
+        }
+        p.layers.push_back(row);
+    }
+
+    std::vector<std::size_t> widths_;
+    std::size_t parts_, part_;
+    std::tuple<Layers...> layers_;
+    conversions_type conversions_;
+    std::vector<parameter_ref<value_type>> parameters_;
+    gradient_state state_ = gradient_state::none;
+    std::size_t batch_ = 0;
+    bool forwarded_ = false;
+};
+
+}  // namespace shardnet

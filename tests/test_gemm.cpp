@@ -1,0 +1,246 @@
+// The local GEMM against a naive double-precision loop: every transposition, sizes from 0
+// through primes to past every blocking factor, alpha/beta, padded leading dimensions,
+// float and double, the default architecture, x86-64-v3 (AVX2+FMA) and generic x86-64 (SSE2).
+//
+// Tolerance. With u = eps/2 the unit roundoff of T, a length-k dot product computed in any
+// order (with or without FMA) is off by at most gamma_k · Σ|a_p·b_p|, gamma_k = k·u/(1-k·u)
+// (Higham, Accuracy and Stability, §3.1). The GEMM adds, per entry, one rounding for alpha·acc
+// and one for the merge with beta·C per KC block (≤ k blocks, usually k/KC), and the inputs
+// are exact in double, so the double reference is exact to far below that. Per entry we allow
+//     |ours - ref| <= 2·(k + 4)·eps · (|alpha|·Σ_p |a_ip|·|b_pj| + |beta|·|c_ij|),
+// i.e. gamma_{2k+8} with a 2x margin: loose enough for any summation order (architectures and
+// blockings differ), tight enough that one dropped or duplicated product (~ bound / k) fails
+// for every k tested here.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/kernels/gemm.hpp"
+
+namespace {
+
+using shardnet::transpose;
+
+/// One GEMM problem with its padded, NaN-guarded storage.
+template <class T>
+struct gemm_case {
+    transpose trans_a, trans_b;
+    std::size_t m, n, k;
+    T alpha, beta;
+    std::size_t pad;  // extra elements per row of A, B and C beyond the minimal leading dimension
+};
+
+template <class T>
+std::string describe(const gemm_case<T>& cs) {
+    return "trans_a=" + std::to_string(cs.trans_a == transpose::yes) +
+           " trans_b=" + std::to_string(cs.trans_b == transpose::yes) +
+           " m=" + std::to_string(cs.m) + " n=" + std::to_string(cs.n) +
+           " k=" + std::to_string(cs.k) + " alpha=" + std::to_string(cs.alpha) +
+           " beta=" + std::to_string(cs.beta) + " pad=" + std::to_string(cs.pad);
+}
+
+/// Runs `multiply(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)` on random
+/// data and checks it entry by entry against a double-precision loop. Padding of A and B is
+/// NaN (reading it poisons the result); padding of C is a sentinel that must survive; with
+/// beta == 0, C starts as NaN, which must not propagate.
+template <class T, class Multiply>
+void check_gemm(const gemm_case<T>& cs, Multiply&& multiply, std::mt19937& rng) {
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    const bool ta = cs.trans_a == transpose::yes;
+    const bool tb = cs.trans_b == transpose::yes;
+    const std::size_t a_rows = ta ? cs.k : cs.m, a_cols = ta ? cs.m : cs.k;
+    const std::size_t b_rows = tb ? cs.n : cs.k, b_cols = tb ? cs.k : cs.n;
+    const std::size_t lda = a_cols + cs.pad, ldb = b_cols + cs.pad, ldc = cs.n + cs.pad;
+
+    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+    auto fill = [&](std::vector<T>& x, std::size_t rows, std::size_t cols, std::size_t ld) {
+        x.assign(rows * ld + 1, nan);  // +1: never a zero-sized buffer
+        for (std::size_t i = 0; i < rows; ++i)
+            for (std::size_t j = 0; j < cols; ++j)
+                x[i * ld + j] = static_cast<T>(uniform(rng));
+    };
+    std::vector<T> a, b, c;
+    fill(a, a_rows, a_cols, lda);
+    fill(b, b_rows, b_cols, ldb);
+    fill(c, cs.m, cs.n, ldc);
+    const T sentinel = T(12345);
+    for (std::size_t i = 0; i < cs.m; ++i)
+        for (std::size_t j = cs.n; j < ldc; ++j)
+            c[i * ldc + j] = sentinel;
+    if (cs.beta == T(0))
+        for (std::size_t i = 0; i < cs.m; ++i)
+            for (std::size_t j = 0; j < cs.n; ++j)
+                c[i * ldc + j] = nan;
+    const std::vector<T> c0 = c;
+
+    multiply(cs.trans_a, cs.trans_b, cs.m, cs.n, cs.k, cs.alpha, a.data(), lda, b.data(), ldb,
+             cs.beta, c.data(), ldc);
+
+    const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+    const double alpha = static_cast<double>(cs.alpha), beta = static_cast<double>(cs.beta);
+    std::size_t failures = 0;
+    for (std::size_t i = 0; i < cs.m; ++i) {
+        for (std::size_t j = 0; j < cs.n; ++j) {
+            double sum = 0.0, magnitude = 0.0;
+            for (std::size_t p = 0; p < cs.k; ++p) {
+                const double x = static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]);
+                const double y = static_cast<double>(tb ? b[j * ldb + p] : b[p * ldb + j]);
+                sum += x * y;
+                magnitude += std::abs(x * y);
+            }
+            double expected = alpha * sum;
+            double bound = std::abs(alpha) * magnitude;
+            if (beta != 0.0) {
+                const double old = static_cast<double>(c0[i * ldc + j]);
+                expected += beta * old;
+                bound += std::abs(beta * old);
+            }
+            const double got = static_cast<double>(c[i * ldc + j]);
+            const double tolerance = 2.0 * static_cast<double>(cs.k + 4) * eps * bound;
+            if (!(std::abs(got - expected) <= tolerance) && failures++ < 3) {
+                INFO(describe(cs), " at (", i, ", ", j, ")");
+                CHECK(got == doctest::Approx(expected).epsilon(0));
+            }
+        }
+        for (std::size_t j = cs.n; j < ldc; ++j)
+            if (c[i * ldc + j] != sentinel && failures++ < 3) {
+                INFO(describe(cs), " wrote C's padding at (", i, ", ", j, ")");
+                CHECK(c[i * ldc + j] == sentinel);
+            }
+    }
+    CHECK_MESSAGE(failures == 0, describe(cs), ": ", failures, " wrong entries");
+}
+
+constexpr transpose both[] = {transpose::no, transpose::yes};
+
+/// The public entry point for one T and Arch.
+template <class T, class Arch>
+struct public_gemm {
+    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                    std::size_t ldc) const {
+        shardnet::gemm<T, Arch>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+};
+
+/// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
+/// MC, KC and NC blocks and every kind of ragged edge, cheaply.
+template <class T, class Arch>
+struct tiny_blocked_gemm {
+    using blocking =
+        shardnet::detail::gemm_blocking<T, Arch, 3, 2, 6, 5, 2 * 2 * xsimd::batch<T, Arch>::size>;
+    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                    std::size_t ldc) const {
+        using operand = shardnet::detail::strided_operand<T>;
+        const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
+        const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
+        if (m == 0 || n == 0 || k == 0)
+            return shardnet::gemm<T, Arch>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        shardnet::detail::gemm_blocked<blocking>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+    }
+};
+
+/// Every transposition × a grid of small sizes (0, 1, primes, one past a vector width).
+template <class T, class Multiply>
+void check_size_grid(Multiply multiply, const std::vector<std::size_t>& sizes, T alpha, T beta,
+                     std::size_t pad) {
+    std::mt19937 rng(2024);
+    for (transpose ta : both)
+        for (transpose tb : both)
+            for (std::size_t m : sizes)
+                for (std::size_t n : sizes)
+                    for (std::size_t k : sizes)
+                        check_gemm<T>({ta, tb, m, n, k, alpha, beta, pad}, multiply, rng);
+}
+
+/// Sizes just past the real blocking factors of gemm<T, Arch>, one large dimension at a time
+/// so the reference loop stays cheap: several MC blocks with a ragged last one, several KC
+/// blocks (beta applied once, then accumulation), several NC blocks.
+template <class T, class Arch>
+void check_past_blocking() {
+    using blocking = typename shardnet::detail::default_gemm_blocking<T, Arch>::type;
+    const std::size_t mr = blocking::mr, nr = blocking::nr;
+    const std::size_t mc = blocking::mc, kc = blocking::kc, nc = blocking::nc;
+    struct shape {
+        std::size_t m, n, k;
+    };
+    const shape shapes[] = {
+        {2 * mc + mr + 1, 19, 2},      // three MC blocks, ragged micro-panel at the bottom
+        {37, 2 * nr + 3, 2 * kc + 7},  // three KC blocks
+        {5, nc + nr + 5, 3},           // two NC blocks, ragged strip at the right
+        {70, 97, kc + 1},              // a one-deep last KC block
+    };
+    std::mt19937 rng(7);
+    for (transpose ta : both)
+        for (transpose tb : both)
+            for (const shape& s : shapes)
+                check_gemm<T>({ta, tb, s.m, s.n, s.k, T(0.75), T(-1.5), 3}, public_gemm<T, Arch>{},
+                              rng);
+}
+
+template <class T, class Arch>
+void check_everything() {
+    const std::vector<std::size_t> sizes = {0, 1, 7, 13, 31, 97};
+    // beta == 0 with NaN-filled C; beta == 1 (accumulate); both non-trivial; padded rows.
+    check_size_grid<T>(public_gemm<T, Arch>{}, sizes, T(1), T(0), 0);
+    check_size_grid<T>(public_gemm<T, Arch>{}, {1, 13, 31}, T(-0.5), T(1), 5);
+    check_size_grid<T>(public_gemm<T, Arch>{}, {2, 17, 33}, T(1.25), T(-0.75), 1);
+    // alpha == 0: C = beta·C.
+    check_size_grid<T>(public_gemm<T, Arch>{}, {0, 7}, T(0), T(0.5), 2);
+    check_size_grid<T>(public_gemm<T, Arch>{}, {0, 7}, T(0), T(0), 2);
+    check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {1, 4, 11, 23, 40}, T(0.5), T(2), 2);
+    check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {3, 12, 29}, T(1), T(0), 0);
+    check_past_blocking<T, Arch>();
+}
+
+}  // namespace
+
+TEST_SUITE("serial") {
+    TEST_CASE_TEMPLATE("gemm matches a double-precision reference (default arch)", T, float,
+                       double) {
+        check_everything<T, xsimd::default_arch>();
+    }
+
+    TEST_CASE_TEMPLATE("gemm matches a double-precision reference (sse2)", T, float, double) {
+        check_everything<T, xsimd::sse2>();
+    }
+
+    // x86-64-v3, the likely deployment target: 16 registers like SSE2, but FMA and 256 bits.
+    TEST_CASE_TEMPLATE("gemm matches a double-precision reference (avx2)", T, float, double) {
+        check_everything<T, xsimd::fma3<xsimd::avx2>>();
+    }
+
+    TEST_CASE("gemm with k == 0 scales C by beta and never reads C when beta == 0") {
+        std::vector<float> c = {std::numeric_limits<float>::quiet_NaN(), 2.0f, 3.0f, 4.0f};
+        shardnet::gemm<float>(transpose::no, transpose::no, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2,
+                              0.0f, c.data(), 2);
+        CHECK(c == std::vector<float>{0.0f, 0.0f, 0.0f, 0.0f});
+        c = {1.0f, 2.0f, 3.0f, 4.0f};
+        shardnet::gemm<float>(transpose::yes, transpose::yes, 2, 2, 0, 1.0f, nullptr, 2, nullptr, 1,
+                              2.0f, c.data(), 2);
+        CHECK(c == std::vector<float>{2.0f, 4.0f, 6.0f, 8.0f});
+    }
+
+    TEST_CASE("gemm computes a small product exactly") {
+        // [1 2 3; 4 5 6] · [7 8; 9 10; 11 12] = [58 64; 139 154]: exact in float.
+        const std::vector<float> a = {1, 2, 3, 4, 5, 6};
+        const std::vector<float> b = {7, 8, 9, 10, 11, 12};
+        std::vector<float> c(4, std::numeric_limits<float>::quiet_NaN());
+        shardnet::gemm<float>(transpose::no, transpose::no, 2, 2, 3, 1.0f, a.data(), 3, b.data(), 2,
+                              0.0f, c.data(), 2);
+        CHECK(c == std::vector<float>{58, 64, 139, 154});
+        // The same product from the transposed storage of both operands.
+        const std::vector<float> at = {1, 4, 2, 5, 3, 6};
+        const std::vector<float> bt = {7, 9, 11, 8, 10, 12};
+        shardnet::gemm<float>(transpose::yes, transpose::yes, 2, 2, 3, 1.0f, at.data(), 2,
+                              bt.data(), 3, 0.0f, c.data(), 2);
+        CHECK(c == std::vector<float>{58, 64, 139, 154});
+    }
+}

@@ -1,0 +1,321 @@
+// Networks: whole-network gradients against finite differences and against one rank, layout
+// conversions and their traffic, sharded losses against replicated ones, and training that
+// gives the same losses on every grid.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "reference.hpp"
+#include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/comm/process_grid.hpp"
+#include "shardnet/comm/tracing_communicator.hpp"
+#include "shardnet/net/sequential.hpp"
+#include "shardnet/partition/column_split.hpp"
+#include "shardnet/partition/replicated.hpp"
+#include "shardnet/partition/row_split.hpp"
+#include "shardnet/train/cross_entropy.hpp"
+#include "shardnet/train/mse.hpp"
+#include "shardnet/train/optimizer.hpp"
+#include "shardnet/train/synthetic.hpp"
+#include "shardnet/train/trainer.hpp"
+
+namespace sn = shardnet;
+namespace act = shardnet::activation;
+
+namespace {
+
+// Every partition and every activation, and every conversion: replicated -> sharded (row
+// first), sharded -> replicated (column then replicated), column -> row (none).
+template <class T>
+using mixed_net = sn::sequential<sn::dense<T, sn::row_split, act::gelu>,
+                                 sn::dense<T, sn::column_split, act::tanh>,
+                                 sn::dense<T, sn::replicated, act::sigmoid>,
+                                 sn::dense<T, sn::column_split, act::relu>,
+                                 sn::dense<T, sn::row_split, act::identity>>;
+const std::vector<std::size_t> mixed_widths = {5, 7, 6, 4, 9, 3};
+
+/// MSE of the network on (x, target); gradient into grad. The same value on every rank.
+template <class Net, class Comm>
+double mse_loss(Net& net, Comm& group, const sn::matrix<double>& x,
+                const sn::matrix<double>& target, sn::matrix<double>& grad) {
+    sn::mean_squared_error<double> loss(target.shape(1));
+    const auto& y = net.forward(group, x);
+    return loss.template forward_backward<Net::output_layout>(group, y, target, x.shape(0), grad)
+        .loss;
+}
+
+template <class Net, class Comm>
+std::vector<sn::matrix<double>> gathered_weight_grads(Net& net, Comm& group);
+
+template <std::size_t I, class Net, class Comm>
+void gather_grads(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
+    auto& l = net.template layer<I>();
+    // Gather a gradient as if it were the weight: swap in, gather, swap back.
+    std::swap(l.weight(), l.weight_grad());
+    out.push_back(l.gather_weight(group));
+    std::swap(l.weight(), l.weight_grad());
+    if constexpr (I + 1 < Net::depth) gather_grads<I + 1>(net, group, out);
+}
+
+template <std::size_t I, class Net, class Comm>
+void gather_weights(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
+    out.push_back(net.template layer<I>().gather_weight(group));
+    if constexpr (I + 1 < Net::depth) gather_weights<I + 1>(net, group, out);
+}
+
+/// Adds h to global weight (row, col) of layer I on whichever ranks hold it.
+template <std::size_t I, class Net>
+void nudge(Net& net, std::size_t layer, std::size_t row, std::size_t col, double h) {
+    if (layer == I) {
+        auto& l = net.template layer<I>();
+        if (l.weight_rows().contains(row) && l.weight_cols().contains(col))
+            l.weight()(l.weight_rows().to_local(row), l.weight_cols().to_local(col)) += h;
+    }
+    if constexpr (I + 1 < Net::depth) nudge<I + 1>(net, layer, row, col, h);
+}
+
+}  // namespace
+
+TEST_SUITE("mpi") {
+    TEST_CASE("network gradients match finite differences and one rank") {
+        sn::mpi_communicator world;
+        sn::network_options options;
+        options.seed = 3;
+        mixed_net<double> net(world, mixed_widths, options);
+        const std::size_t batch = 4;
+        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 21),
+                                                  {0, batch}, {0, 5});
+        const auto target = sn::test::block_of<double>(sn::test::random_dmatrix(batch, 3, 22),
+                                                       {0, batch}, {0, 3});
+        sn::matrix<double> grad;
+        mse_loss(net, world, x, target, grad);
+        net.backward(world, grad);
+        std::vector<sn::matrix<double>> analytic;
+        gather_grads<0>(net, world, analytic);
+
+        // The same network on one rank (local_communicator): same global weights by
+        // construction, so gradients must agree to rounding.
+        sn::local_communicator alone;
+        mixed_net<double> single(alone, mixed_widths, options);
+        sn::matrix<double> grad1;
+        mse_loss(single, alone, x, target, grad1);
+        single.backward(alone, grad1);
+        std::vector<sn::matrix<double>> reference;
+        gather_grads<0>(single, alone, reference);
+        for (std::size_t l = 0; l < analytic.size(); ++l) {
+            CAPTURE(l);
+            CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
+        }
+
+        // Central differences on a few entries of every layer, h chosen for double: the
+        // truncation error is O(h^2) ~ 1e-10 and rounding O(eps / h) ~ 1e-10.
+        const double h = 1e-5;
+        for (std::size_t l = 0; l < analytic.size(); ++l) {
+            const std::size_t rows = mixed_widths[l], cols = mixed_widths[l + 1];
+            for (std::size_t k = 0; k < 4; ++k) {
+                const std::size_t i = (3 * k + l) % rows, j = (5 * k + 2 * l) % cols;
+                nudge<0>(net, l, i, j, h);
+                const double up = mse_loss(net, world, x, target, grad);
+                nudge<0>(net, l, i, j, -2 * h);
+                const double down = mse_loss(net, world, x, target, grad);
+                nudge<0>(net, l, i, j, h);
+                const double numeric = (up - down) / (2 * h);
+                CAPTURE(l);
+                CAPTURE(i);
+                CAPTURE(j);
+                CHECK(std::abs(numeric - analytic[l](i, j)) <=
+                      1e-7 * (1.0 + std::abs(numeric)));
+            }
+        }
+    }
+
+    TEST_CASE("a column -> row pair issues one all-reduce forward and one backward") {
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                        sn::dense<float, sn::row_split, act::identity>>;
+        net_type net(group, {6, 10, 4});
+        const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(3, 6, 1), {0, 3}, {0, 6});
+        group.reset();
+        const auto& y = net.forward(group, x);
+        CHECK(group.counts().all_reduce.calls == 1);
+        CHECK(group.counts().all_reduce.elements == 3 * 4);
+        CHECK(group.counts().all_gather.calls == 0);
+        sn::matrix<float> dy = y;
+        group.reset();
+        net.backward(group, dy);
+        CHECK(group.counts().all_reduce.calls == 1);
+        CHECK(group.counts().all_reduce.elements == 3 * 6);
+        CHECK(group.counts().all_gather.calls == 0);
+        // The plan says the same.
+        const auto plan = net.plan(3);
+        if (group.size() > 1) {
+            CHECK(plan.layers[1].forward_all_reduce == 3 * 4);
+            CHECK(plan.layers[0].backward_all_reduce == 3 * 6);
+            CHECK(plan.model_parallel_elements() == 3 * 4 + 3 * 6);
+        }
+    }
+
+    TEST_CASE("conversions: all-gather forward after a sharded output, as planned") {
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        using net_type = sn::sequential<sn::dense<double, sn::column_split, act::tanh>,
+                                        sn::dense<double, sn::replicated, act::identity>>;
+        net_type net(group, {4, 7, 2});
+        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(5, 4, 1), {0, 5}, {0, 4});
+        group.reset();
+        net.forward(group, x);
+        CHECK(group.counts().all_gather.calls == 1);
+        CHECK(group.counts().all_gather.elements == 5 * 7);
+        if (group.size() > 1) CHECK(net.plan(5).layers[1].forward_all_gather == 5 * 7);
+    }
+
+    TEST_CASE_TEMPLATE("sharded cross-entropy equals the replicated one, without gathering", T,
+                       float, double) {
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        const std::size_t batch = 6, classes = 7;
+        const sn::test::dmatrix z = sn::test::random_dmatrix(batch, classes, 4);
+        auto logits = sn::test::block_of<T>(z, {0, batch}, {0, classes});
+        logits(2, 3) = logits(2, 5) = T(3);  // a tie: argmax must pick class 3
+        std::vector<std::uint32_t> labels = {0, 6, 3, 2, 5, 1};
+        const sn::shard_range block = sn::balanced_shard(classes, group.size(), group.rank());
+        sn::matrix<T> sharded_logits = sn::matrix<T>::from_shape({batch, block.size()});
+        for (std::size_t i = 0; i < batch; ++i)
+            for (std::size_t j = 0; j < block.size(); ++j)
+                sharded_logits(i, j) = logits(i, block.to_global(j));
+
+        for (double smoothing : {0.0, 0.1}) {
+            CAPTURE(smoothing);
+            sn::softmax_cross_entropy<T> loss(classes, smoothing);
+            sn::matrix<T> grad_full, grad_shard;
+            sn::local_communicator alone;
+            const auto full =
+                loss.template forward_backward<sn::layout::replicated>(alone, logits, labels, 8,
+                                                                       grad_full, true);
+            group.reset();
+            const auto shard = loss.template forward_backward<sn::layout::sharded>(
+                group, sharded_logits, labels, 8, grad_shard, true);
+            CHECK(group.counts().all_gather.calls == 0);
+            CHECK(group.counts().all_reduce.elements == batch * (1 + 3) + 0);
+            CHECK(group.counts().control.elements == batch);  // argmax indices
+            const double tol = 64 * std::numeric_limits<T>::epsilon();
+            CHECK(std::abs(full.loss - shard.loss) <= tol * (1 + std::abs(full.loss)));
+            CHECK(full.correct == shard.correct);
+            double worst = 0;
+            for (std::size_t i = 0; i < batch; ++i)
+                for (std::size_t j = 0; j < block.size(); ++j)
+                    worst = std::max(worst, std::abs(double(grad_shard(i, j)) -
+                                                     double(grad_full(i, block.to_global(j)))));
+            CHECK(worst <= tol);
+
+            // Against the definition, in double: mean of lse - (1-eps) z_y - eps/C sum z.
+            double expected = 0;
+            std::size_t right = 0;
+            for (std::size_t i = 0; i < batch; ++i) {
+                double m = -1e300, s = 0, total = 0;
+                std::size_t arg = 0;
+                for (std::size_t j = 0; j < classes; ++j)
+                    if (double(logits(i, j)) > m) m = double(logits(i, j)), arg = j;
+                for (std::size_t j = 0; j < classes; ++j)
+                    s += std::exp(double(logits(i, j)) - m), total += double(logits(i, j));
+                expected += (m + std::log(s) - (1 - smoothing) * double(logits(i, labels[i])) -
+                             smoothing / classes * total) / 8;
+                right += arg == labels[i];
+            }
+            CHECK(std::abs(full.loss - expected) <= tol * (1 + expected));
+            CHECK(full.correct == right);
+        }
+    }
+
+    TEST_CASE_TEMPLATE("training gives the same losses on every grid", T, float, double) {
+        sn::mpi_communicator world;
+        sn::synthetic_options data_options;
+        data_options.samples = 96;
+        data_options.width = 9;
+        data_options.classes = 5;
+        const auto data = sn::make_synthetic<T>(data_options);
+        using net_type = sn::sequential<sn::dense<T, sn::column_split, act::relu>,
+                                        sn::dense<T, sn::row_split, act::gelu>,
+                                        sn::dense<T, sn::column_split, act::identity>>;
+        const std::vector<std::size_t> widths = {9, 13, 11, 5};
+        sn::trainer_options options;
+        options.epochs = 1;
+        options.batch = 5;  // 20 steps; the last has one row, fewer than the replicas
+        options.seed = 9;
+        options.report = false;
+
+        auto run = [&]<class Comm>(sn::process_grid<Comm>& grid) {
+            sn::network_options net_options;
+            net_options.seed = 4;
+            net_type net(grid.model(), widths, net_options);
+            sn::optimizer<T> opt(sn::adam(1e-2));
+            sn::trainer<net_type, Comm> trainer(grid, net, opt, options);
+            return trainer.fit(data).step_losses;
+        };
+        sn::process_grid<sn::local_communicator> single(sn::local_communicator{});
+        const auto reference = run(single);
+        REQUIRE(reference.size() == 20);
+        // Float: the sums of a step are reordered by the split, so losses agree to a few
+        // float ulps of the loss and Adam's normalization keeps it from growing over 20 steps.
+        const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-10;
+        for (std::size_t d = 1; d <= world.size(); ++d) {
+            if (world.size() % d != 0) continue;
+            CAPTURE(d);
+            sn::process_grid<sn::mpi_communicator> grid(world, d);
+            const auto losses = run(grid);
+            double worst = 0;
+            for (std::size_t s = 0; s < reference.size(); ++s)
+                worst = std::max(worst, std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
+            CHECK(worst < tol);
+        }
+    }
+
+    TEST_CASE("the optimizer refuses gradients that were not reduced") {
+        sn::mpi_communicator world;
+        sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                       sn::dense<float, sn::row_split, act::identity>>
+            net(world, {3, 4, 2});
+        sn::optimizer<float> opt(sn::sgd(0.1));
+        const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(2, 3, 1), {0, 2}, {0, 3});
+        sn::matrix<float> dy = net.forward(world, x);
+        CHECK_THROWS_WITH_AS(opt.step(net, world), doctest::Contains("call backward() first"),
+                             sn::error);
+        net.backward(world, dy);
+        CHECK_THROWS_WITH_AS(opt.step(net, world), doctest::Contains("not reduced"), sn::error);
+        sn::local_communicator one_replica;
+        net.reduce_gradients(one_replica);
+        CHECK_NOTHROW(opt.step(net, world));
+    }
+
+    TEST_CASE("ranks built with different widths stop together") {
+        sn::mpi_communicator world;
+        if (world.size() > 1) {
+            const std::size_t hidden = world.rank() == 0 ? 8 : 9;
+            using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                            sn::dense<float, sn::row_split, act::identity>>;
+            CHECK_THROWS_WITH_AS(net_type(world, {3, hidden, 2}),
+                                 doctest::Contains("different network configurations"),
+                                 sn::error);
+        }
+    }
+
+    TEST_CASE("clipping uses the global norm, each element counted once") {
+        sn::mpi_communicator world;
+        sn::network_options options;
+        options.seed = 5;
+        mixed_net<double> net(world, mixed_widths, options);
+        sn::local_communicator alone;
+        mixed_net<double> single(alone, mixed_widths, options);
+        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(3, 5, 2), {0, 3}, {0, 5});
+        const auto t = sn::test::block_of<double>(sn::test::random_dmatrix(3, 3, 3), {0, 3}, {0, 3});
+        sn::matrix<double> g, g1;
+        mse_loss(net, world, x, t, g);
+        net.backward(world, g);
+        mse_loss(single, alone, x, t, g1);
+        single.backward(alone, g1);
+        const double norm = sn::optimizer<double>::global_norm(net.parameters(), world);
+        const double norm1 = sn::optimizer<double>::global_norm(single.parameters(), alone);
+        CHECK(norm == doctest::Approx(norm1).epsilon(1e-12));
+        CHECK(norm > 0);
+    }
+}
