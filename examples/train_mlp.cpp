@@ -1,12 +1,13 @@
 // train_mlp: trains a model-parallel MLP classifier, the main job of shardnet.
 //
-//   mpiexec -n 2 ./train_mlp                       # built-in data, 64-256-256-10, column,row,column
-//   mpiexec -n 4 ./train_mlp --data-parallel 2 --optimizer adamw --epochs 5
+//   mpiexec -n 2 ./train_mlp                       # built-in data, 64-256-256-10,
+//   column,row,column mpiexec -n 4 ./train_mlp --data-parallel 2 --optimizer adamw --epochs 5
 //   ./train_mlp --train train.csv --test test.csv --layers 784,512,10 --partition column,row
 //
 // Partitions are compile-time policies; the command line picks among the instantiated
 // combinations (up to four layers of column, row or replicated). The last line printed is a
-// machine-readable summary: final: epochs=E train_loss=X test_loss=Y test_accuracy=Z samples_per_s=R
+// machine-readable summary: final: epochs=E train_loss=X test_loss=Y test_accuracy=Z
+// samples_per_s=R
 #include <CLI/CLI.hpp>
 #include <boost/mpi/environment.hpp>
 #include <iostream>
@@ -66,7 +67,7 @@ data_sets load_data(const config& c) {
 }
 
 sn::optimizer_options optimizer_for(const config& c, std::size_t total_steps) {
-    sn::optimizer_options o = c.optimizer == "sgd"    ? sn::sgd(c.lr, 0.9)
+    sn::optimizer_options o = c.optimizer == "sgd"     ? sn::sgd(c.lr, 0.9)
                               : c.optimizer == "adamw" ? sn::adamw(c.lr)
                                                        : sn::adam(c.lr);
     o.clip_norm = c.clip;
@@ -119,15 +120,19 @@ int dispatch(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     constexpr std::size_t index = sizeof...(Chosen);
     const bool last = index + 1 == c.partitions.size();
     auto next = [&]<class Partition>() {
-        if (last) return train<Chosen..., sn::dense<real, Partition, sn::activation::identity>>(c, grid);
+        if (last)
+            return train<Chosen..., sn::dense<real, Partition, sn::activation::identity>>(c, grid);
         if constexpr (index + 1 < max_layers)
             return dispatch<Chosen..., sn::dense<real, Partition, sn::activation::relu>>(c, grid);
         return 1;  // unreachable: the depth was checked
     };
     switch (c.partitions[index]) {
-        case partition_choice::column: return next.template operator()<sn::column_split>();
-        case partition_choice::row: return next.template operator()<sn::row_split>();
-        case partition_choice::replicated: return next.template operator()<sn::replicated>();
+        case partition_choice::column:
+            return next.template operator()<sn::column_split>();
+        case partition_choice::row:
+            return next.template operator()<sn::row_split>();
+        case partition_choice::replicated:
+            return next.template operator()<sn::replicated>();
     }
     return 1;
 }

@@ -16,12 +16,14 @@ int main(int argc, char** argv) {
     shardnet::dense_options first, second;
     first.layer = 0, first.name = "fc1";
     second.layer = 1, second.name = "fc2";
-    shardnet::dense<float, shardnet::column_split, shardnet::activation::relu> fc1(world, in, hidden, first);
+    shardnet::dense<float, shardnet::column_split, shardnet::activation::relu> fc1(world, in,
+                                                                                   hidden, first);
     shardnet::dense<float, shardnet::row_split> fc2(world, hidden, out, second);
 
     shardnet::matrix<float> x = shardnet::matrix<float>::from_shape({batch, in});
     for (std::size_t i = 0; i < batch; ++i)
-        for (std::size_t j = 0; j < in; ++j) x(i, j) = std::sin(float(i * in + j));
+        for (std::size_t j = 0; j < in; ++j)
+            x(i, j) = std::sin(float(i * in + j));
 
     // Forward: no communication in fc1, one all-reduce in fc2. Backward: the reverse.
     const auto& h = fc1.forward(world, x);  // this rank's block of hidden features
@@ -32,7 +34,8 @@ int main(int argc, char** argv) {
 
     // The same network on one rank, from the gathered global weights.
     shardnet::local_communicator alone;
-    shardnet::dense<float, shardnet::column_split, shardnet::activation::relu> ref1(alone, in, hidden, first);
+    shardnet::dense<float, shardnet::column_split, shardnet::activation::relu> ref1(alone, in,
+                                                                                    hidden, first);
     shardnet::dense<float, shardnet::row_split> ref2(alone, hidden, out, second);
     const auto w1 = fc1.gather_weight(world);
     const auto w2 = fc2.gather_weight(world);
@@ -55,9 +58,11 @@ int main(int argc, char** argv) {
                   << fc1.weight().shape(1) << " and W2 block " << fc2.weight().shape(0) << " x "
                   << fc2.weight().shape(1) << "\n";
         std::cout << "y[0] =";
-        for (std::size_t j = 0; j < out; ++j) std::cout << " " << y(0, j);
+        for (std::size_t j = 0; j < out; ++j)
+            std::cout << " " << y(0, j);
         std::cout << "\ndx[0] =";
-        for (std::size_t j = 0; j < in; ++j) std::cout << " " << dx(0, j);
+        for (std::size_t j = 0; j < in; ++j)
+            std::cout << " " << dx(0, j);
         std::cout << "\nmax difference from one-rank math: " << worst
                   << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
     }

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
     int result = context.run();
 
     if (world.rank() != 0 && result != 0)
-        std::cerr << "---- rank " << world.rank() << " failed ----\n" << captured.str() << std::flush;
+        std::cerr << "---- rank " << world.rank() << " failed ----\n"
+                  << captured.str() << std::flush;
     int worst = 0;
     boost::mpi::all_reduce(world, result, worst, boost::mpi::maximum<int>());
     if (context.shouldExit()) return result;

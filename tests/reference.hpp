@@ -23,7 +23,8 @@ struct dmatrix {
     double operator()(std::size_t i, std::size_t j) const { return v[i * cols + j]; }
     double max_abs() const {
         double m = 0;
-        for (double x : v) m = std::max(m, std::abs(x));
+        for (double x : v)
+            m = std::max(m, std::abs(x));
         return m;
     }
 };
@@ -33,7 +34,8 @@ inline dmatrix random_dmatrix(std::size_t rows, std::size_t cols, std::uint32_t 
     dmatrix m(rows, cols);
     const random_key key{12345, 999, stream};
     for (std::size_t i = 0; i < rows; ++i)
-        for (std::size_t j = 0; j < cols; ++j) m(i, j) = 2.0 * uniform_at(key, i, j) - 1.0;
+        for (std::size_t j = 0; j < cols; ++j)
+            m(i, j) = 2.0 * uniform_at(key, i, j) - 1.0;
     return m;
 }
 
@@ -42,7 +44,8 @@ inline dmatrix multiply(const dmatrix& a, const dmatrix& b) {
     for (std::size_t i = 0; i < a.rows; ++i)
         for (std::size_t j = 0; j < b.cols; ++j) {
             double s = 0;
-            for (std::size_t l = 0; l < a.cols; ++l) s += a(i, l) * b(l, j);
+            for (std::size_t l = 0; l < a.cols; ++l)
+                s += a(i, l) * b(l, j);
             c(i, j) = s;
         }
     return c;
@@ -51,7 +54,8 @@ inline dmatrix multiply(const dmatrix& a, const dmatrix& b) {
 inline dmatrix transposed(const dmatrix& a) {
     dmatrix t(a.cols, a.rows);
     for (std::size_t i = 0; i < a.rows; ++i)
-        for (std::size_t j = 0; j < a.cols; ++j) t(j, i) = a(i, j);
+        for (std::size_t j = 0; j < a.cols; ++j)
+            t(j, i) = a(i, j);
     return t;
 }
 
@@ -69,7 +73,8 @@ template <class T>
 dmatrix to_dmatrix(const matrix<T>& m) {
     dmatrix d(m.shape(0), m.shape(1));
     for (std::size_t i = 0; i < d.rows; ++i)
-        for (std::size_t j = 0; j < d.cols; ++j) d(i, j) = static_cast<double>(m(i, j));
+        for (std::size_t j = 0; j < d.cols; ++j)
+            d(i, j) = static_cast<double>(m(i, j));
     return d;
 }
 

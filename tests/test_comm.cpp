@@ -22,7 +22,7 @@ namespace {
 /// A user's own communicator: forwards to MPI and remembers how many elements went by.
 /// Written only against the documented concept, to prove the extension point is usable.
 class counting_communicator {
-public:
+  public:
     counting_communicator() = default;
     explicit counting_communicator(sn::mpi_communicator inner) : inner_(std::move(inner)) {}
     std::size_t rank() const { return inner_.rank(); }
@@ -56,7 +56,7 @@ public:
     }
     std::size_t elements = 0;
 
-private:
+  private:
     sn::mpi_communicator inner_;
 };
 
@@ -106,10 +106,12 @@ TEST_SUITE("mpi") {
             // Balanced shards of p - 1 elements: the last rank's shard is empty.
             const sn::shard_table table(p - 1, p);
             std::vector<T> mine(table.counts()[r]);
-            for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = T(table.offsets()[r] + i);
+            for (std::size_t i = 0; i < mine.size(); ++i)
+                mine[i] = T(table.offsets()[r] + i);
             std::vector<T> all(p - 1, T(-1));
             world.all_gather(mine.data(), all.data(), table.counts());
-            for (std::size_t i = 0; i + 1 < p; ++i) CHECK(all[i] == T(i));
+            for (std::size_t i = 0; i + 1 < p; ++i)
+                CHECK(all[i] == T(i));
         }
         SUBCASE("reduce_scatter with uneven blocks") {
             const sn::shard_table table(2 * p + 1, p);
@@ -182,7 +184,8 @@ TEST_SUITE("mpi") {
         std::string message;
         try {
             sn::agree_on(world, [&] {
-                if (r >= world.size() / 2) throw sn::error("rank " + std::to_string(r) + " says no");
+                if (r >= world.size() / 2)
+                    throw sn::error("rank " + std::to_string(r) + " says no");
             });
         } catch (const sn::error& e) {
             message = e.what();

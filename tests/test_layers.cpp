@@ -31,7 +31,8 @@ constexpr layer_case cases[] = {{7, 5, 6}, {2, 3, 3}, {33, 17, 9}, {1, 1, 1}};
 template <class Activation>
 dmatrix apply(const dmatrix& z) {
     dmatrix y = z;
-    for (double& v : y.v) v = Activation::forward(v);
+    for (double& v : y.v)
+        v = Activation::forward(v);
     return y;
 }
 
@@ -67,12 +68,14 @@ void check_layer_against_reference(sn::mpi_communicator& group, const layer_case
                 z(i, j) += static_cast<double>(static_cast<T>(bias_global(0, j)));
     const dmatrix y = apply<Activation>(z);
     dmatrix dz = dyr;
-    for (std::size_t i = 0; i < dz.v.size(); ++i) dz.v[i] *= Activation::derivative(z.v[i]);
+    for (std::size_t i = 0; i < dz.v.size(); ++i)
+        dz.v[i] *= Activation::derivative(z.v[i]);
     const dmatrix dx = sn::test::multiply(dz, sn::test::transposed(w));
     const dmatrix dw = sn::test::multiply(sn::test::transposed(xr), dz);
     dmatrix db(1, c.out);
     for (std::size_t i = 0; i < c.batch; ++i)
-        for (std::size_t j = 0; j < c.out; ++j) db(0, j) += dz(i, j);
+        for (std::size_t j = 0; j < c.out; ++j)
+            db(0, j) += dz(i, j);
 
     const sn::shard_range rows = layer.weight_rows(), cols = layer.weight_cols();
     const sn::shard_range all_batch{0, c.batch};
@@ -90,7 +93,8 @@ void check_layer_against_reference(sn::mpi_communicator& group, const layer_case
           sn::test::product_tolerance<T>(c.batch, xr.max_abs(), max_dz));
     if (bias) {
         sn::matrix<T> db_local = sn::matrix<T>::from_shape({1, cols.size()});
-        for (std::size_t j = 0; j < cols.size(); ++j) db_local(0, j) = layer.bias_grad()(j);
+        for (std::size_t j = 0; j < cols.size(); ++j)
+            db_local(0, j) = layer.bias_grad()(j);
         CHECK(sn::test::max_error(db_local, db, {0, 1}, cols) <=
               sn::test::product_tolerance<T>(c.batch, max_dz, 1.0));
     }
@@ -114,9 +118,15 @@ TEST_SUITE("mpi") {
     TEST_CASE_TEMPLATE("dense layers match the double reference on every rank count", T, float,
                        double) {
         sn::mpi_communicator world;
-        SUBCASE("column_split") { check_all_activations<T, sn::column_split>(world); }
-        SUBCASE("row_split") { check_all_activations<T, sn::row_split>(world); }
-        SUBCASE("replicated") { check_all_activations<T, sn::replicated>(world); }
+        SUBCASE("column_split") {
+            check_all_activations<T, sn::column_split>(world);
+        }
+        SUBCASE("row_split") {
+            check_all_activations<T, sn::row_split>(world);
+        }
+        SUBCASE("replicated") {
+            check_all_activations<T, sn::replicated>(world);
+        }
     }
 
     TEST_CASE("each layer issues exactly the collectives of its partition") {
@@ -183,10 +193,10 @@ TEST_SUITE("mpi") {
             bool identical = true;
             for (std::size_t i = 0; i < in; ++i)
                 for (std::size_t j = 0; j < out; ++j) {
-                    const T expected = static_cast<T>(
-                        sn::initial_value(scheme, {2024, 1, 0}, in, out, i, j));
-                    identical = identical && from_columns(i, j) == expected &&
-                                from_rows(i, j) == expected;
+                    const T expected =
+                        static_cast<T>(sn::initial_value(scheme, {2024, 1, 0}, in, out, i, j));
+                    identical =
+                        identical && from_columns(i, j) == expected && from_rows(i, j) == expected;
                 }
             CHECK(identical);
         }
@@ -198,7 +208,8 @@ TEST_SUITE("mpi") {
         const dmatrix w = sn::test::random_dmatrix(in, out, 11);
         const auto wg = sn::test::block_of<double>(w, {0, in}, {0, out});
         sn::vector<double> b = sn::vector<double>::from_shape({out});
-        for (std::size_t j = 0; j < out; ++j) b(j) = static_cast<double>(j) - 2.5;
+        for (std::size_t j = 0; j < out; ++j)
+            b(j) = static_cast<double>(j) - 2.5;
         sn::dense<double, sn::column_split> column(world, in, out);
         sn::dense<double, sn::row_split> row(world, in, out);
         column.import_weights(world, wg, &b);

@@ -29,11 +29,10 @@ namespace {
 // Every partition and every activation, and every conversion: replicated -> sharded (row
 // first), sharded -> replicated (column then replicated), column -> row (none).
 template <class T>
-using mixed_net = sn::sequential<sn::dense<T, sn::row_split, act::gelu>,
-                                 sn::dense<T, sn::column_split, act::tanh>,
-                                 sn::dense<T, sn::replicated, act::sigmoid>,
-                                 sn::dense<T, sn::column_split, act::relu>,
-                                 sn::dense<T, sn::row_split, act::identity>>;
+using mixed_net = sn::sequential<
+    sn::dense<T, sn::row_split, act::gelu>, sn::dense<T, sn::column_split, act::tanh>,
+    sn::dense<T, sn::replicated, act::sigmoid>, sn::dense<T, sn::column_split, act::relu>,
+    sn::dense<T, sn::row_split, act::identity>>;
 const std::vector<std::size_t> mixed_widths = {5, 7, 6, 4, 9, 3};
 
 /// MSE of the network on (x, target); gradient into grad. The same value on every rank.
@@ -85,10 +84,10 @@ TEST_SUITE("mpi") {
         options.seed = 3;
         mixed_net<double> net(world, mixed_widths, options);
         const std::size_t batch = 4;
-        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 21),
-                                                  {0, batch}, {0, 5});
-        const auto target = sn::test::block_of<double>(sn::test::random_dmatrix(batch, 3, 22),
-                                                       {0, batch}, {0, 3});
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 21), {0, batch}, {0, 5});
+        const auto target =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 3, 22), {0, batch}, {0, 3});
         sn::matrix<double> grad;
         mse_loss(net, world, x, target, grad);
         net.backward(world, grad);
@@ -125,8 +124,7 @@ TEST_SUITE("mpi") {
                 CAPTURE(l);
                 CAPTURE(i);
                 CAPTURE(j);
-                CHECK(std::abs(numeric - analytic[l](i, j)) <=
-                      1e-7 * (1.0 + std::abs(numeric)));
+                CHECK(std::abs(numeric - analytic[l](i, j)) <= 1e-7 * (1.0 + std::abs(numeric)));
             }
         }
     }
@@ -162,7 +160,8 @@ TEST_SUITE("mpi") {
         using net_type = sn::sequential<sn::dense<double, sn::column_split, act::tanh>,
                                         sn::dense<double, sn::replicated, act::identity>>;
         net_type net(group, {4, 7, 2});
-        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(5, 4, 1), {0, 5}, {0, 4});
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(5, 4, 1), {0, 5}, {0, 4});
         group.reset();
         net.forward(group, x);
         CHECK(group.counts().all_gather.calls == 1);
@@ -189,9 +188,8 @@ TEST_SUITE("mpi") {
             sn::softmax_cross_entropy<T> loss(classes, smoothing);
             sn::matrix<T> grad_full, grad_shard;
             sn::local_communicator alone;
-            const auto full =
-                loss.template forward_backward<sn::layout::replicated>(alone, logits, labels, 8,
-                                                                       grad_full, true);
+            const auto full = loss.template forward_backward<sn::layout::replicated>(
+                alone, logits, labels, 8, grad_full, true);
             group.reset();
             const auto shard = loss.template forward_backward<sn::layout::sharded>(
                 group, sharded_logits, labels, 8, grad_shard, true);
@@ -219,7 +217,8 @@ TEST_SUITE("mpi") {
                 for (std::size_t j = 0; j < classes; ++j)
                     s += std::exp(double(logits(i, j)) - m), total += double(logits(i, j));
                 expected += (m + std::log(s) - (1 - smoothing) * double(logits(i, labels[i])) -
-                             smoothing / classes * total) / 8;
+                             smoothing / classes * total) /
+                            8;
                 right += arg == labels[i];
             }
             CHECK(std::abs(full.loss - expected) <= tol * (1 + expected));
@@ -265,7 +264,8 @@ TEST_SUITE("mpi") {
             const auto losses = run(grid);
             double worst = 0;
             for (std::size_t s = 0; s < reference.size(); ++s)
-                worst = std::max(worst, std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
+                worst =
+                    std::max(worst, std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
             CHECK(worst < tol);
         }
     }
@@ -294,8 +294,7 @@ TEST_SUITE("mpi") {
             using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                             sn::dense<float, sn::row_split, act::identity>>;
             CHECK_THROWS_WITH_AS(net_type(world, {3, hidden, 2}),
-                                 doctest::Contains("different network configurations"),
-                                 sn::error);
+                                 doctest::Contains("different network configurations"), sn::error);
         }
     }
 
@@ -306,8 +305,10 @@ TEST_SUITE("mpi") {
         mixed_net<double> net(world, mixed_widths, options);
         sn::local_communicator alone;
         mixed_net<double> single(alone, mixed_widths, options);
-        const auto x = sn::test::block_of<double>(sn::test::random_dmatrix(3, 5, 2), {0, 3}, {0, 5});
-        const auto t = sn::test::block_of<double>(sn::test::random_dmatrix(3, 3, 3), {0, 3}, {0, 3});
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(3, 5, 2), {0, 3}, {0, 5});
+        const auto t =
+            sn::test::block_of<double>(sn::test::random_dmatrix(3, 3, 3), {0, 3}, {0, 3});
         sn::matrix<double> g, g1;
         mse_loss(net, world, x, t, g);
         net.backward(world, g);

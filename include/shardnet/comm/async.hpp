@@ -11,7 +11,7 @@ namespace shardnet {
 namespace detail {
 template <class C, class T>
 concept has_async_all_reduce = requires(C& c, T* data, std::size_t n, reduce_op op) {
-    { c.all_reduce_async(data, n, op).wait() };
+    {c.all_reduce_async(data, n, op).wait()};
 };
 
 /// Stands in for a request when the all-reduce already ran to completion.

@@ -15,9 +15,12 @@ enum class reduce_op { sum, max, min };
 
 constexpr std::string_view to_string(reduce_op op) {
     switch (op) {
-        case reduce_op::sum: return "sum";
-        case reduce_op::max: return "max";
-        case reduce_op::min: return "min";
+        case reduce_op::sum:
+            return "sum";
+        case reduce_op::max:
+            return "max";
+        case reduce_op::min:
+            return "min";
     }
     return "?";
 }
@@ -54,15 +57,13 @@ concept collectives_on = requires(C& c, T* out, const T* in, std::size_t n,
 /// A communicator may also offer `all_reduce_async(data, n, op)` returning an object whose
 /// `wait()` completes it (see comm/async.hpp); without it shardnet falls back to all_reduce.
 template <class C>
-concept communicator =
-    std::move_constructible<C> &&
+concept communicator = std::move_constructible<C> &&
     requires(C& c, const C& cc, int color, int key, char* text, std::size_t n, std::size_t root) {
-        { cc.rank() } -> std::convertible_to<std::size_t>;
-        { cc.size() } -> std::convertible_to<std::size_t>;
-        c.barrier();
-        { c.split(color, key) } -> std::same_as<C>;
-        c.broadcast(text, n, root);
-    } && collectives_on<C, float> && collectives_on<C, double> &&
-    collectives_on<C, std::int64_t>;
+    { cc.rank() } -> std::convertible_to<std::size_t>;
+    { cc.size() } -> std::convertible_to<std::size_t>;
+    c.barrier();
+    { c.split(color, key) } -> std::same_as<C>;
+    c.broadcast(text, n, root);
+} && collectives_on<C, float> && collectives_on<C, double> && collectives_on<C, std::int64_t>;
 
 }  // namespace shardnet

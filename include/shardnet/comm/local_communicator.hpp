@@ -13,7 +13,7 @@ namespace shardnet {
 
 /// Satisfies `communicator` for a group of exactly one rank.
 class local_communicator {
-public:
+  public:
     std::size_t rank() const { return 0; }
     std::size_t size() const { return 1; }
     void barrier() {}

@@ -21,11 +21,11 @@
 #include "shardnet/core/error.hpp"
 
 /// Checks a raw MPI call and throws the same kind as Boost.MPI does on failure.
-#define SHARDNET_MPI_CHECK(call)                                             \
-    do {                                                                     \
-        const int shardnet_mpi_result = (call);                              \
-        if (shardnet_mpi_result != MPI_SUCCESS)                              \
-            throw ::boost::mpi::exception(#call, shardnet_mpi_result);       \
+#define SHARDNET_MPI_CHECK(call)                                       \
+    do {                                                               \
+        const int shardnet_mpi_result = (call);                        \
+        if (shardnet_mpi_result != MPI_SUCCESS)                        \
+            throw ::boost::mpi::exception(#call, shardnet_mpi_result); \
     } while (false)
 
 namespace shardnet {
@@ -39,9 +39,12 @@ MPI_Datatype mpi_type() {
 
 inline MPI_Op mpi_op(reduce_op op) {
     switch (op) {
-        case reduce_op::sum: return MPI_SUM;
-        case reduce_op::max: return MPI_MAX;
-        case reduce_op::min: return MPI_MIN;
+        case reduce_op::sum:
+            return MPI_SUM;
+        case reduce_op::max:
+            return MPI_MAX;
+        case reduce_op::min:
+            return MPI_MIN;
     }
     SHARDNET_ASSERT(false);
     return MPI_SUM;
@@ -50,7 +53,7 @@ inline MPI_Op mpi_op(reduce_op op) {
 /// A pending non-blocking collective. Waiting is idempotent; the destructor waits, so a
 /// request can never outlive the buffers of the scope that started it.
 class mpi_request {
-public:
+  public:
     mpi_request() = default;
     explicit mpi_request(MPI_Request r) : request_(r) {}
     mpi_request(mpi_request&& other) noexcept
@@ -66,10 +69,11 @@ public:
 
     /// Completes the collective. Collective in the sense of the call that started it.
     void wait() {
-        if (request_ != MPI_REQUEST_NULL) SHARDNET_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+        if (request_ != MPI_REQUEST_NULL)
+            SHARDNET_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
     }
 
-private:
+  private:
     void finish_quietly() noexcept {
         if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
     }
@@ -83,7 +87,7 @@ private:
 /// @pre MPI is initialized (a boost::mpi::environment lives in main), with at least
 ///      threading::funneled when non-blocking collectives are overlapped with computation.
 class mpi_communicator {
-public:
+  public:
     /// The world group.
     mpi_communicator() = default;
     explicit mpi_communicator(boost::mpi::communicator comm) : comm_(std::move(comm)) {}
@@ -142,10 +146,9 @@ public:
     template <class T>
     void all_gather(const T* in, T* out, std::span<const std::size_t> counts) {
         fill_counts(counts, true);
-        SHARDNET_MPI_CHECK(MPI_Allgatherv(in, scratch_->counts[rank()], detail::mpi_type<T>(),
-                                          out, scratch_->counts.data(),
-                                          scratch_->displacements.data(), detail::mpi_type<T>(),
-                                          native()));
+        SHARDNET_MPI_CHECK(MPI_Allgatherv(in, scratch_->counts[rank()], detail::mpi_type<T>(), out,
+                                          scratch_->counts.data(), scratch_->displacements.data(),
+                                          detail::mpi_type<T>(), native()));
     }
 
     /// Collective over this group: sum of `in` over ranks, rank r keeps block r.
@@ -156,7 +159,7 @@ public:
                                               detail::mpi_type<T>(), MPI_SUM, native()));
     }
 
-private:
+  private:
     // MPI wants int arrays; converting on every call must not allocate in a training step, so
     // the arrays live here and only grow.
     struct count_scratch {

@@ -20,7 +20,7 @@ namespace shardnet {
 /// data-parallel group w % model_parallel at position w / model_parallel.
 template <communicator Comm>
 class process_grid {
-public:
+  public:
     /// Collective over world. `data_parallel` must divide the world size; 0 or 1 means pure
     /// model parallelism (model_parallel = world size).
     /// @throws error on every rank if data_parallel does not divide the world size or ranks
@@ -47,7 +47,7 @@ public:
     /// The ranks that hold the same shard in different replicas.
     Comm& data() { return data_; }
 
-private:
+  private:
     static std::size_t validated(Comm& world, std::size_t data_parallel) {
         const auto mine = static_cast<std::int64_t>(data_parallel);
         std::int64_t low = mine, high = mine;
@@ -55,8 +55,9 @@ private:
         world.all_reduce(&high, 1, reduce_op::max);
         std::optional<std::string> failure;
         if (low != high)
-            failure = detail::concat("process_grid: ranks disagree on data_parallel (got values from ",
-                                     low, " to ", high, ")");
+            failure =
+                detail::concat("process_grid: ranks disagree on data_parallel (got values from ",
+                               low, " to ", high, ")");
         else if (world.size() % data_parallel != 0)
             failure = detail::concat("process_grid: data_parallel must divide the world size ",
                                      world.size(), ", got ", data_parallel);

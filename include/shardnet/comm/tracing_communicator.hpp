@@ -60,7 +60,7 @@ struct traffic {
 /// gives the sub-group counters of its own.
 template <communicator Inner>
 class tracing_communicator {
-public:
+  public:
     explicit tracing_communicator(Inner inner = Inner{})
         : inner_(std::move(inner)), counts_(std::make_shared<traffic>()) {}
 
@@ -101,7 +101,8 @@ public:
     }
     template <class T>
     void all_gather(const T* in, T* out, std::span<const std::size_t> counts) {
-        count<T>(counts_->all_gather, std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
+        count<T>(counts_->all_gather,
+                 std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
         inner_.all_gather(in, out, counts);
     }
     template <class T>
@@ -111,7 +112,7 @@ public:
         inner_.reduce_scatter(in, out, counts);
     }
 
-private:
+  private:
     template <class T>
     void count(collective_count& kind, std::size_t n) {
         collective_count& c = std::is_floating_point_v<T> ? kind : counts_->control;

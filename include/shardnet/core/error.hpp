@@ -14,7 +14,7 @@ namespace shardnet {
 /// When the problem could differ between ranks, all ranks of the group agree on it first
 /// and throw the same message (see comm/agree.hpp), so no rank is left in a collective.
 class error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -44,8 +44,7 @@ inline int to_mpi_count(std::size_t n) {
 }  // namespace shardnet
 
 /// Internal invariants (never user input): a failure is a bug in shardnet.
-#define SHARDNET_ASSERT(condition)                                                \
-    do {                                                                          \
-        if (!(condition))                                                         \
-            ::shardnet::detail::assertion_failed(#condition, __FILE__, __LINE__); \
+#define SHARDNET_ASSERT(condition)                                                              \
+    do {                                                                                        \
+        if (!(condition)) ::shardnet::detail::assertion_failed(#condition, __FILE__, __LINE__); \
     } while (false)

@@ -14,9 +14,12 @@ enum class layout {
 
 constexpr std::string_view to_string(layout l) {
     switch (l) {
-        case layout::replicated: return "replicated";
-        case layout::sharded: return "sharded";
-        case layout::partial: return "partial";
+        case layout::replicated:
+            return "replicated";
+        case layout::sharded:
+            return "sharded";
+        case layout::partial:
+            return "partial";
     }
     return "?";
 }

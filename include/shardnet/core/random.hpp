@@ -28,10 +28,9 @@ inline std::array<std::uint32_t, 4> philox4x32(std::array<std::uint32_t, 4> ctr,
     for (int round = 0; round < 10; ++round) {
         const std::uint64_t p0 = std::uint64_t{m0} * ctr[0];
         const std::uint64_t p1 = std::uint64_t{m1} * ctr[2];
-        ctr = {static_cast<std::uint32_t>(p1 >> 32) ^ ctr[1] ^ key[0],
-               static_cast<std::uint32_t>(p1),
-               static_cast<std::uint32_t>(p0 >> 32) ^ ctr[3] ^ key[1],
-               static_cast<std::uint32_t>(p0)};
+        ctr = {
+            static_cast<std::uint32_t>(p1 >> 32) ^ ctr[1] ^ key[0], static_cast<std::uint32_t>(p1),
+            static_cast<std::uint32_t>(p0 >> 32) ^ ctr[3] ^ key[1], static_cast<std::uint32_t>(p0)};
         key[0] += w0;
         key[1] += w1;
     }
@@ -42,10 +41,11 @@ inline std::array<std::uint32_t, 4> random_bits(const random_key& k, std::uint64
                                                 std::uint64_t col) {
     // row and column are each folded into one counter word pair-wise so indices past 2^32
     // stay distinct.
-    return philox4x32({static_cast<std::uint32_t>(col), static_cast<std::uint32_t>(row),
-                       k.layer ^ static_cast<std::uint32_t>(row >> 32) * 0x85EBCA6Bu,
-                       k.stream ^ static_cast<std::uint32_t>(col >> 32) * 0xC2B2AE35u},
-                      {static_cast<std::uint32_t>(k.seed), static_cast<std::uint32_t>(k.seed >> 32)});
+    return philox4x32(
+        {static_cast<std::uint32_t>(col), static_cast<std::uint32_t>(row),
+         k.layer ^ static_cast<std::uint32_t>(row >> 32) * 0x85EBCA6Bu,
+         k.stream ^ static_cast<std::uint32_t>(col >> 32) * 0xC2B2AE35u},
+        {static_cast<std::uint32_t>(k.seed), static_cast<std::uint32_t>(k.seed >> 32)});
 }
 
 /// 53 random bits as a double in [0, 1).

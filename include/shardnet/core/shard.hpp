@@ -48,7 +48,7 @@ constexpr std::size_t shard_owner(std::size_t n, std::size_t parts, std::size_t 
 
 /// Every part's range at once, as counts and displacements for varying-count collectives.
 class shard_table {
-public:
+  public:
     shard_table(std::size_t n, std::size_t parts) : n_(n) {
         SHARDNET_ASSERT(parts > 0);
         counts_.reserve(parts);
@@ -68,7 +68,7 @@ public:
     const std::vector<std::size_t>& counts() const { return counts_; }
     const std::vector<std::size_t>& offsets() const { return offsets_; }
 
-private:
+  private:
     std::size_t n_;
     std::vector<std::size_t> counts_;
     std::vector<std::size_t> offsets_;

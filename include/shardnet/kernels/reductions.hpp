@@ -13,7 +13,8 @@ void column_sums(const T* a, std::size_t rows, std::size_t cols, std::size_t lda
     std::fill_n(out, cols, T(0));
     for (std::size_t i = 0; i < rows; ++i) {
         const T* row = a + i * lda;
-        for (std::size_t j = 0; j < cols; ++j) out[j] += row[j];
+        for (std::size_t j = 0; j < cols; ++j)
+            out[j] += row[j];
     }
 }
 
@@ -22,7 +23,8 @@ template <class T>
 void add_row_vector(T* a, std::size_t rows, std::size_t cols, std::size_t lda, const T* bias) {
     for (std::size_t i = 0; i < rows; ++i) {
         T* row = a + i * lda;
-        for (std::size_t j = 0; j < cols; ++j) row[j] += bias[j];
+        for (std::size_t j = 0; j < cols; ++j)
+            row[j] += bias[j];
     }
 }
 

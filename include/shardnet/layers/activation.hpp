@@ -28,19 +28,27 @@ struct identity {
     static constexpr std::string_view name = "identity";
     static constexpr bool is_linear = true;
     template <class T>
-    static T forward(T z) { return z; }
+    static T forward(T z) {
+        return z;
+    }
     template <class T>
-    static T derivative(T) { return T(1); }
+    static T derivative(T) {
+        return T(1);
+    }
 };
 
 struct relu {
     static constexpr std::string_view name = "relu";
     static constexpr bool is_linear = false;
     template <class T>
-    static T forward(T z) { return z > T(0) ? z : T(0); }
+    static T forward(T z) {
+        return z > T(0) ? z : T(0);
+    }
     /// The subgradient at 0 is taken as 0, as PyTorch does.
     template <class T>
-    static T derivative(T z) { return z > T(0) ? T(1) : T(0); }
+    static T derivative(T z) {
+        return z > T(0) ? T(1) : T(0);
+    }
 };
 
 /// GELU in its tanh form (Hendrycks & Gimpel), as GPT-2 and Megatron-LM use it.
@@ -58,20 +66,28 @@ struct gelu {
         return T(0.5) * (T(1) + t) + T(0.5) * z * (T(1) - t * t) * d_inner;
     }
 
-private:
+  private:
     template <class T>
-    static constexpr T sqrt_2_over_pi() { return T(0.7978845608028654); }
+    static constexpr T sqrt_2_over_pi() {
+        return T(0.7978845608028654);
+    }
     template <class T>
-    static constexpr T cubic() { return T(0.044715); }
+    static constexpr T cubic() {
+        return T(0.044715);
+    }
     template <class T>
-    static T inner(T z) { return sqrt_2_over_pi<T>() * (z + cubic<T>() * z * z * z); }
+    static T inner(T z) {
+        return sqrt_2_over_pi<T>() * (z + cubic<T>() * z * z * z);
+    }
 };
 
 struct tanh {
     static constexpr std::string_view name = "tanh";
     static constexpr bool is_linear = false;
     template <class T>
-    static T forward(T z) { return std::tanh(z); }
+    static T forward(T z) {
+        return std::tanh(z);
+    }
     template <class T>
     static T derivative(T z) {
         const T t = std::tanh(z);

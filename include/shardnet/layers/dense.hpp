@@ -27,11 +27,11 @@ namespace shardnet {
 
 /// Construction options of a dense layer.
 struct dense_options {
-    bool bias = true;                             ///< learn a bias (initialized to zero)
+    bool bias = true;                                ///< learn a bias (initialized to zero)
     init_scheme init = init_scheme::xavier_uniform;  ///< scaled by the global fan-in/fan-out
-    std::uint64_t seed = 0;                       ///< with `layer`, keys the weight generator
-    std::uint32_t layer = 0;                      ///< the layer's index in its network
-    std::string name = "dense";                   ///< used in plans and error messages
+    std::uint64_t seed = 0;                          ///< with `layer`, keys the weight generator
+    std::uint32_t layer = 0;                         ///< the layer's index in its network
+    std::string name = "dense";                      ///< used in plans and error messages
 };
 
 /// One fully connected layer, Y = Activation(X·W + b), W stored in x out.
@@ -59,7 +59,7 @@ class dense {
                   "shardnet::dense: a non-linear activation cannot be applied to a partial sum; "
                   "use activation::identity here and apply the activation after the reduction");
 
-public:
+  public:
     using value_type = T;
     using partition_type = Partition;
     using activation_type = Activation;
@@ -82,7 +82,8 @@ public:
           cols_(Partition::weight_cols(out, parts, part)),
           options_(std::move(options)) {
         if (parts == 0 || part >= parts)
-            throw error(detail::concat(describe(), ": part ", part, " of ", parts, " does not exist"));
+            throw error(
+                detail::concat(describe(), ": part ", part, " of ", parts, " does not exist"));
         initialize_shard(weight_, options_.init, random_key{options_.seed, options_.layer, 0}, in_,
                          out_, rows_, cols_);
         detail::ensure_shape(weight_grad_, rows_.size(), cols_.size());
@@ -164,8 +165,9 @@ public:
                                            global_weight.shape(0), " x ", global_weight.shape(1),
                                            ", expected ", in_, " x ", out_));
             if (global_bias && !options_.bias)
-                throw error(detail::concat(describe(), ": a bias was imported into a layer "
-                                                       "built without one"));
+                throw error(detail::concat(describe(),
+                                           ": a bias was imported into a layer "
+                                           "built without one"));
             if (global_bias && global_bias->shape(0) != out_)
                 throw error(detail::concat(describe(), ": imported bias has ",
                                            global_bias->shape(0), " elements, expected ", out_));
@@ -271,7 +273,7 @@ public:
                                        width_note(cols_, out_)));
     }
 
-private:
+  private:
     static std::string width_note(shard_range r, std::size_t total) {
         if (r.size() == total) return "";
         return detail::concat(" (its block [", r.begin, ", ", r.end, ") of ", total, ")");

@@ -24,11 +24,16 @@ enum class init_scheme {
 
 constexpr std::string_view to_string(init_scheme s) {
     switch (s) {
-        case init_scheme::xavier_uniform: return "xavier_uniform";
-        case init_scheme::xavier_normal: return "xavier_normal";
-        case init_scheme::he_uniform: return "he_uniform";
-        case init_scheme::he_normal: return "he_normal";
-        case init_scheme::zeros: return "zeros";
+        case init_scheme::xavier_uniform:
+            return "xavier_uniform";
+        case init_scheme::xavier_normal:
+            return "xavier_normal";
+        case init_scheme::he_uniform:
+            return "he_uniform";
+        case init_scheme::he_normal:
+            return "he_normal";
+        case init_scheme::zeros:
+            return "zeros";
     }
     return "?";
 }
@@ -45,8 +50,10 @@ inline double initial_value(init_scheme scheme, const random_key& key, std::size
             return std::sqrt(2.0 / (in + out)) * normal_at(key, row, col);
         case init_scheme::he_uniform:
             return std::sqrt(6.0 / in) * (2.0 * uniform_at(key, row, col) - 1.0);
-        case init_scheme::he_normal: return std::sqrt(2.0 / in) * normal_at(key, row, col);
-        case init_scheme::zeros: return 0.0;
+        case init_scheme::he_normal:
+            return std::sqrt(2.0 / in) * normal_at(key, row, col);
+        case init_scheme::zeros:
+            return 0.0;
     }
     return 0.0;
 }
@@ -55,13 +62,12 @@ inline double initial_value(init_scheme scheme, const random_key& key, std::size
 /// fan_in x fan_out matrix.
 template <class T>
 void initialize_shard(matrix<T>& shard, init_scheme scheme, const random_key& key,
-                      std::size_t fan_in, std::size_t fan_out, shard_range rows,
-                      shard_range cols) {
+                      std::size_t fan_in, std::size_t fan_out, shard_range rows, shard_range cols) {
     shard.resize({rows.size(), cols.size()});
     for (std::size_t i = 0; i < rows.size(); ++i)
         for (std::size_t j = 0; j < cols.size(); ++j)
-            shard(i, j) = static_cast<T>(initial_value(scheme, key, fan_in, fan_out,
-                                                       rows.to_global(i), cols.to_global(j)));
+            shard(i, j) = static_cast<T>(
+                initial_value(scheme, key, fan_in, fan_out, rows.to_global(i), cols.to_global(j)));
 }
 
 }  // namespace shardnet

@@ -33,7 +33,8 @@ void gather_columns(Comm& group, const matrix<T>& local, const shard_table& tabl
                     std::vector<std::size_t>& counts, std::vector<T>& blocks, matrix<T>& out) {
     const std::size_t batch = local.shape(0), n = table.total();
     counts.resize(table.parts());
-    for (std::size_t p = 0; p < table.parts(); ++p) counts[p] = batch * table.counts()[p];
+    for (std::size_t p = 0; p < table.parts(); ++p)
+        counts[p] = batch * table.counts()[p];
     blocks.resize(batch * n);
     group.all_gather(local.data(), blocks.data(), counts);
     ensure_shape(out, batch, n);
@@ -56,7 +57,7 @@ class layout_conversion {
                   "with a partition whose output is reduced (row_split gives replicated)");
     static_assert(To != layout::partial, "shardnet: no layer takes a partial-sum input");
 
-public:
+  public:
     layout_conversion(std::size_t features, std::size_t parts, std::size_t part)
         : table_(features, parts), part_(part) {}
 
@@ -101,12 +102,15 @@ public:
                    : 0;
     }
     std::string describe() const {
-        if constexpr (From == To) return "none";
-        else if constexpr (From == layout::sharded) return "all-gather (backward: own slice)";
-        else return "own slice (backward: all-gather)";
+        if constexpr (From == To)
+            return "none";
+        else if constexpr (From == layout::sharded)
+            return "all-gather (backward: own slice)";
+        else
+            return "own slice (backward: all-gather)";
     }
 
-private:
+  private:
     shard_table table_;
     std::size_t part_;
     std::vector<std::size_t> counts_;

@@ -19,10 +19,10 @@ enum class gradient_state {
 /// One local shard of a parameter.
 template <class T>
 struct parameter_ref {
-    std::string name;   ///< "fc1.weight", for messages and checkpoints
+    std::string name;  ///< "fc1.weight", for messages and checkpoints
     T* value;
     T* grad;
-    std::size_t size;   ///< elements of the local shard (may be 0)
+    std::size_t size;  ///< elements of the local shard (may be 0)
     /// True when every rank of the model-parallel group holds the same elements (a row_split
     /// bias, a replicated layer); false when the group's shards are disjoint blocks.
     bool replicated_in_model_group;

@@ -64,8 +64,8 @@ struct network_plan {
                << l.local_rows << " x " << l.local_cols << "; " << to_string(l.input_layout)
                << " -> " << to_string(l.output_layout) << "\n";
             if (l.conversion != "none")
-                os << "       before it: " << l.conversion << ", " << l.forward_all_gather
-                   << " + " << l.backward_all_gather << " elements gathered\n";
+                os << "       before it: " << l.conversion << ", " << l.forward_all_gather << " + "
+                   << l.backward_all_gather << " elements gathered\n";
             if (l.forward_all_reduce)
                 os << "       forward: all-reduce of " << l.forward_all_reduce << " elements\n";
             if (l.backward_all_reduce)
@@ -76,8 +76,7 @@ struct network_plan {
                << " elements over the data-parallel group\n";
         os << "  per step: " << p.model_parallel_elements()
            << " elements in model-parallel collectives, about " << std::fixed
-           << std::setprecision(1) << p.bytes_sent_per_rank() / 1024.0
-           << " KiB sent per rank\n";
+           << std::setprecision(1) << p.bytes_sent_per_rank() / 1024.0 << " KiB sent per rank\n";
         os.unsetf(std::ios::fixed);
         return os;
     }

@@ -51,8 +51,8 @@ struct conversions_between<T, Previous, Layer, Rest...> {
 };
 
 template <class Partition>
-bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t),
-                         std::size_t n, std::size_t parts) {
+bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t), std::size_t n,
+                         std::size_t parts) {
     return block(n, parts, 0) == shard_range{0, n} &&
            block(n, parts, parts - 1) == shard_range{0, n};
 }
@@ -90,7 +90,7 @@ class sequential {
     using first_layer = std::tuple_element_t<0, std::tuple<Layers...>>;
     using last_layer = std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>;
 
-public:
+  public:
     using value_type = typename first_layer::value_type;
     static_assert((std::is_same_v<typename Layers::value_type, value_type> && ...),
                   "shardnet::sequential: all layers must use the same element type T");
@@ -132,12 +132,11 @@ public:
     void backward(Comm& group, const matrix<value_type>& dy) {
         agree_on(group, [&] {
             const std::size_t want = std::get<depth - 1>(layers_).weight_cols().size();
-            if (!forwarded_)
-                throw error("sequential: backward() called before forward()");
+            if (!forwarded_) throw error("sequential: backward() called before forward()");
             if (dy.shape(0) != batch_ || dy.shape(1) != want)
                 throw error(detail::concat("sequential: output gradient is ", dy.shape(0), " x ",
-                                           dy.shape(1), " on rank ", part_, ", expected ",
-                                           batch_, " x ", want));
+                                           dy.shape(1), " on rank ", part_, ", expected ", batch_,
+                                           " x ", want));
         });
         backward_from<depth - 1>(group, dy);
         state_ = gradient_state::local;
@@ -165,9 +164,13 @@ public:
     std::vector<parameter_ref<value_type>>& parameters() { return parameters_; }
 
     template <std::size_t I>
-    auto& layer() { return std::get<I>(layers_); }
+    auto& layer() {
+        return std::get<I>(layers_);
+    }
     template <std::size_t I>
-    const auto& layer() const { return std::get<I>(layers_); }
+    const auto& layer() const {
+        return std::get<I>(layers_);
+    }
 
     const std::vector<std::size_t>& widths() const { return widths_; }
     std::size_t model_parallel() const { return parts_; }
@@ -190,7 +193,7 @@ public:
         return p;
     }
 
-private:
+  private:
     using conversions_type =
         typename detail::conversions_between<value_type, layout::replicated, Layers...>::type;
 
@@ -201,7 +204,8 @@ private:
         // started differently would otherwise deadlock later, far from the cause.
         std::size_t h = std::hash<std::size_t>{}(w.size());
         auto mix = [&h](std::size_t v) { h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2); };
-        for (std::size_t v : w) mix(v);
+        for (std::size_t v : w)
+            mix(v);
         mix(static_cast<std::size_t>(options.seed));
         mix(options.bias);
         (mix(std::hash<std::string_view>{}(Layers::partition_type::name)), ...);
@@ -211,14 +215,14 @@ private:
         group.all_reduce(range, 2, reduce_op::max);
         agree_on(group, [&] {
             if (range[0] != -range[1])
-                throw error("sequential: ranks were started with different network "
-                            "configurations (widths, seed, bias, partitions or activations)");
+                throw error(
+                    "sequential: ranks were started with different network "
+                    "configurations (widths, seed, bias, partitions or activations)");
             if (w.size() != depth + 1)
                 throw error(detail::concat("sequential: ", depth, " layers need ", depth + 1,
                                            " widths (input, hidden..., output), got ", w.size()));
             for (std::size_t i = 0; i < w.size(); ++i)
-                if (w[i] == 0)
-                    throw error(detail::concat("sequential: width ", i, " is 0"));
+                if (w[i] == 0) throw error(detail::concat("sequential: width ", i, " is 0"));
         });
         return w;
     }
@@ -290,8 +294,10 @@ private:
     const matrix<value_type>& forward_from(Comm& group, const matrix<value_type>& x) {
         const auto& converted = std::get<I>(conversions_).forward(group, x);
         const auto& y = std::get<I>(layers_).forward_unchecked(group, converted);
-        if constexpr (I + 1 < depth) return forward_from<I + 1>(group, y);
-        else return y;
+        if constexpr (I + 1 < depth)
+            return forward_from<I + 1>(group, y);
+        else
+            return y;
     }
 
     template <std::size_t I, communicator Comm>

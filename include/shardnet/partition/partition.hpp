@@ -32,17 +32,16 @@ struct step_traffic {
 /// - `traffic(batch, in, out, parts)`: the elements those collectives move, for plans.
 /// Both functions are collective over `comm`, the model-parallel group.
 template <class P>
-concept partition_policy =
-    requires(std::size_t n, const matrix<double>& cm, matrix<double>& m, const double* cb,
-             double* b, local_communicator& comm) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::input_layout } -> std::convertible_to<layout>;
-        { P::output_layout } -> std::convertible_to<layout>;
-        { P::weight_rows(n, n, n) } -> std::same_as<shard_range>;
-        { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
-        { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
-        P::forward(comm, cm, cm, cb, m);
-        P::backward(comm, cm, cm, cm, m, m, b);
-    };
+concept partition_policy = requires(std::size_t n, const matrix<double>& cm, matrix<double>& m,
+                                    const double* cb, double* b, local_communicator& comm) {
+    { P::name } -> std::convertible_to<std::string_view>;
+    { P::input_layout } -> std::convertible_to<layout>;
+    { P::output_layout } -> std::convertible_to<layout>;
+    { P::weight_rows(n, n, n) } -> std::same_as<shard_range>;
+    { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
+    { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
+    P::forward(comm, cm, cm, cb, m);
+    P::backward(comm, cm, cm, cm, m, m, b);
+};
 
 }  // namespace shardnet

@@ -21,8 +21,8 @@ struct replicated {
 
     /// Elements all-reduced over the model-parallel group in one forward and one backward
     /// pass of a batch (what plans print and tests check against the tracing communicator).
-    static step_traffic traffic(std::size_t /*batch*/, std::size_t /*in*/,
-                                std::size_t /*out*/, std::size_t /*parts*/) {
+    static step_traffic traffic(std::size_t /*batch*/, std::size_t /*in*/, std::size_t /*out*/,
+                                std::size_t /*parts*/) {
         return {};
     }
 

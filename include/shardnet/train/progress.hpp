@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <optional>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -20,7 +20,7 @@ namespace shardnet {
 
 /// Prints training progress. Only the rank that owns it (rank 0 of the world) writes.
 class progress_reporter {
-public:
+  public:
     /// A live bar is drawn when `bar` is true, or, by default, when `out` is std::cout on a
     /// terminal outside CI (mpiexec hands ranks a pseudo-terminal even when its own output is
     /// a file, so CI=... in the environment also selects plain lines).
@@ -48,12 +48,13 @@ public:
                      << samples_per_s << '\n';
         if (!terminal_) return;
         const auto now = std::chrono::steady_clock::now();
-        if (step_in_epoch + 1 < steps_per_epoch && now - last_draw_ < std::chrono::milliseconds(100))
+        if (step_in_epoch + 1 < steps_per_epoch &&
+            now - last_draw_ < std::chrono::milliseconds(100))
             return;
         last_draw_ = now;
         constexpr int width = 30;
-        const double done = static_cast<double>(step_in_epoch + 1) /
-                            static_cast<double>(steps_per_epoch);
+        const double done =
+            static_cast<double>(step_in_epoch + 1) / static_cast<double>(steps_per_epoch);
         const int filled = static_cast<int>(done * width);
         const double left_steps = static_cast<double>(steps_per_epoch - step_in_epoch - 1) +
                                   static_cast<double>((epochs - epoch - 1) * steps_per_epoch);
@@ -63,9 +64,9 @@ public:
         std::ostringstream line;  // formatted apart, so the user's stream keeps its flags
         line << "\repoch " << epoch + 1 << "/" << epochs << " [" << std::string(filled, '#')
              << std::string(width - filled, '.') << "] step " << step_in_epoch + 1 << "/"
-             << steps_per_epoch << " loss " << std::fixed << std::setprecision(4) << loss
-             << " " << std::setprecision(0) << samples_per_s << " samples/s ETA "
-             << std::setprecision(1) << eta << "s   ";
+             << steps_per_epoch << " loss " << std::fixed << std::setprecision(4) << loss << " "
+             << std::setprecision(0) << samples_per_s << " samples/s ETA " << std::setprecision(1)
+             << eta << "s   ";
         out_ << line.str() << std::flush;
     }
 
@@ -82,7 +83,7 @@ public:
     /// The per-step throughput is samples/s of the running epoch; steps are equal in size.
     void set_batch(std::size_t batch) { batch_ = batch; }
 
-private:
+  private:
     double seconds_per_step(double samples_per_s) const {
         return static_cast<double>(batch_) / samples_per_s;
     }

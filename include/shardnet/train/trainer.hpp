@@ -28,12 +28,12 @@ namespace shardnet {
 
 struct trainer_options {
     std::size_t epochs = 10;
-    std::size_t batch = 64;         ///< global batch, split over data-parallel replicas
-    std::uint64_t seed = 0;         ///< keys the shuffle of every epoch
+    std::size_t batch = 64;  ///< global batch, split over data-parallel replicas
+    std::uint64_t seed = 0;  ///< keys the shuffle of every epoch
     double label_smoothing = 0.0;
-    bool report = true;             ///< rank 0 prints progress
+    bool report = true;  ///< rank 0 prints progress
     std::ostream* out = &std::cout;
-    std::string metrics_path;       ///< CSV of per-step metrics on rank 0; empty: none
+    std::string metrics_path;          ///< CSV of per-step metrics on rank 0; empty: none
     std::optional<bool> progress_bar;  ///< live bar (true), epoch lines (false), or guess
 };
 
@@ -58,7 +58,7 @@ struct training_result {
 /// @tparam Net a sequential<...>; @tparam Comm the communicator type of the grid.
 template <class Net, communicator Comm>
 class trainer {
-public:
+  public:
     using value_type = typename Net::value_type;
 
     trainer(process_grid<Comm>& grid, Net& net, optimizer<value_type>& opt,
@@ -73,7 +73,8 @@ public:
     /// Collective over the whole grid.
     /// @throws error (on every rank) for labels outside the network's output, a data width that
     ///         is not the network's input, or a loss that is not finite (naming the step).
-    training_result fit(const dataset<value_type>& train, const dataset<value_type>* test = nullptr) {
+    training_result fit(const dataset<value_type>& train,
+                        const dataset<value_type>* test = nullptr) {
         check_data(train, "training set");
         if (test) check_data(*test, "test set");
         agree_on(grid_.world(), [&] {
@@ -142,13 +143,14 @@ public:
         double totals[2] = {0, 0};
         const std::size_t n = data.size();
         order_.resize(n);
-        for (std::size_t i = 0; i < n; ++i) order_[i] = i;
+        for (std::size_t i = 0; i < n; ++i)
+            order_[i] = i;
         for (std::size_t begin = 0; begin < n; begin += options_.batch) {
             const std::size_t global_batch = std::min(options_.batch, n - begin);
             load_rows(data, std::span(order_).subspan(begin, global_batch));
             const auto& out = net_.forward(grid_.model(), batch_);
-            const loss_value v = loss_.template evaluate<Net::output_layout>(
-                grid_.model(), out, labels_, n);
+            const loss_value v =
+                loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n);
             totals[0] += v.loss;
             totals[1] += static_cast<double>(v.correct);
         }
@@ -156,7 +158,7 @@ public:
         return {totals[0], n ? totals[1] / static_cast<double>(n) : 0.0};
     }
 
-private:
+  private:
     void check_data(const dataset<value_type>& data, const char* what) {
         agree_on(grid_.world(), [&] {
             if (data.width() != net_.widths().front())
