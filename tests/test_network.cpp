@@ -131,10 +131,14 @@ TEST_SUITE("mpi") {
 
     TEST_CASE("a column -> row pair issues one all-reduce forward and one backward") {
         sn::tracing_communicator<sn::mpi_communicator> group;
-        using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+        // The pair sits behind a replicated layer, as in a deeper network: the first layer of a
+        // network computes no input gradient, so it would hide the pair's backward all-reduce.
+        using net_type = sn::sequential<sn::dense<float, sn::replicated, act::relu>,
+                                        sn::dense<float, sn::column_split, act::relu>,
                                         sn::dense<float, sn::row_split, act::identity>>;
-        net_type net(group, {6, 10, 4});
-        const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(3, 6, 1), {0, 3}, {0, 6});
+        net_type net(group, {5, 6, 10, 4});
+        const auto x =
+            sn::test::block_of<float>(sn::test::random_dmatrix(3, 5, 1), {0, 3}, {0, 5});
         group.reset();
         const auto& y = net.forward(group, x);
         CHECK(group.counts().all_reduce.calls == 1);
@@ -149,10 +153,24 @@ TEST_SUITE("mpi") {
         // The plan says the same.
         const auto plan = net.plan(3);
         if (group.size() > 1) {
-            CHECK(plan.layers[1].forward_all_reduce == 3 * 4);
-            CHECK(plan.layers[0].backward_all_reduce == 3 * 6);
+            CHECK(plan.layers[2].forward_all_reduce == 3 * 4);
+            CHECK(plan.layers[1].backward_all_reduce == 3 * 6);
             CHECK(plan.model_parallel_elements() == 3 * 4 + 3 * 6);
         }
+    }
+
+    TEST_CASE("the first layer computes no input gradient and so communicates nothing back") {
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                        sn::dense<float, sn::row_split, act::identity>>;
+        net_type net(group, {6, 10, 4});
+        const auto x =
+            sn::test::block_of<float>(sn::test::random_dmatrix(3, 6, 1), {0, 3}, {0, 6});
+        sn::matrix<float> dy = net.forward(group, x);
+        group.reset();
+        net.backward(group, dy);
+        CHECK(group.counts().arithmetic_calls() == 0);
+        CHECK(net.plan(3).layers[0].backward_all_reduce == 0);
     }
 
     TEST_CASE("conversions: all-gather forward after a sharded output, as planned") {

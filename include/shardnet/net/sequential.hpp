@@ -302,12 +302,11 @@ class sequential {
 
     template <std::size_t I, communicator Comm>
     void backward_from(Comm& group, const matrix<value_type>& dy) {
-        const auto& dx = std::get<I>(layers_).backward_unchecked(group, dy);
-        if constexpr (I > 0) {
+        // The first layer skips its input gradient: nobody needs the gradient of the data, and
+        // for a column_split first layer that also saves its backward all-reduce.
+        const auto& dx = std::get<I>(layers_).backward_unchecked(group, dy, I > 0);
+        if constexpr (I > 0)
             backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx));
-        }
-        // The first conversion's backward (into the input layout) is not needed: nobody
-        // asks for the gradient of the data.
     }
 
     template <std::size_t... I>
@@ -334,7 +333,7 @@ class sequential {
         row.conversion = I == 0 ? std::string("none") : c.describe();
         const step_traffic t = P::traffic(batch, row.in, row.out, parts_);
         row.forward_all_reduce = t.forward_all_reduce;
-        row.backward_all_reduce = t.backward_all_reduce;
+        row.backward_all_reduce = I == 0 ? 0 : t.backward_all_reduce;  // no dx for the data
         if (I > 0) {
             row.forward_all_gather = c.forward_gather(batch);
             row.backward_all_gather = c.backward_gather(batch);

@@ -43,12 +43,19 @@ struct column_split {
     }
 
     /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
-    /// one all-reduce of batch x in elements, started before dW is computed and waited after.
+    /// one all-reduce of batch x in elements, started before dW is computed and waited after,
+    /// so the reduction overlaps the weight-gradient product. With dx null (the first layer of
+    /// a network, whose input needs no gradient) neither the product nor the all-reduce runs.
     template <communicator Comm, class T>
     static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
-                         matrix<T>& dx, matrix<T>& dw, T* dbias) {
-        detail::input_gradient_product(dz, w, dx);
-        auto pending = start_all_reduce(comm, dx.data(), dx.size(), reduce_op::sum);
+                         matrix<T>* dx, matrix<T>& dw, T* dbias) {
+        if (dx == nullptr) {
+            detail::weight_gradient_product(x, dz, dw);
+            if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+            return;
+        }
+        detail::input_gradient_product(dz, w, *dx);
+        auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
         detail::weight_gradient_product(x, dz, dw);
         if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
         pending.wait();

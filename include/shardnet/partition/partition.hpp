@@ -26,14 +26,16 @@ struct step_traffic {
 ///   part holds. The layer's local input width is weight_rows().size(), its local output width
 ///   and its bias block are weight_cols();
 /// - `forward(comm, x, w, bias, z)`: z = x·w + bias in the output layout (bias may be null);
-/// - `backward(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients dx (input
-///   layout), dw and dbias (dbias may be null). dw and dbias are this group's full gradient of
+/// - `backward(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients *dx (input
+///   layout), dw and dbias. dx null means the input gradient is not wanted (skip its product and
+///   its collectives); dbias null means no bias. dw and dbias are this group's full gradient of
 ///   the local shard; reductions over data-parallel replicas are not the partition's business.
 /// - `traffic(batch, in, out, parts)`: the elements those collectives move, for plans.
 /// Both functions are collective over `comm`, the model-parallel group.
 template <class P>
 concept partition_policy = requires(std::size_t n, const matrix<double>& cm, matrix<double>& m,
-                                    const double* cb, double* b, local_communicator& comm) {
+                                    matrix<double>* mp, const double* cb, double* b,
+                                    local_communicator& comm) {
     { P::name } -> std::convertible_to<std::string_view>;
     { P::input_layout } -> std::convertible_to<layout>;
     { P::output_layout } -> std::convertible_to<layout>;
@@ -41,7 +43,7 @@ concept partition_policy = requires(std::size_t n, const matrix<double>& cm, mat
     { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
     { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
     P::forward(comm, cm, cm, cb, m);
-    P::backward(comm, cm, cm, cm, m, m, b);
+    P::backward(comm, cm, cm, cm, mp, m, b);
 };
 
 }  // namespace shardnet
