@@ -28,22 +28,42 @@ void* operator new(std::size_t n) {
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n) {
+    return operator new(n);
+}
 void* operator new(std::size_t n, std::align_val_t al) {
     ++allocations;
     const auto a = static_cast<std::size_t>(al);
     if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n, std::align_val_t al) { return operator new(n, al); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void* operator new[](std::size_t n, std::align_val_t al) {
+    return operator new(n, al);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -58,7 +78,8 @@ template <class Fill>
 sn::matrix<float> filled(std::size_t rows, std::size_t cols, Fill fill) {
     sn::matrix<float> m = sn::matrix<float>::from_shape({rows, cols});
     for (std::size_t i = 0; i < rows; ++i)
-        for (std::size_t j = 0; j < cols; ++j) m(i, j) = fill(i, j);
+        for (std::size_t j = 0; j < cols; ++j)
+            m(i, j) = fill(i, j);
     return m;
 }
 
@@ -67,8 +88,8 @@ float value(std::size_t i, std::size_t j) {
 }
 
 /// The MLP of the PyTorch comparison: column -> row -> column, ReLU between, MSE, SGD.
-int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w,
-                  std::size_t batch, std::size_t steps, std::size_t warmup) {
+int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w, std::size_t batch,
+                  std::size_t steps, std::size_t warmup) {
     using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                     sn::dense<float, sn::row_split, act::relu>,
                                     sn::dense<float, sn::column_split, act::identity>>;
@@ -79,9 +100,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
     sn::mean_squared_error<float> loss(w.back());
     sn::local_communicator one_replica;
     const auto x = filled(batch, w.front(), value);
-    const auto target = filled(batch, w.back(), [](std::size_t i, std::size_t j) {
-        return value(i + 1000, j);
-    });
+    const auto target =
+        filled(batch, w.back(), [](std::size_t i, std::size_t j) { return value(i + 1000, j); });
     sn::matrix<float> grad;
     std::vector<double> seconds;
     seconds.reserve(steps);
@@ -92,8 +112,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
         const std::size_t before = allocations.load();
         const auto start = clock_type::now();
         const auto& y = net.forward(world, x);
-        last_loss = loss.forward_backward<net_type::output_layout>(world, y, target, batch, grad)
-                        .loss;
+        last_loss =
+            loss.forward_backward<net_type::output_layout>(world, y, target, batch, grad).loss;
         net.backward(world, grad);
         net.reduce_gradients(one_replica);
         opt.step(net, world);
@@ -112,7 +132,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
             flops += 2.0 * static_cast<double>(batch * w[l] * w[l + 1]) * (l == 0 ? 2 : 3);
         std::cout << std::fixed << std::setprecision(3) << "mlp: ranks=" << world.size()
                   << " batch=" << batch << " step_ms=" << step * 1e3
-                  << " steps_per_s=" << 1.0 / step << " samples_per_s=" << static_cast<double>(batch) / step
+                  << " steps_per_s=" << 1.0 / step
+                  << " samples_per_s=" << static_cast<double>(batch) / step
                   << " gflops_per_rank=" << flops / step / 1e9 / static_cast<double>(world.size())
                   << " allocations_per_step=" << allocated / std::max<std::size_t>(steps, 1)
                   << " loss=" << last_loss << "\n";
@@ -125,7 +146,8 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
     sn::local_communicator alone;
     sn::dense<float, sn::replicated, act::relu> layer(alone, in, out);
     const auto x = filled(batch, in, value);
-    const auto dy = filled(batch, out, [](std::size_t i, std::size_t j) { return value(i, j + 7); });
+    const auto dy =
+        filled(batch, out, [](std::size_t i, std::size_t j) { return value(i, j + 7); });
     sn::matrix<float> z = sn::matrix<float>::from_shape({batch, out});
     sn::matrix<float> dx = sn::matrix<float>::from_shape({batch, in});
     sn::matrix<float> dw = sn::matrix<float>::from_shape({in, out});
@@ -153,9 +175,9 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
     }
     const double g = median(gemm_times), l = median(layer_times);
     std::cout << std::fixed << std::setprecision(3) << "layer: " << in << "->" << out
-              << " batch=" << batch << " three_gemms_ms=" << g * 1e3
-              << " layer_step_ms=" << l * 1e3 << " overhead_ratio=" << l / g
-              << " allocations_per_step=" << allocated / steps << "\n";
+              << " batch=" << batch << " three_gemms_ms=" << g * 1e3 << " layer_step_ms=" << l * 1e3
+              << " overhead_ratio=" << l / g << " allocations_per_step=" << allocated / steps
+              << "\n";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <concepts>
 #include <string_view>
+#include <xsimd/xsimd.hpp>
 
 namespace shardnet {
 
@@ -14,6 +15,8 @@ namespace shardnet {
 ///   activation may be applied to a partial sum;
 /// - `forward(z)`: the activation of a pre-activation value z;
 /// - `derivative(z)`: d forward / d z at z (backward multiplies the incoming gradient by it).
+/// A policy may also give `forward_batch(b)` and `derivative_batch(b)` for an xsimd batch; the
+/// element-wise kernels then use them (see kernels/elementwise.hpp), otherwise the scalar ones.
 template <class A, class T>
 concept activation_policy = requires(T z) {
     { A::name } -> std::convertible_to<std::string_view>;
@@ -65,6 +68,19 @@ struct gelu {
         const T d_inner = sqrt_2_over_pi<T>() * (T(1) + T(3) * cubic<T>() * z * z);
         return T(0.5) * (T(1) + t) + T(0.5) * z * (T(1) - t * t) * d_inner;
     }
+    template <class B>
+    static B forward_batch(B z) {
+        using T = typename B::value_type;
+        const B inner = B(sqrt_2_over_pi<T>()) * (z + B(cubic<T>()) * z * z * z);
+        return B(T(0.5)) * z * (B(T(1)) + xsimd::tanh(inner));
+    }
+    template <class B>
+    static B derivative_batch(B z) {
+        using T = typename B::value_type;
+        const B t = xsimd::tanh(B(sqrt_2_over_pi<T>()) * (z + B(cubic<T>()) * z * z * z));
+        const B d_inner = B(sqrt_2_over_pi<T>()) * (B(T(1)) + B(T(3) * cubic<T>()) * z * z);
+        return B(T(0.5)) * (B(T(1)) + t) + B(T(0.5)) * z * (B(T(1)) - t * t) * d_inner;
+    }
 
   private:
     template <class T>
@@ -93,6 +109,15 @@ struct tanh {
         const T t = std::tanh(z);
         return T(1) - t * t;
     }
+    template <class B>
+    static B forward_batch(B z) {
+        return xsimd::tanh(z);
+    }
+    template <class B>
+    static B derivative_batch(B z) {
+        const B t = xsimd::tanh(z);
+        return B(1) - t * t;
+    }
 };
 
 struct sigmoid {
@@ -109,6 +134,18 @@ struct sigmoid {
     static T derivative(T z) {
         const T s = forward(z);
         return s * (T(1) - s);
+    }
+    /// exp(-|z|) never overflows; the two halves are blended by sign.
+    template <class B>
+    static B forward_batch(B z) {
+        const B e = xsimd::exp(-xsimd::abs(z));
+        const B one(1);
+        return xsimd::select(z >= B(0), one / (one + e), e / (one + e));
+    }
+    template <class B>
+    static B derivative_batch(B z) {
+        const B s = forward_batch(z);
+        return s * (B(1) - s);
     }
 };
 

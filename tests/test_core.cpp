@@ -1,0 +1,168 @@
+// Core pieces on one process: balanced shards, the counter-based generator, initialization
+// scales, activations (derivatives, SIMD against scalar) and learning-rate schedules.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "shardnet/core/random.hpp"
+#include "shardnet/core/shard.hpp"
+#include "shardnet/kernels/elementwise.hpp"
+#include "shardnet/layers/activation.hpp"
+#include "shardnet/layers/init.hpp"
+#include "shardnet/train/schedule.hpp"
+#include "shardnet/train/shuffle.hpp"
+
+namespace sn = shardnet;
+namespace act = shardnet::activation;
+
+TEST_SUITE("serial") {
+    TEST_CASE("balanced shards cover every index once, in order, for any n and P") {
+        for (std::size_t n = 0; n <= 23; ++n)
+            for (std::size_t p = 1; p <= 9; ++p) {
+                CAPTURE(n);
+                CAPTURE(p);
+                std::size_t next = 0;
+                for (std::size_t r = 0; r < p; ++r) {
+                    const sn::shard_range s = sn::balanced_shard(n, p, r);
+                    CHECK(s.begin == next);
+                    // The first n % p parts are one larger.
+                    CHECK(s.size() == n / p + (r < n % p ? 1 : 0));
+                    for (std::size_t g = s.begin; g < s.end; ++g) {
+                        CHECK(sn::shard_owner(n, p, g) == r);
+                        CHECK(s.to_global(s.to_local(g)) == g);
+                    }
+                    next = s.end;
+                }
+                CHECK(next == n);
+                const sn::shard_table table(n, p);
+                for (std::size_t r = 0; r < p; ++r)
+                    CHECK(table.range(r) == sn::balanced_shard(n, p, r));
+            }
+        // More parts than features: the last parts are empty, and that is fine.
+        CHECK(sn::balanced_shard(2, 4, 3).empty());
+        CHECK(sn::balanced_shard(2, 4, 1) == sn::shard_range{1, 2});
+    }
+
+    TEST_CASE("the generator is a pure function of key and coordinates") {
+        const sn::random_key k{42, 3, 0};
+        CHECK(sn::uniform_at(k, 5, 7) == sn::uniform_at(k, 5, 7));
+        CHECK(sn::uniform_at(k, 5, 7) != sn::uniform_at(k, 7, 5));
+        CHECK(sn::uniform_at(k, 5, 7) != sn::uniform_at({43, 3, 0}, 5, 7));
+        CHECK(sn::uniform_at(k, 5, 7) != sn::uniform_at({42, 4, 0}, 5, 7));
+        CHECK(sn::uniform_at(k, 5, 7) != sn::uniform_at({42, 3, 1}, 5, 7));
+        // Indices past 2^32 stay distinct.
+        CHECK(sn::uniform_at(k, 1, 0) != sn::uniform_at(k, 1 + (std::uint64_t{1} << 32), 0));
+        // Moments of 40000 draws: mean 1/2 and variance 1/12 for the uniform, 0 and 1 for the
+        // normal, within about 5 standard errors.
+        double su = 0, su2 = 0, sz = 0, sz2 = 0;
+        const int n = 40000;
+        for (int i = 0; i < n; ++i) {
+            const double u = sn::uniform_at(k, std::uint64_t(i), 1);
+            const double z = sn::normal_at(k, std::uint64_t(i), 2);
+            CHECK((u >= 0.0 && u < 1.0));
+            su += u, su2 += u * u, sz += z, sz2 += z * z;
+        }
+        CHECK(std::abs(su / n - 0.5) < 5 * std::sqrt(1.0 / 12 / n));
+        CHECK(std::abs(su2 / n - su * su / n / n - 1.0 / 12) < 0.005);
+        CHECK(std::abs(sz / n) < 5 / std::sqrt(double(n)));
+        CHECK(std::abs(sz2 / n - 1.0) < 0.04);
+    }
+
+    TEST_CASE("initialization scales follow the global fan-in and fan-out") {
+        const std::size_t in = 300, out = 200;
+        const sn::random_key k{1, 0, 0};
+        auto variance = [&](sn::init_scheme s) {
+            double sum = 0, sum2 = 0;
+            for (std::size_t i = 0; i < in; ++i)
+                for (std::size_t j = 0; j < out; ++j) {
+                    const double w = sn::initial_value(s, k, in, out, i, j);
+                    sum += w, sum2 += w * w;
+                }
+            const double n = double(in * out);
+            return sum2 / n - (sum / n) * (sum / n);
+        };
+        CHECK(variance(sn::init_scheme::xavier_uniform) ==
+              doctest::Approx(2.0 / (in + out)).epsilon(0.03));
+        CHECK(variance(sn::init_scheme::xavier_normal) ==
+              doctest::Approx(2.0 / (in + out)).epsilon(0.03));
+        CHECK(variance(sn::init_scheme::he_uniform) == doctest::Approx(2.0 / in).epsilon(0.03));
+        CHECK(variance(sn::init_scheme::he_normal) == doctest::Approx(2.0 / in).epsilon(0.03));
+        CHECK(variance(sn::init_scheme::zeros) == 0.0);
+    }
+
+    TEST_CASE_TEMPLATE("activations: derivatives match central differences", A, act::identity,
+                       act::relu, act::gelu, act::tanh, act::sigmoid) {
+        for (double z = -4.05; z < 4.0; z += 0.1) {  // steps past 0 without landing on it
+            const double h = 1e-6;
+            const double numeric = (A::forward(z + h) - A::forward(z - h)) / (2 * h);
+            CAPTURE(z);
+            CHECK(std::abs(A::derivative(z) - numeric) < 1e-8);
+        }
+        // Saturation never produces NaN.
+        for (double z : {-1e4, -700.0, 700.0, 1e4}) {
+            CHECK(std::isfinite(A::forward(z)));
+            CHECK(std::isfinite(A::derivative(z)));
+        }
+    }
+
+    TEST_CASE_TEMPLATE("activations: SIMD kernels agree with the scalar definitions", T, float,
+                       double) {
+        auto check_policy = [](auto policy) {
+            using A = decltype(policy);
+            std::vector<T> z(203), y(203), dy(203), dz(203);
+            for (std::size_t i = 0; i < z.size(); ++i) {
+                z[i] = T(-9.0 + 0.09 * double(i));
+                dy[i] = T(0.5 + 0.01 * double(i));
+            }
+            sn::detail::activation_forward<A>(z.data(), y.data(), z.size());
+            sn::detail::activation_backward<A>(z.data(), dy.data(), dz.data(), z.size());
+            // xsimd's tanh and exp are accurate to a few ulps; allow 16 ulps of the scale.
+            const double tol = 16 * std::numeric_limits<T>::epsilon();
+            double worst = 0;
+            for (std::size_t i = 0; i < z.size(); ++i) {
+                worst = std::max(worst, std::abs(double(y[i]) - double(A::forward(z[i]))) /
+                                            (1 + std::abs(double(A::forward(z[i])))));
+                worst =
+                    std::max(worst, std::abs(double(dz[i]) - double(dy[i] * A::derivative(z[i]))) /
+                                        (1 + std::abs(double(dz[i]))));
+            }
+            CAPTURE(A::name);
+            CHECK(worst <= tol);
+        };
+        check_policy(act::relu{});
+        check_policy(act::gelu{});
+        check_policy(act::tanh{});
+        check_policy(act::sigmoid{});
+        check_policy(act::identity{});
+    }
+
+    TEST_CASE("learning-rate schedules") {
+        CHECK(sn::lr_schedule::constant().at(0.1, 1000) == 0.1);
+        const auto step = sn::lr_schedule::step_decay(10, 0.5);
+        CHECK(step.at(1.0, 9) == 1.0);
+        CHECK(step.at(1.0, 10) == 0.5);
+        CHECK(step.at(1.0, 25) == 0.25);
+        const auto cosine = sn::lr_schedule::cosine(4, 104, 0.1);
+        CHECK(cosine.at(1.0, 0) == doctest::Approx(0.25));
+        CHECK(cosine.at(1.0, 3) == doctest::Approx(1.0));
+        CHECK(cosine.at(1.0, 4) == doctest::Approx(1.0));
+        CHECK(cosine.at(1.0, 54) == doctest::Approx(0.55));
+        CHECK(cosine.at(1.0, 104) == doctest::Approx(0.1));
+        CHECK(cosine.at(1.0, 500) == doctest::Approx(0.1));
+    }
+
+    TEST_CASE("epoch orders are permutations that depend only on seed and epoch") {
+        std::vector<std::size_t> a, b, c;
+        sn::epoch_order(1000, 7, 2, a);
+        sn::epoch_order(1000, 7, 2, b);
+        sn::epoch_order(1000, 7, 3, c);
+        CHECK(a == b);
+        CHECK(a != c);
+        std::vector<bool> seen(1000, false);
+        for (std::size_t i : a)
+            seen[i] = true;
+        CHECK(std::count(seen.begin(), seen.end(), true) == 1000);
+    }
+}
