@@ -75,9 +75,52 @@ void nudge(Net& net, std::size_t layer, std::size_t row, std::size_t col, double
     if constexpr (I + 1 < Net::depth) nudge<I + 1>(net, layer, row, col, h);
 }
 
+/// A user-defined partition whose weight gradient is only a partial sum over the model-parallel
+/// group (here: replicated weights, each rank contributing 1/P of the gradient), and which says
+/// so in its type.
+struct partial_gradient_replicated : sn::replicated {
+    static constexpr std::string_view name = "partial_gradient_replicated";
+    using weight_gradient_groups =
+        sn::reduced_over<sn::model_parallel_group, sn::data_parallel_group>;
+
+    template <sn::communicator Comm, class T>
+    static void backward(Comm& comm, const sn::matrix<T>& x, const sn::matrix<T>& w,
+                         const sn::matrix<T>& dz, sn::matrix<T>* dx, sn::matrix<T>& dw, T* dbias) {
+        sn::replicated::backward(comm, x, w, dz, dx, dw, dbias);
+        dw /= static_cast<T>(comm.size());
+    }
+};
+static_assert(sn::partition_policy<partial_gradient_replicated>);
+
 }  // namespace
 
 TEST_SUITE("mpi") {
+    TEST_CASE("a parameter whose type asks for a model-parallel reduction gets it") {
+        sn::mpi_communicator world;
+        sn::local_communicator one_replica;
+        using net_type = sn::sequential<sn::dense<double, partial_gradient_replicated, act::tanh>,
+                                        sn::dense<double, sn::replicated, act::identity>>;
+        using reference_type = sn::sequential<sn::dense<double, sn::replicated, act::tanh>,
+                                              sn::dense<double, sn::replicated, act::identity>>;
+        net_type net(world, {3, 4, 2});
+        reference_type reference(world, {3, 4, 2});
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(2, 3, 1), {0, 2}, {0, 3});
+        sn::matrix<double> dy = net.forward(world, x);
+        sn::matrix<double> dy_reference = reference.forward(world, x);
+        net.backward(world, dy);
+        reference.backward(world, dy_reference);
+        if (world.size() > 1)
+            CHECK_THROWS_WITH_AS(net.reduce_gradients(one_replica),
+                                 doctest::Contains("fc1.weight must also be reduced over the "
+                                                   "model-parallel group"),
+                                 sn::error);
+        net.reduce_gradients(world, one_replica);
+        CHECK(net.gradients() == sn::gradient_state::reduced);
+        CHECK(xt::amax(xt::abs(net.layer<0>().weight_grad() -
+                               reference.layer<0>().weight_grad()))() < 1e-14);
+    }
+
     TEST_CASE("network gradients match finite differences and one rank") {
         sn::mpi_communicator world;
         sn::network_options options;
@@ -137,8 +180,7 @@ TEST_SUITE("mpi") {
                                         sn::dense<float, sn::column_split, act::relu>,
                                         sn::dense<float, sn::row_split, act::identity>>;
         net_type net(group, {5, 6, 10, 4});
-        const auto x =
-            sn::test::block_of<float>(sn::test::random_dmatrix(3, 5, 1), {0, 3}, {0, 5});
+        const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(3, 5, 1), {0, 3}, {0, 5});
         group.reset();
         const auto& y = net.forward(group, x);
         CHECK(group.counts().all_reduce.calls == 1);
@@ -164,8 +206,7 @@ TEST_SUITE("mpi") {
         using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                         sn::dense<float, sn::row_split, act::identity>>;
         net_type net(group, {6, 10, 4});
-        const auto x =
-            sn::test::block_of<float>(sn::test::random_dmatrix(3, 6, 1), {0, 3}, {0, 6});
+        const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(3, 6, 1), {0, 3}, {0, 6});
         sn::matrix<float> dy = net.forward(group, x);
         group.reset();
         net.backward(group, dy);

@@ -26,6 +26,9 @@ struct parameter_ref {
     /// True when every rank of the model-parallel group holds the same elements (a row_split
     /// bias, a replicated layer); false when the group's shards are disjoint blocks.
     bool replicated_in_model_group;
+    /// True when the gradient is a partial sum over the model-parallel group and must be
+    /// summed there too (from the partition's reduced_over type); false for the built-ins.
+    bool reduce_over_model_group = false;
 };
 
 }  // namespace shardnet

@@ -142,17 +142,36 @@ class sequential {
         state_ = gradient_state::local;
     }
 
-    /// Sums every gradient over the data-parallel group (the replicas of this model), which
-    /// makes them ready for an optimizer. Collective over `data_group`; with one replica it
-    /// only marks the gradients reduced.
-    template <communicator Comm>
-    void reduce_gradients(Comm& data_group) {
+    /// Sums every gradient over the groups its parameter's type names (see
+    /// reduced_over in partition/partition.hpp): always the data-parallel group (the replicas
+    /// of this model), and the model-parallel group for partitions that declare it. This makes
+    /// the gradients ready for an optimizer. Collective over `model_group` (only if some
+    /// parameter needs it) and over `data_group`; with one replica the data part only marks
+    /// the gradients reduced.
+    template <communicator ModelComm, communicator DataComm>
+    void reduce_gradients(ModelComm& model_group, DataComm& data_group) {
         if (state_ != gradient_state::local)
             throw error("sequential: reduce_gradients() called without a backward() before it");
-        if (data_group.size() > 1)
+        if (model_group.size() > 1)
             for (auto& p : parameters_)
-                if (p.size > 0) data_group.all_reduce(p.grad, p.size, reduce_op::sum);
-        state_ = gradient_state::reduced;
+                if (p.reduce_over_model_group && p.size > 0)
+                    model_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        reduce_over_data(data_group);
+    }
+
+    /// reduce_gradients() for networks whose parameters need only the data-parallel reduction
+    /// (every network of built-in partitions). Collective over `data_group`.
+    /// @throws error if a parameter's type asks for a model-parallel reduction as well.
+    template <communicator DataComm>
+    void reduce_gradients(DataComm& data_group) {
+        if (state_ != gradient_state::local)
+            throw error("sequential: reduce_gradients() called without a backward() before it");
+        for (const auto& p : parameters_)
+            if (p.reduce_over_model_group && parts_ > 1)
+                throw error(detail::concat("sequential: the gradient of ", p.name,
+                                           " must also be reduced over the model-parallel "
+                                           "group; call reduce_gradients(model, data)"));
+        reduce_over_data(data_group);
     }
 
     /// Where the gradients stand; optimizers refuse anything but `reduced`.
@@ -265,10 +284,20 @@ class sequential {
         const bool weight_whole =
             cols_whole && detail::whole_on_every_rank<P>(&P::weight_rows, in, parts_);
         parameters_.push_back({l.name() + ".weight", l.weight().data(), l.weight_grad().data(),
-                               l.weight().size(), weight_whole || parts_ == 1});
+                               l.weight().size(), weight_whole || parts_ == 1,
+                               weight_gradient_groups_t<P>::model});
         if (l.has_bias())
             parameters_.push_back({l.name() + ".bias", l.bias().data(), l.bias_grad().data(),
-                                   l.bias().size(), cols_whole || parts_ == 1});
+                                   l.bias().size(), cols_whole || parts_ == 1,
+                                   bias_gradient_groups_t<P>::model});
+    }
+
+    template <communicator Comm>
+    void reduce_over_data(Comm& data_group) {
+        if (data_group.size() > 1)
+            for (auto& p : parameters_)
+                if (p.size > 0) data_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        state_ = gradient_state::reduced;
     }
 
     template <communicator Comm>
