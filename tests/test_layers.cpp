@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "reference.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
@@ -112,9 +113,51 @@ void check_all_activations(sn::mpi_communicator& group) {
     }
 }
 
+/// Records how a layer uses non-blocking all-reduces: started, then waited for, and never
+/// replaced by a blocking one.
+class overlap_recorder : public sn::mpi_communicator {
+  public:
+    struct request {
+        sn::detail::mpi_request inner;
+        std::size_t* waits;
+        void wait() {
+            inner.wait();
+            ++*waits;
+        }
+    };
+    template <class T>
+    request all_reduce_async(T* data, std::size_t n, sn::reduce_op op) {
+        ++starts;
+        return {sn::mpi_communicator::all_reduce_async(data, n, op), &waits};
+    }
+    template <class T>
+    void all_reduce(T* data, std::size_t n, sn::reduce_op op) {
+        if constexpr (std::is_floating_point_v<T>) ++blocking;
+        sn::mpi_communicator::all_reduce(data, n, op);
+    }
+    overlap_recorder split(int color, int key) const {
+        return overlap_recorder(sn::mpi_communicator::split(color, key));
+    }
+    overlap_recorder() = default;
+    explicit overlap_recorder(sn::mpi_communicator c) : sn::mpi_communicator(std::move(c)) {}
+    std::size_t starts = 0, waits = 0, blocking = 0;
+};
+
 }  // namespace
 
 TEST_SUITE("mpi") {
+    TEST_CASE("column_split overlaps its backward all-reduce with the weight gradient") {
+        overlap_recorder group;
+        sn::dense<float, sn::column_split, sn::activation::relu> layer(group, 7, 5);
+        const dmatrix x = sn::test::random_dmatrix(4, 7, 1);
+        const dmatrix dy = sn::test::random_dmatrix(4, 5, 2);
+        layer.forward(group, sn::test::block_of<float>(x, {0, 4}, layer.weight_rows()));
+        layer.backward(group, sn::test::block_of<float>(dy, {0, 4}, layer.weight_cols()));
+        CHECK(group.starts == 1);
+        CHECK(group.waits == 1);
+        CHECK(group.blocking == 0);
+    }
+
     TEST_CASE_TEMPLATE("dense layers match the double reference on every rank count", T, float,
                        double) {
         sn::mpi_communicator world;
