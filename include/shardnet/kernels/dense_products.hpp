@@ -4,6 +4,7 @@
 
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/reductions.hpp"
 
 namespace shardnet::detail {
 
@@ -26,6 +27,28 @@ template <class T>
 void weight_gradient_product(const matrix<T>& x, const matrix<T>& dz, matrix<T>& dw) {
     gemm<T>(transpose::yes, transpose::no, x.shape(1), dz.shape(1), x.shape(0), T(1), x.data(),
             x.shape(1), dz.data(), dz.shape(1), T(0), dw.data(), dw.shape(1));
+}
+
+/// z = x · w + bias (bias may be null): a forward pass with nothing to communicate.
+template <class T>
+void local_forward(const matrix<T>& x, const matrix<T>& w, const T* bias, matrix<T>& z) {
+    forward_product(x, w, z);
+    if (bias) add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+}
+
+/// dw = xᵀ · dz and dbias = Σ dz over rows (if dbias is not null).
+template <class T>
+void parameter_gradients(const matrix<T>& x, const matrix<T>& dz, matrix<T>& dw, T* dbias) {
+    weight_gradient_product(x, dz, dw);
+    if (dbias) column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+}
+
+/// The whole backward pass with nothing to communicate: dx (if not null), dw, dbias.
+template <class T>
+void local_backward(const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz, matrix<T>* dx,
+                    matrix<T>& dw, T* dbias) {
+    if (dx) input_gradient_product(dz, w, *dx);
+    parameter_gradients(x, dz, dw, dbias);
 }
 
 }  // namespace shardnet::detail

@@ -10,7 +10,6 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
-#include "shardnet/kernels/reductions.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -38,8 +37,7 @@ struct column_split {
     template <communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::forward_product(x, w, z);
-        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+        detail::local_forward(x, w, bias, z);
     }
 
     /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
@@ -49,15 +47,10 @@ struct column_split {
     template <communicator Comm, class T>
     static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        if (dx == nullptr) {
-            detail::weight_gradient_product(x, dz, dw);
-            if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
-            return;
-        }
+        if (dx == nullptr) return detail::parameter_gradients(x, dz, dw, dbias);
         detail::input_gradient_product(dz, w, *dx);
         auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
-        detail::weight_gradient_product(x, dz, dw);
-        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+        detail::parameter_gradients(x, dz, dw, dbias);
         pending.wait();
     }
 };

@@ -8,7 +8,6 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
-#include "shardnet/kernels/reductions.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -32,16 +31,13 @@ struct replicated {
     template <communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::forward_product(x, w, z);
-        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+        detail::local_forward(x, w, bias, z);
     }
 
     template <communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        if (dx) detail::input_gradient_product(dz, w, *dx);
-        detail::weight_gradient_product(x, dz, dw);
-        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+        detail::local_backward(x, w, dz, dx, dw, dbias);
     }
 };
 

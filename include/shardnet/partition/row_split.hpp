@@ -48,9 +48,7 @@ struct row_split {
     template <communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        if (dx) detail::input_gradient_product(dz, w, *dx);
-        detail::weight_gradient_product(x, dz, dw);
-        if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+        detail::local_backward(x, w, dz, dx, dw, dbias);
     }
 };
 
