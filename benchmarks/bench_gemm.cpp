@@ -8,7 +8,7 @@
 //
 // Shapes: batch M, layer in = out = K = N. X·W is (M x K)·(K x N); dY·Wᵀ is (M x N)·(K x N)ᵀ;
 // Xᵀ·dY is (M x K)ᵀ·(M x N), whose depth is the batch. Each figure is the median of repeated
-// runs after a warm-up run (which also sizes our packing buffers).
+// runs after a warm-up run (which also sizes our packing buffers), ours and OpenBLAS alternating.
 #include <cblas.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -43,30 +44,37 @@ double median(std::vector<double> x) {
     return x.size() % 2 ? x[h] : 0.5 * (x[h - 1] + x[h]);
 }
 
-/// Runs f at least min_reps times and for at least min_seconds; returns the median time.
-template <class F>
-double median_seconds(F&& f, int min_reps, double min_seconds) {
+/// Median times of f and g, run alternately (f, g, f, g, ...) at least min_reps times each and
+/// for at least min_seconds in all. Alternating makes the ratio fair on a shared machine: a
+/// burst of load from elsewhere hits both sides alike instead of one whole series.
+template <class F, class G>
+std::pair<double, double> paired_median_seconds(F&& f, G&& g, int min_reps, double min_seconds) {
     f();  // warm-up: caches, page faults, our packing buffers
-    std::vector<double> times;
+    g();
+    std::vector<double> f_times, g_times;
     const auto start = clock_type::now();
-    while (static_cast<int>(times.size()) < min_reps ||
-           (seconds_since(start) < min_seconds && times.size() < 50)) {
-        const auto t0 = clock_type::now();
+    while (static_cast<int>(f_times.size()) < min_reps ||
+           (seconds_since(start) < min_seconds && f_times.size() < 50)) {
+        auto t0 = clock_type::now();
         f();
-        times.push_back(seconds_since(t0));
+        f_times.push_back(seconds_since(t0));
+        t0 = clock_type::now();
+        g();
+        g_times.push_back(seconds_since(t0));
     }
-    return median(times);
+    return {median(f_times), median(g_times)};
 }
 
 /// Peak FMA throughput of one core for T on the default architecture: 16 independent
 /// accumulator chains (more than latency x throughput on any current x86 core), register only.
+/// Best of many short runs: on a shared machine a short window is likelier to be undisturbed.
 template <class T>
 double fma_peak_gflops() {
     using batch = xsimd::batch<T>;
     constexpr int chains = 16;
-    const long iterations = 20'000'000;
+    const long iterations = 2'000'000;
     std::vector<double> rates;
-    for (int rep = 0; rep < 5; ++rep) {
+    for (int rep = 0; rep < 40; ++rep) {
         batch acc[chains];
         for (int i = 0; i < chains; ++i)
             acc[i] = batch(T(1) + T(i) * T(1e-3));
@@ -110,7 +118,7 @@ struct options {
     std::vector<std::size_t> double_widths = {2048};
     bool run_float = true, run_double = true;
     int min_reps = 3;
-    double min_seconds = 0.25;
+    double min_seconds = 0.5;
 };
 
 std::vector<std::size_t> parse_list(const char* text) {
@@ -158,13 +166,11 @@ void run_shape(const product& prod, std::size_t batch, std::size_t kn, double pe
     random_matrix(b, (prod.tb == transpose::no ? k : n) * ldb);
     aligned_vector<T> ours(m * n), theirs(m * n);
 
-    const double t_ours = median_seconds(
+    const auto [t_ours, t_blas] = paired_median_seconds(
         [&] {
             shardnet::gemm<T>(prod.ta, prod.tb, m, n, k, T(1), a.data(), lda, b.data(), ldb, T(0),
                               ours.data(), n);
         },
-        opt.min_reps, opt.min_seconds);
-    const double t_blas = median_seconds(
         [&] {
             blas_gemm(prod.ta, prod.tb, m, n, k, a.data(), lda, b.data(), ldb, theirs.data(), n);
         },
@@ -229,8 +235,10 @@ int main(int argc, char** argv) {
     const double peak_double = fma_peak_gflops<double>();
     std::printf("single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s\n", peak_float,
                 peak_double);
-    std::printf("median of >= %d runs and >= %.2f s per figure; GFLOP/s = 2mnk / time\n\n",
-                opt.min_reps, opt.min_seconds);
+    std::printf(
+        "median of >= %d runs each, ours and OpenBLAS alternating, >= %.2f s per shape; "
+        "GFLOP/s = 2mnk / time\n\n",
+        opt.min_reps, opt.min_seconds);
     std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type", "product",
                 "M", "K=N", "m", "n", "k", "ours", "OpenBLAS", "ratio", "%peak", "max rel diff");
     if (opt.run_float) run_grid<float>(opt.batches, opt.widths, peak_float, opt);

@@ -176,6 +176,7 @@ void check_past_blocking() {
         {37, 2 * nr + 3, 2 * kc + 7},  // three KC blocks
         {5, nc + nr + 5, 3},           // two NC blocks, ragged strip at the right
         {70, 97, kc + 1},              // a one-deep last KC block
+        {mc + 1, 3 * nr + 1, 5},       // several MC blocks reuse packed op(B) strips
     };
     std::mt19937 rng(7);
     for (transpose ta : both)

@@ -51,7 +51,8 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     const std::size_t kc_max = std::min(k, Blocking::kc);
     T* a_panel = packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max);
     // With a single MC block every strip of op(B) is used once, right after packing: one strip
-    // of buffer, rewritten in place, stays in L1 (and the buffer stays small).
+    // of buffer, rewritten in place, stays in L1 (and the buffer stays small). Packing several
+    // strips at a time (longer reads per row of B) was measured slower, not faster.
     const bool single_row_block = m <= Blocking::mc;
     const std::size_t b_columns = single_row_block ? NR : round_up(std::min(n, Blocking::nc), NR);
     T* b_panel = packing_buffer<T, 1>(b_columns * kc_max);
@@ -76,11 +77,10 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                             kc, cols,
                             strided_operand<T>{b.at(pc, jc + jr), b.row_stride, b.col_stride},
                             n - jc - jr, b_strip);
-                    for (std::size_t ir = 0; ir < mc; ir += MR) {
+                    for (std::size_t ir = 0; ir < mc; ir += MR)
                         micro_kernel<T, arch, MR, NV>(kc, a_panel + ir * kc, b_strip, alpha,
                                                       beta_block, c + (ic + ir) * ldc + jc + jr,
                                                       ldc, std::min(MR, mc - ir), cols);
-                    }
                 }
             }
         }
