@@ -8,7 +8,7 @@ packages=(
     g++ cmake make libboost-mpi-dev libboost-serialization-dev libxtensor-dev libxsimd-dev
     libopenmpi-dev openmpi-bin
     # tests, examples and benchmarks only
-    doctest-dev libcli11-dev libopenblas-dev
+    doctest-dev libcli11-dev libopenblas-dev pkg-config
 )
 
 missing=()
