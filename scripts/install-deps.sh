@@ -9,6 +9,12 @@ packages=(
     libopenmpi-dev openmpi-bin
     # tests, examples and benchmarks only
     doctest-dev libcli11-dev libopenblas-dev pkg-config
+    # docs and packaging: the test plot_metrics draws train_mlp's curve (scripts/plot_metrics.sh);
+    # consumer_deb needs dpkg-deb, which every Debian has. The diagram and API reference are
+    # made by hand (graphviz, doxygen: see docs/README.md), not in CI.
+    gnuplot-nox
+    # fuzzing the loaders (scripts/run-tests.sh): clang with the libFuzzer runtime
+    clang libclang-rt-14-dev
 )
 
 missing=()

@@ -130,11 +130,12 @@ struct public_gemm {
 };
 
 /// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
-/// MC, KC and NC blocks and every kind of ragged edge, cheaply.
+/// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
+/// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
 template <class T, class Arch>
 struct tiny_blocked_gemm {
-    using blocking =
-        shardnet::detail::gemm_blocking<T, Arch, 3, 2, 6, 5, 2 * 2 * xsimd::batch<T, Arch>::size>;
+    using blocking = shardnet::detail::gemm_blocking<T, Arch, 3, 2, 6, 5,
+                                                     2 * 2 * xsimd::batch<T, Arch>::size, 3>;
     void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
                     T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
                     std::size_t ldc) const {
@@ -168,6 +169,9 @@ void check_past_blocking() {
     using blocking = typename shardnet::detail::default_gemm_blocking<T, Arch>::type;
     const std::size_t mr = blocking::mr, nr = blocking::nr;
     const std::size_t mc = blocking::mc, kc = blocking::kc, nc = blocking::nc;
+    const std::size_t kci = blocking::kc_in_place;
+    // Columns past which the in-place path prefetches (4 lines ahead of a strip), plus margin.
+    const std::size_t prefetching_n = nr + 4 * 64 / sizeof(T) + 2 * nr + 3;
     struct shape {
         std::size_t m, n, k;
     };
@@ -177,6 +181,14 @@ void check_past_blocking() {
         {5, nc + nr + 5, 3},           // two NC blocks, ragged strip at the right
         {70, 97, kc + 1},              // a one-deep last KC block
         {mc + 1, 3 * nr + 1, 5},       // several MC blocks reuse packed op(B) strips
+        // m <= MC: op(B) = B read in place, op(B) = Bᵀ packed a strip ahead. Across the
+        // threshold, several KCI blocks, full strips with and without prefetch and a ragged
+        // packed one, depths that are not a multiple of the transpose block, one row.
+        {mc, prefetching_n, kci + 1},
+        {mc + 1, 2 * nr + 1, kci + 1},
+        {1, prefetching_n, 2 * kci + 3},
+        {mr + 1, nr, kci - 1},
+        {2 * mr + 3, 5 * nr, 3 * kci},
     };
     std::mt19937 rng(7);
     for (transpose ta : both)
@@ -198,6 +210,10 @@ void check_everything() {
     check_size_grid<T>(public_gemm<T, Arch>{}, {0, 7}, T(0), T(0), 2);
     check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {1, 4, 11, 23, 40}, T(0.5), T(2), 2);
     check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {3, 12, 29}, T(1), T(0), 0);
+    // Around the in-place threshold of the tiny blocking (m <= MC = 6), n with several full
+    // NR = 2 batch strips and a ragged one, k over several KCI = 3 blocks.
+    const std::size_t tiny_nr = 2 * xsimd::batch<T, Arch>::size;
+    check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {5, 6, 7, 3 * tiny_nr + 1}, T(-1), T(0.5), 1);
     check_past_blocking<T, Arch>();
 }
 

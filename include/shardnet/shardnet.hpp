@@ -45,3 +45,10 @@
 #include "shardnet/train/standardize.hpp"
 #include "shardnet/train/synthetic.hpp"
 #include "shardnet/train/trainer.hpp"
+
+#include "shardnet/io/bounded_archive.hpp"
+#include "shardnet/io/checkpoint.hpp"
+#include "shardnet/io/checksum.hpp"
+#include "shardnet/io/durable_file.hpp"
+#include "shardnet/io/manifest.hpp"
+#include "shardnet/io/shard_file.hpp"

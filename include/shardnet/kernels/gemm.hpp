@@ -39,6 +39,11 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
 /// micro-tiles.
+/// With a single MC block (m <= MC) and op(B) = B, full strips of B are not packed but read in
+/// place by the micro-kernel, KCI deep instead of KC (why: gemm_blocking.hpp); the ragged last
+/// strip, whose NR-wide rows would run past n, is still packed.
+/// With a single MC block and op(B) = Bᵀ, strips are packed into two alternating buffers: the
+/// first micro-tile of each strip packs the next full strip as its side job.
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
 template <class Blocking, class T>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
@@ -47,20 +52,29 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
+    // In place, the first micro-tile of a strip prefetches its rows this far to the right: 4
+    // cache lines, i.e. the strips 4 x 64 bytes ahead (measured at M = 32, 64: 2 to 8 lines
+    // within noise; no prefetch, or the same strip 8 rows ahead, 10-40% slower).
+    constexpr std::size_t prefetch_ahead = 4 * 64 / sizeof(T);
 
-    const std::size_t kc_max = std::min(k, Blocking::kc);
-    T* a_panel = packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max);
-    // With a single MC block every strip of op(B) is used once, right after packing: one strip
-    // of buffer, rewritten in place, stays in L1 (and the buffer stays small). Packing several
-    // strips at a time (longer reads per row of B) was measured slower, not faster.
     const bool single_row_block = m <= Blocking::mc;
-    const std::size_t b_columns = single_row_block ? NR : round_up(std::min(n, Blocking::nc), NR);
+    const bool b_in_place = single_row_block && b.col_stride == 1;
+    const bool b_transposed_pipelined = single_row_block && !b_in_place && b.row_stride == 1;
+    const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
+    const std::size_t kc_max = std::min(k, kc_step);
+    T* a_panel = packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max);
+    // With a single MC block every strip of op(B) is used once, right after packing: two strips
+    // of buffer (the one in use and the next), rewritten in turn, stay in L1 (and the buffer
+    // stays small). Packing several strips at a time (longer reads per row of B) was measured
+    // slower, not faster.
+    const std::size_t b_columns =
+        single_row_block ? 2 * NR : round_up(std::min(n, Blocking::nc), NR);
     T* b_panel = packing_buffer<T, 1>(b_columns * kc_max);
 
     for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
         const std::size_t nc = std::min(Blocking::nc, n - jc);
-        for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
-            const std::size_t kc = std::min(Blocking::kc, k - pc);
+        for (std::size_t pc = 0; pc < k; pc += kc_step) {
+            const std::size_t kc = std::min(kc_step, k - pc);
             const T beta_block = pc == 0 ? beta : T(1);
             for (std::size_t ic = 0; ic < m; ic += Blocking::mc) {
                 const std::size_t mc = std::min(Blocking::mc, m - ic);
@@ -68,6 +82,49 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                            a_panel);
                 for (std::size_t jr = 0; jr < nc; jr += NR) {
                     const std::size_t cols = std::min(NR, nc - jr);
+                    if (b_in_place && cols == NR) {
+                        const T* b_rows = b.at(pc, jc + jr);
+                        // Prefetch only what exists: columns up to n in this row.
+                        const std::size_t ahead =
+                            jc + jr + NR + prefetch_ahead <= n ? prefetch_ahead : 0;
+                        for (std::size_t ir = 0; ir < mc; ir += MR)
+                            micro_kernel<T, arch, MR, NV, true>(
+                                kc, a_panel + ir * kc, b_rows, alpha, beta_block,
+                                c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols,
+                                b.row_stride, ir == 0 ? ahead : 0);
+                        continue;
+                    }
+                    if (b_transposed_pipelined) {
+                        T* strip = b_panel + (jr / NR % 2) * NR * kc;
+                        T* next_strip = b_panel + ((jr / NR + 1) % 2) * NR * kc;
+                        if (jr == 0)
+                            pack_b<NV, arch>(kc, cols,
+                                             strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
+                                             n - jc, strip);
+                        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+                        const transposing_pack_step<T, NR> pack_next{
+                            next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr, b.col_stride, kc,
+                            next_strip};
+                        for (std::size_t ir = 0; ir < mc; ir += MR) {
+                            T* c_tile = c + (ic + ir) * ldc + jc + jr;
+                            const std::size_t rows = std::min(MR, mc - ir);
+                            if (ir == 0 && next_cols == NR)
+                                micro_kernel<T, arch, MR, NV, false, transposing_pack_step<T, NR>>(
+                                    kc, a_panel, strip, alpha, beta_block, c_tile, ldc, rows, cols,
+                                    NR, 0, pack_next);
+                            else
+                                micro_kernel<T, arch, MR, NV>(kc, a_panel + ir * kc, strip, alpha,
+                                                              beta_block, c_tile, ldc, rows, cols);
+                        }
+                        if (next_cols == NR)
+                            pack_next.finish();
+                        else if (next_cols != 0)
+                            pack_b<NV, arch>(
+                                kc, next_cols,
+                                strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
+                                n - jc - jr - NR, next_strip);
+                        continue;
+                    }
                     T* b_strip = single_row_block ? b_panel : b_panel + jr * kc;
                     // The first MC block packs each strip of op(B) just before using it, so the
                     // strip is still in L1 for its micro-tiles; later MC blocks reuse it from

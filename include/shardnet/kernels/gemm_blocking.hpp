@@ -10,11 +10,12 @@
 namespace shardnet::detail {
 
 /// A complete blocking of C = op(A)·op(B): the micro-tile is MR rows × (NV batches) columns of
-/// C; MC × KC is the packed block of op(A), KC × NC the packed block of op(B).
+/// C; MC × KC is the packed block of op(A), KC × NC the packed block of op(B). KCI replaces KC
+/// when op(B) is read in place instead of packed (m <= MC and op(B) = B, see gemm_blocked).
 /// Any values that pass the static_asserts are correct; they differ only in speed (tests use
 /// tiny ones to reach every block edge with small matrices).
 template <class T, class Arch, std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC,
-          std::size_t NC>
+          std::size_t NC, std::size_t KCI = KC>
 struct gemm_blocking {
     using value_type = T;
     using arch_type = Arch;
@@ -26,8 +27,10 @@ struct gemm_blocking {
     static constexpr std::size_t mc = MC;
     static constexpr std::size_t kc = KC;
     static constexpr std::size_t nc = NC;
+    static constexpr std::size_t kc_in_place = KCI;
 
-    static_assert(MR >= 1 && NV >= 1 && KC >= 1, "gemm_blocking: MR, NV and KC must be positive");
+    static_assert(MR >= 1 && NV >= 1 && KC >= 1 && KCI >= 1,
+                  "gemm_blocking: MR, NV, KC and KCI must be positive");
     static_assert(MC % MR == 0, "gemm_blocking: MC must be a multiple of MR");
     static_assert(NC % (NV * batch_type::size) == 0, "gemm_blocking: NC must be a multiple of NR");
     // MR·NV accumulators + NV rows of B + one broadcast of A must fit, or every FMA spills.
@@ -59,19 +62,33 @@ struct gemm_blocking {
 /// - NC (L3). The KC x NC block of op(B) is reused by every MC block; 12 MiB (768 x 4096
 ///   floats) is what one core can count on in a shared L3. When m <= MC there is one MC block
 ///   and NC does not matter: op(B) is packed strip by strip into one reused strip buffer.
+/// - Small m: op(B) read in place, KCI = 256. With one MC block each element of op(B) serves
+///   only ceil(m / MR) micro-tiles (2 at m = 32), so packing it costs about as much as the
+///   FMAs: a KC x NR strip of B = op(B) is one 64-byte line from each of KC rows ldb apart,
+///   every line in a different page, which no hardware prefetcher follows. Reading those lines
+///   in place (the A panel is still packed) and prefetching, during the first micro-tile of a
+///   strip, the same rows 4 lines to the right (the strips to come) turns the rows into slow
+///   sequential streams. KCI = 256 keeps the strip at 16 KiB, in L1 for the strip's other
+///   micro-tiles. Measured on Zen 4 (float and double, M = 32..256, K = N = 1024..4096): KCI =
+///   768 25% slower at K = N = 4096, 512 15-25% slower for double, 128 5-10% slower; overall
+///   0.65-0.9x -> 1.0-1.2x OpenBLAS at M = 32, 64. For m > MC the packed KC x NC block is
+///   reused by every MC block and in-place reading was not faster (measured at M = 1024).
+///   op(B) = Bᵀ has no contiguous NR-wide rows to read: its strips are still packed (KC deep),
+///   but each by the first micro-kernel of the strip before it, as a side job (gemm_blocked).
+///   16-register targets keep KCI = KC.
 template <class T, class Arch, bool Wide = (vector_register_count<Arch> >= 32)>
 struct default_gemm_blocking;
 
 /// 32 vector registers (AVX-512): 16 x 1 batch.
 template <class Arch>
 struct default_gemm_blocking<float, Arch, true> {
-    using type = gemm_blocking<float, Arch, 16, 1, 256, 768, 4096>;
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 768, 4096, 256>;
 };
 template <class Arch>
 struct default_gemm_blocking<double, Arch, true> {
     // KC = 512 (4 KiB of depth per row; float's 768 is 3 KiB) measured within noise of 256
     // and 768; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB.
-    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072>;
+    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256>;
 };
 
 /// 16 vector registers (SSE2 .. AVX2): 6 x 2 batches; MC x KC = 192 KiB for a 256 KiB L2.

@@ -1,39 +1,68 @@
-// The GEMM micro-kernel: one MR x NR tile of C accumulated in vector registers from packed
-// micro-panels of op(A) and op(B), then merged into C as alpha·tile + beta·C.
+// The GEMM micro-kernel: one MR x NR tile of C accumulated in vector registers from a packed
+// micro-panel of op(A) and one of op(B) (packed, or read in place), then merged into C as
+// alpha·tile + beta·C.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "shardnet/kernels/simd.hpp"
 
 namespace shardnet::detail {
 
-/// C[0:rows, 0:cols] = alpha · Σ_p a[p·MR + i] · b[p·NR + j] + beta · C, for the packed
-/// micro-panels `a` (depth x MR, from pack_a) and `b` (depth x NR, aligned, from pack_b).
+/// The micro-kernel's default side job: none. A side job is work with no dependence on the
+/// FMA chain that the micro-kernel interleaves with it, side_job(p) once every `every` steps
+/// of p, so that it runs on the load, store and shuffle ports the FMAs leave idle (see
+/// transposing_pack_step).
+struct no_side_job {
+    static constexpr std::size_t every = 1;
+    void operator()(std::size_t) const noexcept {}
+};
+
+/// C[0:rows, 0:cols] = alpha · Σ_p a[p·MR + i] · b[p·b_stride + j] + beta · C, for the packed
+/// micro-panel `a` (depth x MR, from pack_a) and a micro-panel `b` of depth x NR values whose
+/// steps of p are b_stride apart: packed by pack_b (BInPlace == false: b_stride == NR,
+/// aligned), or op(B) itself read in place (BInPlace == true: b_stride = ldb, any alignment,
+/// all NR columns must exist). In place, `prefetch_ahead` > 0 also prefetches the row of op(B)
+/// that many elements to the right at each step (the strips the next calls will read).
 /// rows <= MR and cols <= NR: a full tile is stored straight from registers, an edge tile
 /// (the ragged right or bottom border of C) through a small buffer, so the hot loop is the
 /// same for every tile. beta == 0 never reads C, so NaN or garbage there cannot propagate.
-template <class T, class Arch, std::size_t MR, std::size_t NV>
+/// side_job(p) runs before step p for every p multiple of SideJob::every.
+template <class T, class Arch, std::size_t MR, std::size_t NV, bool BInPlace = false,
+          class SideJob = no_side_job>
 void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T* c, std::size_t ldc,
-                  std::size_t rows, std::size_t cols) {
+                  std::size_t rows, std::size_t cols,
+                  std::size_t b_stride = NV * xsimd::batch<T, Arch>::size,
+                  std::size_t prefetch_ahead = 0, const SideJob& side_job = {}) {
     using batch = xsimd::batch<T, Arch>;
     constexpr std::size_t width = batch::size;
     constexpr std::size_t NR = NV * width;
+    constexpr std::size_t line = 64 / sizeof(T);
 
     batch acc[MR][NV];
     static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = batch(T(0)); }); });
 
     for (std::size_t p = 0; p < depth; ++p) {
+        if constexpr (!std::is_same_v<SideJob, no_side_job>)
+            if (p % SideJob::every == 0) side_job(p);
         batch row[NV];
-        static_for<NV>([&](auto v) { row[v] = batch::load_aligned(b + v * width); });
+        if constexpr (BInPlace) {
+            static_for<NV>([&](auto v) { row[v] = batch::load_unaligned(b + v * width); });
+            if (prefetch_ahead != 0)
+                static_for<(NR + line - 1) / line>(
+                    [&](auto l) { prefetch(b + prefetch_ahead + l * line); });
+        } else {
+            static_for<NV>([&](auto v) { row[v] = batch::load_aligned(b + v * width); });
+        }
         static_for<MR>([&](auto i) {
             const batch broadcast(a[i]);
             static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(broadcast, row[v], acc[i][v]); });
         });
         a += MR;
-        b += NR;
+        b += b_stride;
     }
 
     const batch alpha_v(alpha);

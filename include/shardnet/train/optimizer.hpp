@@ -102,6 +102,40 @@ class optimizer {
 
     std::size_t updates() const { return updates_; }
     const optimizer_options& options() const { return options_; }
+
+    // State access for checkpoints (io/checkpoint.hpp): the per-element arrays, shaped like
+    // each parameter's local shard, and the update count the schedule and Adam's bias
+    // correction depend on. Restoring both continues the run bitwise.
+
+    /// "sgd", "adam" or "adamw".
+    std::string_view method_name() const {
+        switch (options_.method) {
+            case optimizer_options::kind::sgd:
+                return "sgd";
+            case optimizer_options::kind::adam:
+                return "adam";
+            case optimizer_options::kind::adamw:
+                return "adamw";
+        }
+        return "?";
+    }
+    /// State arrays per parameter: 0 (plain sgd), 1 (sgd with momentum), 2 (adam, adamw).
+    std::size_t state_slots() const {
+        if (options_.method != optimizer_options::kind::sgd) return 2;
+        return options_.momentum != 0.0 ? 1 : 0;
+    }
+    /// Allocates the state (zeros, as the first step would) if no step has allocated it yet.
+    void prepare_state(const std::vector<parameter_ref<T>>& params) {
+        if (state_.empty()) allocate(params);
+    }
+    /// Slot `slot` of parameter `parameter`'s state. @pre prepare_state() or a step ran,
+    /// slot < state_slots().
+    T* state(std::size_t parameter, std::size_t slot) {
+        SHARDNET_ASSERT(parameter < state_.size() && slot < state_slots());
+        return slot == 0 ? state_[parameter].first.data() : state_[parameter].second.data();
+    }
+    /// Sets the number of updates taken (from a checkpoint).
+    void restore_updates(std::size_t updates) { updates_ = updates; }
     /// The learning rate of the next update.
     double learning_rate() const { return options_.schedule.at(options_.lr, updates_); }
 

@@ -1,0 +1,552 @@
+// Checkpoints: round trips on one grid, resharding to other rank counts, grids and partitions,
+// atomic publication under an injected crash, keep-last-K, and a corpus of broken files that
+// each give one clear error on every rank with the model untouched.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/comm/process_grid.hpp"
+#include "shardnet/io/checkpoint.hpp"
+#include "shardnet/net/sequential.hpp"
+#include "shardnet/partition/column_split.hpp"
+#include "shardnet/partition/replicated.hpp"
+#include "shardnet/partition/row_split.hpp"
+#include "shardnet/train/optimizer.hpp"
+#include "shardnet/train/synthetic.hpp"
+#include "shardnet/train/trainer.hpp"
+
+namespace sn = shardnet;
+namespace act = shardnet::activation;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Saved as column, row, column (the Megatron pair and a sharded classifier)...
+template <class T>
+using saved_net = sn::sequential<sn::dense<T, sn::column_split, act::relu>,
+                                 sn::dense<T, sn::row_split, act::relu>,
+                                 sn::dense<T, sn::column_split, act::identity>>;
+// ...loaded with every layer's partition changed.
+template <class T>
+using resharded_net = sn::sequential<sn::dense<T, sn::row_split, act::relu>,
+                                     sn::dense<T, sn::column_split, act::relu>,
+                                     sn::dense<T, sn::replicated, act::identity>>;
+// Widths that divide by nothing, so shards are uneven; 7 > 4 ranks, 3 < 4 ranks (empty shards).
+const std::vector<std::size_t> widths = {6, 7, 5, 3};
+
+/// A fresh directory with the same name on every rank of `comm` (rank 0 creates it).
+template <class Comm>
+fs::path shared_temp_dir(Comm& comm, const char* tag) {
+    std::string name;
+    if (comm.rank() == 0) {
+        std::string pattern =
+            (fs::temp_directory_path() / (std::string("shardnet-") + tag + "-XXXXXX")).string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        name = pattern;
+    }
+    auto length = static_cast<std::int64_t>(name.size());
+    comm.broadcast(&length, 1, 0);
+    name.resize(static_cast<std::size_t>(length));
+    comm.broadcast(name.data(), name.size(), 0);
+    return name;
+}
+
+template <class T>
+sn::matrix<T> as_row(const sn::vector<T>& v) {
+    sn::matrix<T> m = sn::matrix<T>::from_shape({1, v.size()});
+    std::copy(v.begin(), v.end(), m.begin());
+    return m;
+}
+
+template <class Net, class Comm>
+std::vector<sn::matrix<typename Net::value_type>> gathered(Net& net, Comm& group) {
+    std::vector<sn::matrix<typename Net::value_type>> out;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (out.push_back(net.template layer<I>().gather_weight(group)), ...);
+        (out.push_back(as_row(net.template layer<I>().gather_bias(group))), ...);
+    }
+    (std::make_index_sequence<Net::depth>{});
+    return out;
+}
+
+template <class T>
+bool bitwise_equal(const std::vector<sn::matrix<T>>& a, const std::vector<sn::matrix<T>>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i].shape() != b[i].shape()) return false;
+        if (std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(T)) != 0) return false;
+    }
+    return true;
+}
+
+template <class T>
+sn::dataset<T> small_data(std::size_t samples, std::uint64_t seed) {
+    sn::synthetic_options o;
+    o.samples = samples;
+    o.width = widths.front();
+    o.classes = widths.back();
+    o.seed = seed;
+    return sn::make_synthetic<T>(o);
+}
+
+template <class Net, class Comm>
+std::vector<double> train_epochs(sn::process_grid<Comm>& grid, Net& net,
+                                 sn::optimizer<typename Net::value_type>& opt,
+                                 const sn::dataset<typename Net::value_type>& data,
+                                 std::size_t epochs, std::uint64_t seed) {
+    sn::trainer_options o;
+    o.epochs = epochs;
+    o.batch = 8;
+    o.seed = seed;
+    o.report = false;
+    sn::trainer trainer(grid, net, opt, o);
+    return trainer.fit(data).step_losses;
+}
+
+/// Every rank of `comm` got the same text.
+template <class Comm>
+bool same_everywhere(Comm& comm, const std::string& text) {
+    std::int64_t h[2] = {static_cast<std::int64_t>(std::hash<std::string>{}(text) >> 1), 0};
+    h[1] = -h[0];
+    comm.all_reduce(h, 2, sn::reduce_op::max);
+    return h[0] == -h[1];
+}
+
+/// The message of the shardnet::error `f` throws, or "" if it throws none.
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const sn::error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_SUITE("mpi") {
+    TEST_CASE("a checkpoint round-trips weights, optimizer state and position bitwise") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "roundtrip");
+        const auto data = small_data<float>(40, 3);
+        sn::network_options options;
+        options.seed = 11;
+        saved_net<float> net(grid.model(), widths, options);
+        sn::optimizer<float> opt(sn::adam(1e-2));
+        train_epochs(grid, net, opt, data, 1, 4);
+
+        sn::training_position position;
+        position.step = opt.updates();
+        position.epoch = 1;
+        position.seed = 4;
+        position.step_losses = {1.5, 0.25};
+        sn::checkpoint_options small_records;
+        small_records.record_bytes = 8;  // one row per record: exercises the record table
+        const fs::path saved =
+            sn::save_checkpoint(grid, dir, opt.updates(), net, opt, &position, small_records);
+        CHECK(saved == dir / sn::checkpoint_name(opt.updates()));
+        CHECK(fs::exists(saved / "manifest.bin"));
+        CHECK(sn::latest_checkpoint(dir) == saved);
+
+        options.seed = 12;  // different weights until loaded
+        saved_net<float> copy(grid.model(), widths, options);
+        sn::optimizer<float> copy_opt(sn::adam(1e-2));
+        CHECK_FALSE(bitwise_equal(gathered(net, grid.model()), gathered(copy, grid.model())));
+        const auto m = sn::load_checkpoint(grid, saved, copy, copy_opt);
+        CHECK(bitwise_equal(gathered(net, grid.model()), gathered(copy, grid.model())));
+        CHECK(copy_opt.updates() == opt.updates());
+        CHECK(m.has_position == 1);
+        CHECK(m.position.epoch == 1);
+        CHECK(m.position.step_losses == std::vector<double>{1.5, 0.25});
+        CHECK(m.model_parallel == world.size());
+
+        // Same state, same next steps: the optimizer moments came back too.
+        const auto a = train_epochs(grid, net, opt, data, 1, 5);
+        const auto b = train_epochs(grid, copy, copy_opt, data, 1, 5);
+        CHECK(a == b);
+        CHECK(bitwise_equal(gathered(net, grid.model()), gathered(copy, grid.model())));
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE(
+        "saved on 1 x P, loads on every smaller world, on 2 x P/2 and with other partitions") {
+        sn::mpi_communicator world;
+        const std::size_t P = world.size();
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "reshard");
+        const auto data = small_data<double>(48, 6);
+        sn::network_options options;
+        options.seed = 21;
+        saved_net<double> net(grid.model(), widths, options);
+        sn::optimizer<double> opt(sn::adam(1e-2));
+        train_epochs(grid, net, opt, data, 1, 2);
+        const fs::path saved = sn::save_checkpoint(grid, dir, 6, net, opt);
+        const auto reference = gathered(net, grid.model());
+        // Continuing on the original grid: the reference for continuing anywhere else.
+        const auto continued = train_epochs(grid, net, opt, data, 1, 3);
+
+        struct target {
+            std::size_t ranks, data_parallel;
+        };
+        std::vector<target> targets;
+        for (std::size_t p = 1; p <= P; ++p)
+            targets.push_back({p, 1});
+        if (P % 2 == 0) targets.push_back({P, 2});
+        for (const auto& t : targets) {
+            CAPTURE(t.ranks);
+            CAPTURE(t.data_parallel);
+            const bool member = world.rank() < t.ranks;
+            sn::mpi_communicator sub = world.split(member ? 0 : 1, static_cast<int>(world.rank()));
+            if (!member) continue;
+            sn::process_grid<sn::mpi_communicator> g(sub, t.data_parallel);
+            options.seed = 99;
+            resharded_net<double> other(g.model(), widths, options);
+            sn::optimizer<double> other_opt(sn::adam(1e-2));
+            sn::load_checkpoint(g, saved, other, other_opt);
+            CHECK(bitwise_equal(reference, gathered(other, g.model())));
+            // Same math on another grid: equal up to the order of float reductions.
+            const auto losses = train_epochs(g, other, other_opt, data, 1, 3);
+            REQUIRE(losses.size() == continued.size());
+            for (std::size_t i = 0; i < losses.size(); ++i)
+                CHECK(losses[i] == doctest::Approx(continued[i]).epsilon(1e-12));
+        }
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("a crash before publication leaves the previous checkpoint and hides the new one") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "crash");
+        sn::network_options options;
+        options.seed = 31;
+        saved_net<float> net(grid.model(), widths, options);
+        sn::optimizer<float> opt(sn::sgd(0.1, 0.9));
+        const fs::path first = sn::save_checkpoint(grid, dir, 1, net, opt);
+        const auto before = gathered(net, grid.model());
+
+        // Change the weights, then "crash" after every file of step 2 is written and synced.
+        net.template layer<0>().weight().fill(7.0f);
+        sn::checkpoint_options crash;
+        crash.before_publish = [] { throw sn::error("injected crash before publish"); };
+        const std::string message =
+            error_of([&] { sn::save_checkpoint(grid, dir, 2, net, opt, nullptr, crash); });
+        CHECK(message == "injected crash before publish");
+        CHECK(same_everywhere(world, message));
+        CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{1});
+        CHECK(sn::latest_checkpoint(dir) == first);
+        CHECK(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2)) / "manifest.bin"));
+
+        sn::load_checkpoint(grid, first, net, opt);
+        CHECK(bitwise_equal(before, gathered(net, grid.model())));
+
+        // The next save clears the leftovers; keep-last-K prunes.
+        sn::checkpoint_options keep_two;
+        keep_two.keep = 2;
+        for (std::uint64_t step = 3; step <= 5; ++step)
+            sn::save_checkpoint(grid, dir, step, net, opt, nullptr, keep_two);
+        CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{4, 5});
+        CHECK_FALSE(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("a broken shard of one rank stops every rank with one message, weights untouched") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "broken");
+        sn::network_options options;
+        options.seed = 41;
+        saved_net<float> net(grid.model(), widths, options);
+        sn::optimizer<float> opt(sn::adam());
+        const fs::path saved = sn::save_checkpoint(grid, dir, 1, net, opt);
+        world.barrier();
+        const fs::path victim = saved / sn::detail::shard_file_name(world.size() - 1);
+        if (world.rank() == 0) {
+            std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+            f.seekp(30);
+            f.put('\x5a');
+        }
+        world.barrier();
+        options.seed = 42;
+        saved_net<float> other(grid.model(), widths, options);
+        sn::optimizer<float> other_opt(sn::adam());
+        const auto before = gathered(other, grid.model());
+        const std::string message =
+            error_of([&] { sn::load_checkpoint(grid, saved, other, other_opt); });
+        CHECK(message.find(victim.string()) != std::string::npos);
+        CHECK(message.find("checksum mismatch") != std::string::npos);
+        CHECK(same_everywhere(world, message));
+        CHECK(bitwise_equal(before, gathered(other, grid.model())));
+        CHECK(other_opt.updates() == 0);
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+}
+
+namespace {
+
+using tiny_net = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                sn::dense<float, sn::row_split, act::identity>>;
+const std::vector<std::size_t> tiny_widths = {4, 5, 3};
+
+std::string read_bytes(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const fs::path& p, const std::string& bytes) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+/// A valid checkpoint of a trained tiny network, made once per process.
+struct corpus {
+    sn::local_communicator alone;
+    sn::process_grid<sn::local_communicator> grid{alone};
+    fs::path dir, good;
+    corpus() {
+        std::string pattern = (fs::temp_directory_path() / "shardnet-corpus-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        dir = pattern;
+        sn::network_options o;
+        o.seed = 3;
+        tiny_net net(grid.model(), tiny_widths, o);
+        sn::optimizer<float> opt(sn::adam());
+        sn::checkpoint_options c;
+        c.record_bytes = 16;  // several records per parameter
+        good = sn::save_checkpoint(grid, dir, 7, net, opt, nullptr, c);
+    }
+    ~corpus() { fs::remove_all(dir); }
+
+    /// A copy of the good checkpoint, changed by `mutate(manifest_path, shard_path)`.
+    fs::path variant(const std::string& name,
+                     const std::function<void(const fs::path&, const fs::path&)>& mutate) const {
+        const fs::path copy = dir / name;
+        fs::remove_all(copy);
+        fs::copy(good, copy);
+        mutate(copy / "manifest.bin", copy / sn::detail::shard_file_name(0));
+        return copy;
+    }
+
+    /// Loads `path` into a fresh network and returns the error message; checks that a failed
+    /// load left weights and optimizer untouched.
+    std::string load_error(const fs::path& path) {
+        sn::network_options o;
+        o.seed = 4;
+        tiny_net net(grid.model(), tiny_widths, o);
+        sn::optimizer<float> opt(sn::adam());
+        const std::uint32_t before = sn::local_weights_checksum(net);
+        const std::string message = error_of([&] { sn::load_checkpoint(grid, path, net, opt); });
+        if (!message.empty()) {
+            CHECK(sn::local_weights_checksum(net) == before);
+            CHECK(opt.updates() == 0);
+        }
+        return message;
+    }
+};
+
+/// The payload of a manifest re-framed with a correct CRC: reaches the deserializer.
+std::string reframed(std::string bytes) {
+    const std::uint32_t crc = sn::crc32::of(bytes.data() + 32, bytes.size() - 32);
+    std::memcpy(bytes.data() + 12, &crc, 4);
+    return bytes;
+}
+
+}  // namespace
+
+TEST_SUITE("serial") {
+    TEST_CASE("checkpoint corpus: every broken file gives one clear error, never a crash") {
+        corpus c;
+        CHECK(c.load_error(c.good).empty());
+        const std::size_t manifest_size = fs::file_size(c.good / "manifest.bin");
+        const std::size_t shard_size = fs::file_size(c.good / sn::detail::shard_file_name(0));
+
+        for (std::size_t cut : {std::size_t{0}, std::size_t{10}, std::size_t{31}, std::size_t{32},
+                                std::size_t{40}, manifest_size / 2, manifest_size - 1}) {
+            CAPTURE(cut);
+            const auto p = c.variant("manifest-cut", [&](const fs::path& m, const fs::path&) {
+                fs::resize_file(m, cut);
+            });
+            const std::string e = c.load_error(p);
+            CHECK(e.find((p / "manifest.bin").string()) != std::string::npos);
+            CHECK(e.find("truncated") != std::string::npos);
+        }
+        for (std::size_t cut :
+             {std::size_t{0}, std::size_t{10}, std::size_t{24}, shard_size / 2, shard_size - 1}) {
+            CAPTURE(cut);
+            const auto p = c.variant(
+                "shard-cut", [&](const fs::path&, const fs::path& s) { fs::resize_file(s, cut); });
+            const std::string e = c.load_error(p);
+            CHECK(e.find((p / sn::detail::shard_file_name(0)).string()) != std::string::npos);
+            CHECK(e.find("truncated") != std::string::npos);
+        }
+        // Bit flips anywhere: the CRCs catch every one (the header's own fields fail earlier).
+        sn::random_key key{17, 0, 0};
+        for (std::uint64_t i = 0; i < 40; ++i) {
+            const bool in_manifest = i % 2 == 0;
+            const std::size_t size = in_manifest ? manifest_size : shard_size;
+            const auto at = static_cast<std::size_t>(sn::uniform_at(key, i, 0) * double(size));
+            const int bit = static_cast<int>(sn::uniform_at(key, i, 1) * 8);
+            CAPTURE(in_manifest);
+            CAPTURE(at);
+            const auto p = c.variant("flip", [&](const fs::path& m, const fs::path& s) {
+                const fs::path& f = in_manifest ? m : s;
+                std::string bytes = read_bytes(f);
+                bytes[at] = static_cast<char>(bytes[at] ^ (1 << bit));
+                write_bytes(f, bytes);
+            });
+            const std::string e = c.load_error(p);
+            CHECK(e.find(in_manifest ? "manifest" : "shard") != std::string::npos);
+            CHECK(e.find("checkpoint") == 0);
+        }
+        auto expect = [&](const char* name, const char* problem,
+                          const std::function<void(const fs::path&, const fs::path&)>& mutate) {
+            const std::string e = c.load_error(c.variant(name, mutate));
+            CAPTURE(e);
+            CHECK(e.find(name) != std::string::npos);  // the message names the file
+            CHECK(e.find(problem) != std::string::npos);
+        };
+        expect("wrong-magic", "wrong magic", [](const fs::path& m, const fs::path&) {
+            std::string bytes = read_bytes(m);
+            bytes[0] = 'X';
+            write_bytes(m, bytes);
+        });
+        expect("shard-magic", "not a shardnet shard file (wrong magic)",
+               [](const fs::path&, const fs::path& s) {
+                   std::string bytes = read_bytes(s);
+                   bytes[0] = 'X';
+                   write_bytes(s, bytes);
+               });
+        expect("huge-payload", "truncated: the header announces 1099511627776",
+               [](const fs::path& m, const fs::path&) {
+                   std::string bytes = read_bytes(m);
+                   const std::uint64_t huge = std::uint64_t{1} << 40;
+                   std::memcpy(bytes.data() + 16, &huge, 8);
+                   write_bytes(m, bytes);
+               });
+        // A length field claiming a terabyte behind a valid checksum: refused before allocating.
+        expect("huge-count", "claims 1099511627776 entries",
+               [](const fs::path& m, const fs::path&) {
+                   std::string bytes = read_bytes(m);
+                   const std::uint64_t huge = std::uint64_t{1} << 40;
+                   std::memcpy(bytes.data() + 32 + 4, &huge, 8);  // the library version's length
+                   write_bytes(m, reframed(bytes));
+               });
+        expect("missing-shard", "missing or unreadable",
+               [](const fs::path&, const fs::path& s) { fs::remove(s); });
+        // Random bytes behind a valid checksum: the deserializer itself must hold.
+        for (std::uint64_t i = 0; i < 200; ++i) {
+            const auto p = c.variant("garbled", [&](const fs::path& m, const fs::path&) {
+                std::string bytes = read_bytes(m);
+                const auto at = 32 + static_cast<std::size_t>(sn::uniform_at(key, 100 + i, 0) *
+                                                              double(bytes.size() - 32));
+                bytes[at] = static_cast<char>(sn::uniform_at(key, 100 + i, 1) * 256);
+                write_bytes(m, reframed(bytes));
+            });
+            const std::string e = c.load_error(p);
+            if (!e.empty()) CHECK(e.find("checkpoint") == 0);
+        }
+    }
+
+    TEST_CASE("a checkpoint of another model, element type or optimizer is refused by name") {
+        corpus c;
+        sn::network_options o;
+        {
+            tiny_net wider(c.grid.model(), {4, 6, 3}, o);
+            const std::string e = error_of([&] { sn::load_checkpoint(c.grid, c.good, wider); });
+            CHECK(e.find(c.good.string()) != std::string::npos);
+            CHECK(e.find("layer 1 is 4 -> 5 with bias, this network's is 4 -> 6") !=
+                  std::string::npos);
+        }
+        {
+            sn::sequential<sn::dense<double, sn::column_split, act::relu>,
+                           sn::dense<double, sn::row_split, act::identity>>
+                in_double(c.grid.model(), tiny_widths, o);
+            const std::string e = error_of([&] { sn::load_checkpoint(c.grid, c.good, in_double); });
+            CHECK(e.find("holds float32 values, the network uses float64") != std::string::npos);
+        }
+        {
+            sn::sequential<sn::dense<float, sn::column_split, act::tanh>,
+                           sn::dense<float, sn::row_split, act::identity>>
+                other_activation(c.grid.model(), tiny_widths, o);
+            const std::string e =
+                error_of([&] { sn::load_checkpoint(c.grid, c.good, other_activation); });
+            CHECK(e.find("layer 1 uses activation relu") != std::string::npos);
+        }
+        {
+            tiny_net net(c.grid.model(), tiny_widths, o);
+            sn::optimizer<float> momentum(sn::sgd(0.1, 0.9));
+            const std::string e =
+                error_of([&] { sn::load_checkpoint(c.grid, c.good, net, momentum); });
+            CHECK(e.find("optimizer 'adam'") != std::string::npos);
+            // Weights only (inference) needs no optimizer state.
+            CHECK(error_of([&] { sn::load_checkpoint(c.grid, c.good, net); }).empty());
+        }
+    }
+}
+
+TEST_SUITE("mpi") {
+    TEST_CASE("a non-finite gradient stops every rank naming the step, or the step is skipped") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        auto data = small_data<float>(40, 8);
+        data.features(13, 2) = std::numeric_limits<float>::quiet_NaN();  // poisons one batch
+        sn::network_options options;
+        options.seed = 51;
+        {
+            saved_net<float> net(grid.model(), widths, options);
+            sn::optimizer<float> opt(sn::adam(1e-2));
+            const std::string e = error_of([&] { train_epochs(grid, net, opt, data, 1, 9); });
+            CAPTURE(e);
+            // relu turns the NaN input into a finite loss; only the gradient check sees it.
+            CHECK(e.find("trainer: a gradient became non-finite (NaN or Inf) at step ") == 0);
+            CHECK(same_everywhere(world, e));
+        }
+        {
+            saved_net<float> net(grid.model(), widths, options);
+            sn::optimizer<float> opt(sn::adam(1e-2));
+            sn::trainer_options o;
+            o.epochs = 2;
+            o.batch = 8;
+            o.seed = 9;
+            o.report = false;
+            o.non_finite = sn::non_finite_policy::skip_step;
+            sn::trainer trainer(grid, net, opt, o);
+            const auto result = trainer.fit(data);
+            CHECK(result.skipped_steps == 2);  // the poisoned batch, once per epoch
+            CHECK(opt.updates() == result.step_losses.size() - 2);
+            for (const auto& p : net.parameters())
+                for (std::size_t i = 0; i < p.size; ++i)
+                    CHECK(std::isfinite(p.value[i]));
+            CHECK(std::isfinite(result.epochs.back().train_loss));
+        }
+    }
+
+    TEST_CASE("ranks started with different training options stop together") {
+        sn::mpi_communicator world;
+        if (world.size() > 1) {
+            sn::process_grid<sn::mpi_communicator> grid(world);
+            const auto data = small_data<float>(16, 8);
+            saved_net<float> net(grid.model(), widths);
+            sn::optimizer<float> opt(sn::adam(1e-2));
+            const std::uint64_t seed = world.rank() == 1 ? 2 : 1;
+            const std::string e = error_of([&] { train_epochs(grid, net, opt, data, 1, seed); });
+            CHECK(e.find("different training options") != std::string::npos);
+            CHECK(same_everywhere(world, e));
+        }
+    }
+}
