@@ -21,7 +21,9 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "shardnet/kernels/cblas_gemm.hpp"
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_policy.hpp"
 
 namespace {
 
@@ -129,6 +131,16 @@ struct public_gemm {
     }
 };
 
+/// A GEMM policy's entry point (kernels/gemm_policy.hpp).
+template <class T, class Policy>
+struct policy_gemm {
+    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                    std::size_t ldc) const {
+        Policy::template gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+};
+
 /// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
 /// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
 /// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
@@ -232,6 +244,26 @@ TEST_SUITE("serial") {
     // x86-64-v3, the likely deployment target: 16 registers like SSE2, but FMA and 256 bits.
     TEST_CASE_TEMPLATE("gemm matches a double-precision reference (avx2)", T, float, double) {
         check_everything<T, xsimd::fma3<xsimd::avx2>>();
+    }
+
+    // The optional BLAS-backed policy keeps the same contract as ours (including k == 0, beta
+    // == 0 over NaN, padded leading dimensions), so that swapping it in changes nothing else.
+    TEST_CASE_TEMPLATE("the cblas_gemm policy matches a double-precision reference", T, float,
+                       double) {
+        static_assert(shardnet::gemm_policy<shardnet::cblas_gemm>);
+        const std::vector<std::size_t> sizes = {0, 1, 7, 13, 31, 97};
+        check_size_grid<T>(policy_gemm<T, shardnet::cblas_gemm>{}, sizes, T(1), T(0), 0);
+        check_size_grid<T>(policy_gemm<T, shardnet::cblas_gemm>{}, {1, 13, 31}, T(-0.5), T(1), 5);
+        check_size_grid<T>(policy_gemm<T, shardnet::cblas_gemm>{}, {0, 7}, T(0), T(0.5), 2);
+    }
+
+    TEST_CASE("cblas_gemm refuses dimensions beyond the BLAS integer range") {
+        const std::size_t too_big = std::size_t{1} << 31;
+        float c = 0;
+        CHECK_THROWS_WITH_AS(
+            shardnet::cblas_gemm::gemm<float>(transpose::no, transpose::no, too_big, 1, 1, 1.0f, &c,
+                                              1, &c, 1, 0.0f, &c, 1),
+            doctest::Contains("m = 2147483648 exceeds the BLAS integer range"), shardnet::error);
     }
 
     TEST_CASE("gemm with k == 0 scales C by beta and never reads C when beta == 0") {

@@ -6,11 +6,13 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "reference.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
+#include "shardnet/kernels/cblas_gemm.hpp"
 #include "shardnet/layers/dense.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
@@ -37,7 +39,7 @@ dmatrix apply(const dmatrix& z) {
     return y;
 }
 
-template <class T, class Partition, class Activation>
+template <class T, class Partition, class Activation, class Gemm = sn::xsimd_gemm>
 void check_layer_against_reference(sn::mpi_communicator& group, const layer_case& c, bool bias) {
     CAPTURE(c.in);
     CAPTURE(c.out);
@@ -47,7 +49,7 @@ void check_layer_against_reference(sn::mpi_communicator& group, const layer_case
     options.bias = bias;
     options.seed = 7;
     options.layer = 3;
-    sn::dense<T, Partition, Activation> layer(group, c.in, c.out, options);
+    sn::dense<T, Partition, Activation, Gemm> layer(group, c.in, c.out, options);
 
     // Biases start at zero; give them values so that their path is tested.
     const dmatrix bias_global = sn::test::random_dmatrix(1, c.out, 5);
@@ -113,6 +115,19 @@ void check_all_activations(sn::mpi_communicator& group) {
     }
 }
 
+/// A user GEMM policy: ours, counting the products it is asked for.
+struct counting_gemm {
+    static constexpr std::string_view name = "counting";
+    static inline std::size_t calls = 0;
+    template <class T>
+    static void gemm(sn::transpose ta, sn::transpose tb, std::size_t m, std::size_t n,
+                     std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+                     std::size_t ldb, T beta, T* c, std::size_t ldc) {
+        ++calls;
+        sn::xsimd_gemm::gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+};
+
 /// Records how a layer uses non-blocking all-reduces: started, then waited for, and never
 /// replaced by a blocking one.
 class overlap_recorder : public sn::mpi_communicator {
@@ -151,7 +166,8 @@ TEST_SUITE("mpi") {
         sn::dense<float, sn::column_split, sn::activation::relu> layer(group, 7, 5);
         const dmatrix x = sn::test::random_dmatrix(4, 7, 1);
         const dmatrix dy = sn::test::random_dmatrix(4, 5, 2);
-        layer.forward(group, sn::test::block_of<float>(x, {0, 4}, layer.weight_rows()));
+        const auto x_local = sn::test::block_of<float>(x, {0, 4}, layer.weight_rows());
+        layer.forward(group, x_local);  // the layer keeps a pointer to its input until backward
         layer.backward(group, sn::test::block_of<float>(dy, {0, 4}, layer.weight_cols()));
         CHECK(group.starts == 1);
         CHECK(group.waits == 1);
@@ -170,6 +186,36 @@ TEST_SUITE("mpi") {
         SUBCASE("replicated") {
             check_all_activations<T, sn::replicated>(world);
         }
+    }
+
+    TEST_CASE_TEMPLATE("dense layers on the cblas_gemm policy match the double reference", T, float,
+                       double) {
+        sn::mpi_communicator world;
+        for (const layer_case& c : cases) {
+            check_layer_against_reference<T, sn::column_split, sn::activation::relu,
+                                          sn::cblas_gemm>(world, c, true);
+            check_layer_against_reference<T, sn::row_split, sn::activation::identity,
+                                          sn::cblas_gemm>(world, c, true);
+            check_layer_against_reference<T, sn::replicated, sn::activation::tanh, sn::cblas_gemm>(
+                world, c, false);
+        }
+    }
+
+    TEST_CASE("every product of a layer runs on the layer's GEMM policy") {
+        sn::mpi_communicator world;
+        const dmatrix x = sn::test::random_dmatrix(4, 7, 1);
+        const dmatrix dy = sn::test::random_dmatrix(4, 5, 2);
+        sn::dense<double, sn::column_split, sn::activation::relu, counting_gemm> column(world, 7,
+                                                                                        5);
+        sn::dense<double, sn::row_split, sn::activation::identity, counting_gemm> row(world, 7, 5);
+        counting_gemm::calls = 0;
+        const auto column_x = sn::test::block_of<double>(x, {0, 4}, column.weight_rows());
+        const auto row_x = sn::test::block_of<double>(x, {0, 4}, row.weight_rows());
+        column.forward(world, column_x);
+        column.backward(world, sn::test::block_of<double>(dy, {0, 4}, column.weight_cols()));
+        row.forward(world, row_x);
+        row.backward(world, sn::test::block_of<double>(dy, {0, 4}, row.weight_cols()));
+        CHECK(counting_gemm::calls == 6);  // X·W, dZ·Wᵀ, Xᵀ·dZ per layer
     }
 
     TEST_CASE("each layer issues exactly the collectives of its partition") {

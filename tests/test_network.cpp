@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "reference.hpp"
@@ -83,14 +86,38 @@ struct partial_gradient_replicated : sn::replicated {
     using weight_gradient_groups =
         sn::reduced_over<sn::model_parallel_group, sn::data_parallel_group>;
 
-    template <sn::communicator Comm, class T>
+    template <sn::gemm_policy Gemm = sn::xsimd_gemm, sn::communicator Comm, class T>
     static void backward(Comm& comm, const sn::matrix<T>& x, const sn::matrix<T>& w,
                          const sn::matrix<T>& dz, sn::matrix<T>* dx, sn::matrix<T>& dw, T* dbias) {
-        sn::replicated::backward(comm, x, w, dz, dx, dw, dbias);
+        sn::replicated::backward<Gemm>(comm, x, w, dz, dx, dw, dbias);
         dw /= static_cast<T>(comm.size());
     }
 };
 static_assert(sn::partition_policy<partial_gradient_replicated>);
+
+/// A data-parallel group that records, for each non-blocking all-reduce started, whether a
+/// watched gradient (the first layer's) was still unwritten (NaN) at that moment.
+class start_recorder : public sn::mpi_communicator {
+  public:
+    explicit start_recorder(sn::mpi_communicator inner) : sn::mpi_communicator(std::move(inner)) {}
+    start_recorder split(int color, int key) const {
+        return start_recorder(sn::mpi_communicator::split(color, key));
+    }
+    const double* watched = nullptr;
+    std::size_t starts = 0, starts_before_watched = 0, blocking = 0;
+
+    template <class T>
+    sn::detail::mpi_request all_reduce_async(T* data, std::size_t n, sn::reduce_op op) {
+        ++starts;
+        if (watched && std::isnan(*watched)) ++starts_before_watched;
+        return sn::mpi_communicator::all_reduce_async(data, n, op);
+    }
+    template <class T>
+    void all_reduce(T* data, std::size_t n, sn::reduce_op op) {
+        ++blocking;
+        sn::mpi_communicator::all_reduce(data, n, op);
+    }
+};
 
 }  // namespace
 
@@ -326,6 +353,52 @@ TEST_SUITE("mpi") {
                 worst =
                     std::max(worst, std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
             CHECK(worst < tol);
+        }
+    }
+
+    TEST_CASE("backward with a data-parallel group reduces each layer as soon as it is done") {
+        // Every rank a replica (model-parallel group of one), each with its own rows.
+        sn::mpi_communicator world;
+        sn::local_communicator alone;
+        start_recorder data(world);
+        using net_type = sn::sequential<sn::dense<double, sn::column_split, act::relu>,
+                                        sn::dense<double, sn::row_split, act::tanh>,
+                                        sn::dense<double, sn::column_split, act::identity>>;
+        net_type net(alone, {6, 8, 7, 3});
+        net_type reference(alone, {6, 8, 7, 3});
+        const auto x = sn::test::block_of<double>(
+            sn::test::random_dmatrix(4, 6, static_cast<std::uint32_t>(10 + world.rank())), {0, 4},
+            {0, 6});
+        const sn::matrix<double> dy = net.forward(alone, x);
+        const sn::matrix<double> dy_reference = reference.forward(alone, x);
+        net.layer<0>().weight_grad().fill(std::numeric_limits<double>::quiet_NaN());
+        data.watched = net.layer<0>().weight_grad().data();
+
+        net.backward(alone, dy, data);
+        reference.backward(alone, dy_reference);
+        reference.reduce_gradients(world);
+
+        CHECK(net.gradients() == sn::gradient_state::reduced);
+        CHECK(data.blocking == 0);
+        if (world.size() > 1) {
+            // Weight and bias of each of the 3 layers, non-blocking; those of layers 3 and 2
+            // before the first layer's gradient even exists.
+            CHECK(data.starts == 6);
+            CHECK(data.starts_before_watched == 4);
+        } else {
+            CHECK(data.starts == 0);  // one replica: nothing to reduce
+        }
+        // Same sums; with more than two ranks the algorithms may add in another order.
+        for (std::size_t p = 0; p < net.parameters().size(); ++p) {
+            const auto& ours = net.parameters()[p];
+            const auto& theirs = reference.parameters()[p];
+            CAPTURE(ours.name);
+            double scale = 0, worst = 0;
+            for (std::size_t i = 0; i < ours.size; ++i) {
+                scale = std::max(scale, std::abs(theirs.grad[i]));
+                worst = std::max(worst, std::abs(ours.grad[i] - theirs.grad[i]));
+            }
+            CHECK(worst <= 8.0 * static_cast<double>(world.size()) * 1e-16 * scale);
         }
     }
 

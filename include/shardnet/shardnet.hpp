@@ -10,6 +10,8 @@
 #include "shardnet/core/tensor.hpp"
 
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_policy.hpp"
+// kernels/cblas_gemm.hpp is not included: it needs <cblas.h> and a BLAS to link.
 
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/async.hpp"

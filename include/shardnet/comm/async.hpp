@@ -14,6 +14,14 @@ concept has_async_all_reduce = requires(C& c, T* data, std::size_t n, reduce_op 
     {c.all_reduce_async(data, n, op).wait()};
 };
 
+/// Lets a pending request advance if its type can (`test()`, as MPI_Test): MPI moves a
+/// non-blocking collective forward only inside MPI calls, so long computations poll between
+/// their parts. Requests without test() are left alone.
+template <class Request>
+void poll(Request& r) {
+    if constexpr (requires { r.test(); }) r.test();
+}
+
 /// Stands in for a request when the all-reduce already ran to completion.
 struct completed_request {
     void wait() {}

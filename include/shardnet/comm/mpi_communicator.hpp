@@ -73,6 +73,14 @@ class mpi_request {
             SHARDNET_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
     }
 
+    /// Lets the collective progress without blocking; true once it is complete.
+    bool test() {
+        if (request_ == MPI_REQUEST_NULL) return true;
+        int done = 0;
+        SHARDNET_MPI_CHECK(MPI_Test(&request_, &done, MPI_STATUS_IGNORE));
+        return done != 0;
+    }
+
   private:
     void finish_quietly() noexcept {
         if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);

@@ -1,4 +1,4 @@
-// dense<T, Partition, Activation>: one fully connected layer, Y = act(X·W + b), whose weight
+// dense<T, Partition, Activation, Gemm>: one fully connected layer, Y = act(X·W + b), whose weight
 // is split over a model-parallel group by the partition policy. The layer holds its own shard
 // of W and b, their gradients, and the workspaces of one step (sized once per batch size).
 #pragma once
@@ -19,6 +19,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/elementwise.hpp"
+#include "shardnet/kernels/gemm_policy.hpp"
 #include "shardnet/layers/activation.hpp"
 #include "shardnet/layers/init.hpp"
 #include "shardnet/partition/partition.hpp"
@@ -41,10 +42,14 @@ struct dense_options {
 ///                    replicated, or a user type satisfying partition_policy.
 /// @tparam Activation identity, relu, gelu, tanh, sigmoid (namespace shardnet::activation),
 ///                    or a user type satisfying activation_policy.
+/// @tparam Gemm       the local matrix product: xsimd_gemm (shardnet's own, the default),
+///                    cblas_gemm (kernels/cblas_gemm.hpp, for programs that link a BLAS), or a
+///                    user type satisfying gemm_policy.
 ///
 /// The input must be in Partition::input_layout (its local width is weight_rows().size()),
 /// the output is in Partition::output_layout (local width weight_cols().size()).
-template <class T, class Partition, class Activation = activation::identity>
+template <class T, class Partition, class Activation = activation::identity,
+          class Gemm = xsimd_gemm>
 class dense {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "shardnet::dense<T, ...>: T must be float or double");
@@ -55,6 +60,9 @@ class dense {
     static_assert(activation_policy<Activation, T>,
                   "shardnet::dense<T, Partition, Activation>: Activation must satisfy "
                   "shardnet::activation_policy (name, is_linear, forward(z), derivative(z))");
+    static_assert(gemm_policy<Gemm>,
+                  "shardnet::dense<T, Partition, Activation, Gemm>: Gemm must satisfy "
+                  "shardnet::gemm_policy (name, gemm<T>(...)); use xsimd_gemm or cblas_gemm");
     static_assert(Activation::is_linear || Partition::output_layout != layout::partial,
                   "shardnet::dense: a non-linear activation cannot be applied to a partial sum; "
                   "use activation::identity here and apply the activation after the reduction");
@@ -63,6 +71,7 @@ class dense {
     using value_type = T;
     using partition_type = Partition;
     using activation_type = Activation;
+    using gemm_type = Gemm;
 
     /// Builds this rank's shard of an in x out layer for the model-parallel group `group`.
     /// Not collective: each rank generates its own shard from the global indices.
@@ -114,7 +123,7 @@ class dense {
     const matrix<T>& forward_unchecked(Comm& group, const matrix<T>& x) {
         input_ = &x;
         detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
-        Partition::forward(group, x, weight_, bias_ptr(), pre_activation_);
+        Partition::template forward<Gemm>(group, x, weight_, bias_ptr(), pre_activation_);
         if constexpr (std::is_same_v<Activation, activation::identity>) {
             return pre_activation_;
         } else {
@@ -156,8 +165,8 @@ class dense {
             detail::ensure_shape(input_grad_, dy.shape(0), rows_.size());
             dx = &input_grad_;
         }
-        Partition::backward(group, *input_, weight_, *dz, dx, weight_grad_,
-                            options_.bias ? bias_grad_.data() : nullptr);
+        Partition::template backward<Gemm>(group, *input_, weight_, *dz, dx, weight_grad_,
+                                           options_.bias ? bias_grad_.data() : nullptr);
         return input_grad_;
     }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shardnet/comm/agree.hpp"
+#include "shardnet/comm/async.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
@@ -68,14 +69,15 @@ init_scheme default_init() {
 
 template <class Layer>
 struct is_dense : std::false_type {};
-template <class T, class P, class A>
-struct is_dense<dense<T, P, A>> : std::true_type {};
+template <class T, class P, class A, class G>
+struct is_dense<dense<T, P, A, G>> : std::true_type {};
 
 }  // namespace detail
 
 /// A feed-forward network of dense layers.
 ///
-/// @tparam Layers dense<T, Partition, Activation> types, all with the same T. The network takes
+/// @tparam Layers dense<T, Partition, Activation, Gemm> types, all with the same T. The network
+/// takes
 ///         a replicated batch x widths[0] input and gives its output in the last layer's
 ///         output layout (sharded logits stay sharded for the loss).
 ///
@@ -86,7 +88,7 @@ class sequential {
     static_assert(sizeof...(Layers) > 0, "shardnet::sequential needs at least one layer");
     static_assert((detail::is_dense<Layers>::value && ...),
                   "shardnet::sequential<Layers...>: every layer must be a shardnet::dense<T, "
-                  "Partition, Activation>");
+                  "Partition, Activation, Gemm>");
     using first_layer = std::tuple_element_t<0, std::tuple<Layers...>>;
     using last_layer = std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>;
 
@@ -130,16 +132,47 @@ class sequential {
     /// model-parallel group.
     template <communicator Comm>
     void backward(Comm& group, const matrix<value_type>& dy) {
-        agree_on(group, [&] {
-            const std::size_t want = std::get<depth - 1>(layers_).weight_cols().size();
-            if (!forwarded_) throw error("sequential: backward() called before forward()");
-            if (dy.shape(0) != batch_ || dy.shape(1) != want)
-                throw error(detail::concat("sequential: output gradient is ", dy.shape(0), " x ",
-                                           dy.shape(1), " on rank ", part_, ", expected ", batch_,
-                                           " x ", want));
-        });
-        backward_from<depth - 1>(group, dy);
+        check_output_gradient(group, dy);
+        backward_from<depth - 1>(group, dy, [](std::size_t) {});
         state_ = gradient_state::local;
+    }
+
+    /// backward() and reduce_gradients(model_group, data_group) in one pass, with the
+    /// data-parallel reduction overlapped: as soon as a layer's backward has produced its
+    /// gradients, their all-reduce over `data_group` starts (non-blocking) and travels while the
+    /// layers before it compute theirs, one bucket per layer as in PyTorch's DDP. Everything is
+    /// complete on return and the gradients are `reduced`. Collective over both groups; with
+    /// one replica it is backward() followed by the model-parallel part of reduce_gradients().
+    /// Communicators without all_reduce_async reduce each layer blocking, in the same order.
+    template <communicator ModelComm, communicator DataComm>
+    void backward(ModelComm& model_group, const matrix<value_type>& dy, DataComm& data_group) {
+        check_output_gradient(model_group, dy);
+        if (data_group.size() > 1) {
+            using request = decltype(start_all_reduce(data_group, std::declval<value_type*>(),
+                                                      std::size_t{0}, reduce_op::sum));
+            // One slot per parameter, on the stack: a step allocates nothing.
+            std::array<std::optional<request>, 2 * depth> pending;
+            backward_from<depth - 1>(model_group, dy, [&](std::size_t layer) {
+                for (std::size_t p = first_parameter_[layer]; p < first_parameter_[layer + 1]; ++p)
+                    if (parameters_[p].size > 0)
+                        pending[p].emplace(start_all_reduce(data_group, parameters_[p].grad,
+                                                            parameters_[p].size, reduce_op::sum));
+                // MPI progresses a non-blocking collective only inside MPI calls: poll the
+                // requests in flight between layers so that they advance during backward.
+                for (auto& r : pending)
+                    if (r) detail::poll(*r);
+            });
+            for (auto& r : pending)
+                if (r) r->wait();
+        } else {
+            backward_from<depth - 1>(model_group, dy, [](std::size_t) {});
+        }
+        // Sums over the model and data groups commute: the model part may come last.
+        if (model_group.size() > 1)
+            for (auto& p : parameters_)
+                if (p.reduce_over_model_group && p.size > 0)
+                    model_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        state_ = gradient_state::reduced;
     }
 
     /// Sums every gradient over the groups its parameter's type names (see
@@ -273,7 +306,8 @@ class sequential {
 
     template <std::size_t... I>
     void collect_parameters(std::index_sequence<I...>) {
-        (add_parameters(std::get<I>(layers_)), ...);
+        ((first_parameter_[I] = parameters_.size(), add_parameters(std::get<I>(layers_))), ...);
+        first_parameter_[depth] = parameters_.size();
     }
 
     template <class Layer>
@@ -298,6 +332,18 @@ class sequential {
             for (auto& p : parameters_)
                 if (p.size > 0) data_group.all_reduce(p.grad, p.size, reduce_op::sum);
         state_ = gradient_state::reduced;
+    }
+
+    template <communicator Comm>
+    void check_output_gradient(Comm& group, const matrix<value_type>& dy) {
+        agree_on(group, [&] {
+            const std::size_t want = std::get<depth - 1>(layers_).weight_cols().size();
+            if (!forwarded_) throw error("sequential: backward() called before forward()");
+            if (dy.shape(0) != batch_ || dy.shape(1) != want)
+                throw error(detail::concat("sequential: output gradient is ", dy.shape(0), " x ",
+                                           dy.shape(1), " on rank ", part_, ", expected ", batch_,
+                                           " x ", want));
+        });
     }
 
     template <communicator Comm>
@@ -329,13 +375,16 @@ class sequential {
             return y;
     }
 
-    template <std::size_t I, communicator Comm>
-    void backward_from(Comm& group, const matrix<value_type>& dy) {
+    /// Layers I, I-1, ..., 0 backward; layer_done(i) runs as soon as layer i's gradients are
+    /// computed, before the layers below it.
+    template <std::size_t I, communicator Comm, class LayerDone>
+    void backward_from(Comm& group, const matrix<value_type>& dy, LayerDone&& layer_done) {
         // The first layer skips its input gradient: nobody needs the gradient of the data, and
         // for a column_split first layer that also saves its backward all-reduce.
         const auto& dx = std::get<I>(layers_).backward_unchecked(group, dy, I > 0);
+        layer_done(I);
         if constexpr (I > 0)
-            backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx));
+            backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx), layer_done);
     }
 
     template <std::size_t... I>
@@ -375,6 +424,8 @@ class sequential {
     std::tuple<Layers...> layers_;
     conversions_type conversions_;
     std::vector<parameter_ref<value_type>> parameters_;
+    // Layer i's parameters are parameters_[first_parameter_[i], first_parameter_[i + 1]).
+    std::array<std::size_t, depth + 1> first_parameter_{};
     gradient_state state_ = gradient_state::none;
     std::size_t batch_ = 0;
     bool forwarded_ = false;

@@ -34,23 +34,23 @@ struct column_split {
     }
 
     /// z_r = x · W_r + b_r. No communication.
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::local_forward(x, w, bias, z);
+        detail::local_forward<Gemm>(x, w, bias, z);
     }
 
     /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
     /// one all-reduce of batch x in elements, started before dW is computed and waited after,
     /// so the reduction overlaps the weight-gradient product. With dx null (the first layer of
     /// a network, whose input needs no gradient) neither the product nor the all-reduce runs.
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        if (dx == nullptr) return detail::parameter_gradients(x, dz, dw, dbias);
-        detail::input_gradient_product(dz, w, *dx);
+        if (dx == nullptr) return detail::parameter_gradients<Gemm>(x, dz, dw, dbias);
+        detail::input_gradient_product<Gemm>(dz, w, *dx);
         auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
-        detail::parameter_gradients(x, dz, dw, dbias);
+        detail::parameter_gradients<Gemm>(x, dz, dw, dbias);
         pending.wait();
     }
 };

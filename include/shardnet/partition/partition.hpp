@@ -11,6 +11,7 @@
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/gemm_policy.hpp"
 
 namespace shardnet {
 
@@ -74,15 +75,20 @@ struct step_traffic {
 /// - `weight_rows(in, parts, part)`, `weight_cols(out, parts, part)`: the global block of W that
 ///   part holds. The layer's local input width is weight_rows().size(), its local output width
 ///   and its bias block are weight_cols();
-/// - `forward(comm, x, w, bias, z)`: z = x·w + bias in the output layout (bias may be null);
-/// - `backward(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients *dx (input
+/// - `forward<Gemm>(comm, x, w, bias, z)`: z = x·w + bias in the output layout (bias may be
+///   null);
+/// - `backward<Gemm>(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients *dx
+/// (input
 ///   layout), dw and dbias. dx null means the input gradient is not wanted (skip its product and
 ///   its collectives); dbias null means no bias. dw and dbias are this group's full gradient of
 ///   the local shard; reductions over data-parallel replicas are not the partition's business.
 /// - `traffic(batch, in, out, parts)`: the elements those collectives move, for plans;
 /// - optionally `weight_gradient_groups`, `bias_gradient_groups`: reduced_over<...> types (see
 ///   above) when gradients need more than the data-parallel reduction.
-/// Both functions are collective over `comm`, the model-parallel group.
+/// Both functions are collective over `comm`, the model-parallel group, and take the layer's GEMM
+/// policy as their first template parameter (default xsimd_gemm), which their local products
+/// use: `template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T> static void
+/// forward(Comm&, ...)`.
 template <class P>
 concept partition_policy = requires(std::size_t n, const matrix<double>& cm, matrix<double>& m,
                                     matrix<double>* mp, const double* cb, double* b,
@@ -93,8 +99,8 @@ concept partition_policy = requires(std::size_t n, const matrix<double>& cm, mat
     { P::weight_rows(n, n, n) } -> std::same_as<shard_range>;
     { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
     { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
-    P::forward(comm, cm, cm, cb, m);
-    P::backward(comm, cm, cm, cm, mp, m, b);
+    P::template forward<xsimd_gemm>(comm, cm, cm, cb, m);
+    P::template backward<xsimd_gemm>(comm, cm, cm, cm, mp, m, b);
 };
 
 }  // namespace shardnet

@@ -28,16 +28,16 @@ struct replicated {
     static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
     static shard_range weight_cols(std::size_t out, std::size_t, std::size_t) { return {0, out}; }
 
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::local_forward(x, w, bias, z);
+        detail::local_forward<Gemm>(x, w, bias, z);
     }
 
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        detail::local_backward(x, w, dz, dx, dw, dbias);
+        detail::local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }
 };
 

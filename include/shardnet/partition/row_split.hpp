@@ -35,20 +35,20 @@ struct row_split {
 
     /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out.
     /// The bias is added after the reduction, so it counts once whatever P is.
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::forward_product(x, w, z);
+        detail::forward_product<Gemm>(x, w, z);
         comm.all_reduce(z.data(), z.size(), reduce_op::sum);
         if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
     }
 
     /// dx_r = dz · W_rᵀ, dW_r = x_rᵀ · dz, db = Σ dz (the same on every rank, since dz is
     /// replicated). No communication.
-    template <communicator Comm, class T>
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        detail::local_backward(x, w, dz, dx, dw, dbias);
+        detail::local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }
 };
 

@@ -170,8 +170,7 @@ class trainer {
                 const auto& out = net_.forward(grid_.model(), batch_);
                 const loss_value local = loss_.template forward_backward<Net::output_layout>(
                     grid_.model(), out, labels_, global_batch, grad_, step_accuracy);
-                net_.backward(grid_.model(), grad_);
-                net_.reduce_gradients(grid_.data());
+                net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
                 double totals[2] = {local.loss, static_cast<double>(local.correct)};
                 grid_.data().all_reduce(totals, 2, reduce_op::sum);
                 result.step_losses.push_back(totals[0]);
