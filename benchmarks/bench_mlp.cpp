@@ -1,11 +1,18 @@
-// Training-step throughput of a model-parallel MLP, and the overhead of a dense layer over its
-// three GEMMs. Run on 1 and 2 ranks to see model-parallel scaling:
-//   mpiexec -n 1 ./bench_mlp    mpiexec -n 2 ./bench_mlp
-// Options: --layers 1024,4096,4096,1024 --batch 256 --steps 20 --warmup 3 --layer-bench
-// Every timed step is also counted for heap allocations (operator new), which must be 0.
+// Training-step throughput of a model-parallel MLP, its memory, the overhead of a dense layer
+// over its three GEMMs, and how much of the data-parallel gradient reduction backward hides.
+//   mpiexec -n 1 ./bench_mlp    mpiexec -n 2 ./bench_mlp         model-parallel scaling
+//   ./bench_mlp --layer-bench                                     one layer vs its GEMMs
+//   mpiexec -n 2 ./bench_mlp --data-parallel                      overlap of the gradient
+//   all-reduce
+// Options: --layers 1024,4096,4096,1024 --batch 256 --steps 20 --warmup 3 --optimizer sgd|adam
+// Every timed step is also counted for heap allocations (operator new), which must be 0. Peak
+// resident memory (getrusage) is reported next to what the model needs: (weights + gradients
+// + optimizer state) / P + activations, and the process's resident memory before the model.
+#include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+
 #include <boost/mpi/environment.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +21,7 @@
 #include <new>
 #include <vector>
 
+#include "shardnet/kernels/cblas_gemm.hpp"
 #include "shardnet/shardnet.hpp"
 
 namespace sn = shardnet;
@@ -87,16 +95,52 @@ float value(std::size_t i, std::size_t j) {
     return static_cast<float>(sn::uniform_at({77, 1, 2}, i, j) - 0.5);
 }
 
-/// The MLP of the PyTorch comparison: column -> row -> column, ReLU between, MSE, SGD.
+/// The MLP of the PyTorch comparison: column -> row -> column, ReLU between, MSE.
+using mlp_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                sn::dense<float, sn::row_split, act::relu>,
+                                sn::dense<float, sn::column_split, act::identity>>;
+
+/// Peak resident memory of this process so far, in MiB (Linux reports KiB).
+double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+/// Bytes of the buffers a training step of this rank needs besides the parameters: per layer
+/// its pre-activation, and for a non-linear one its output and pre-activation gradient, all
+/// batch x local output; every layer but the first its input gradient (batch x local input);
+/// the loss gradient; the input batch and targets. (What any framework keeps for backward.)
+template <class Net>
+double activation_mib(Net& net, std::size_t batch, const std::vector<std::size_t>& w) {
+    double elements = 0;
+    auto layer = [&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+        const auto& l = net.template layer<I>();
+        using L = std::remove_cvref_t<decltype(l)>;
+        const bool linear = std::is_same_v<typename L::activation_type, act::identity>;
+        elements += static_cast<double>(batch * l.weight_cols().size()) * (linear ? 1 : 3);
+        if (I > 0) elements += static_cast<double>(batch * l.weight_rows().size());
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (layer(std::integral_constant<std::size_t, I>{}), ...);
+    }
+    (std::make_index_sequence<Net::depth>{});
+    elements += static_cast<double>(batch * (net.output_block().size() + w.front() + w.back()));
+    return elements * sizeof(float) / (1024.0 * 1024.0);
+}
+
+sn::optimizer_options make_optimizer(const std::string& name) {
+    return name == "adam" ? sn::adam(1e-3) : sn::sgd(1e-3);
+}
+
+/// Training steps of the MLP on a model-parallel group of all ranks.
 int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w, std::size_t batch,
-                  std::size_t steps, std::size_t warmup) {
-    using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
-                                    sn::dense<float, sn::row_split, act::relu>,
-                                    sn::dense<float, sn::column_split, act::identity>>;
+                  std::size_t steps, std::size_t warmup, const std::string& optimizer) {
+    const double rss_before = peak_rss_mib();
     sn::network_options options;
     options.seed = 1;
-    net_type net(world, w, options);
-    sn::optimizer<float> opt(sn::sgd(1e-3));
+    mlp_type net(world, w, options);
+    sn::optimizer<float> opt(make_optimizer(optimizer));
     sn::mean_squared_error<float> loss(w.back());
     sn::local_communicator one_replica;
     const auto x = filled(batch, w.front(), value);
@@ -113,9 +157,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
         const auto start = clock_type::now();
         const auto& y = net.forward(world, x);
         last_loss =
-            loss.forward_backward<net_type::output_layout>(world, y, target, batch, grad).loss;
-        net.backward(world, grad);
-        net.reduce_gradients(one_replica);
+            loss.forward_backward<mlp_type::output_layout>(world, y, target, batch, grad).loss;
+        net.backward(world, grad, one_replica);
         opt.step(net, world);
         const double t = std::chrono::duration<double>(clock_type::now() - start).count();
         if (s >= warmup) {
@@ -123,28 +166,100 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
             allocated += allocations.load() - before;
         }
     }
-    // The slowest rank sets the pace.
+    // The slowest rank sets the pace; memory is reported for the largest rank.
     double step = median(seconds);
     world.all_reduce(&step, 1, sn::reduce_op::max);
+    double memory[2] = {peak_rss_mib(), rss_before};
+    world.all_reduce(memory, 2, sn::reduce_op::max);
+    double state_elements = 0;
+    for (const auto& p : net.parameters())
+        state_elements += static_cast<double>(p.size) * static_cast<double>(2 + opt.state_slots());
+    double model_mib =
+        state_elements * sizeof(float) / (1024.0 * 1024.0) + activation_mib(net, batch, w);
+    world.all_reduce(&model_mib, 1, sn::reduce_op::max);
     if (world.rank() == 0) {
         double flops = 0;
         for (std::size_t l = 0; l + 1 < w.size(); ++l)
             flops += 2.0 * static_cast<double>(batch * w[l] * w[l + 1]) * (l == 0 ? 2 : 3);
         std::cout << std::fixed << std::setprecision(3) << "mlp: ranks=" << world.size()
-                  << " batch=" << batch << " step_ms=" << step * 1e3
+                  << " batch=" << batch << " optimizer=" << optimizer << " step_ms=" << step * 1e3
                   << " steps_per_s=" << 1.0 / step
                   << " samples_per_s=" << static_cast<double>(batch) / step
                   << " gflops_per_rank=" << flops / step / 1e9 / static_cast<double>(world.size())
                   << " allocations_per_step=" << allocated / std::max<std::size_t>(steps, 1)
                   << " loss=" << last_loss << "\n";
+        std::cout << std::fixed << std::setprecision(1) << "memory: ranks=" << world.size()
+                  << " optimizer=" << optimizer << " peak_rss_mib=" << memory[0]
+                  << " rss_before_model_mib=" << memory[1] << " model_mib=" << model_mib
+                  << " peak_over_model=" << std::setprecision(3)
+                  << (memory[0] - memory[1]) / model_mib << "\n";
     }
     return 0;
 }
 
-/// One dense layer forward + backward against its three GEMMs alone, on this rank.
+/// Data parallelism on every rank (each a whole replica, batch / P rows): steps with no
+/// gradient reduction (compute alone), with the reduction after backward (blocking), and with
+/// it overlapped inside backward, alternated step by step so that load hits all three alike.
+/// hidden = (blocking - overlapped) / (blocking - compute alone).
+void bench_data_parallel(sn::mpi_communicator& world, const std::vector<std::size_t>& w,
+                         std::size_t batch, std::size_t steps, std::size_t warmup) {
+    sn::local_communicator alone;
+    const std::size_t rows = std::max<std::size_t>(batch / world.size(), 1);
+    sn::network_options options;
+    options.seed = 1;
+    mlp_type net(alone, w, options);
+    sn::optimizer<float> opt(sn::sgd(1e-3));
+    sn::mean_squared_error<float> loss(w.back());
+    const auto x = filled(rows, w.front(), [&](std::size_t i, std::size_t j) {
+        return value(i + rows * world.rank(), j);
+    });
+    const auto target = filled(rows, w.back(), [&](std::size_t i, std::size_t j) {
+        return value(i + rows * world.rank() + 1000, j);
+    });
+    sn::matrix<float> grad;
+    std::vector<double> times[3];
+    for (std::size_t s = 0; s < warmup + steps; ++s) {
+        for (int variant = 0; variant < 3; ++variant) {
+            world.barrier();
+            const auto start = clock_type::now();
+            const auto& y = net.forward(alone, x);
+            loss.forward_backward<mlp_type::output_layout>(alone, y, target, rows * world.size(),
+                                                           grad);
+            if (variant == 0) {
+                net.backward(alone, grad);
+                net.reduce_gradients(alone);  // no communication: compute alone
+            } else if (variant == 1) {
+                net.backward(alone, grad);
+                net.reduce_gradients(world);
+            } else {
+                net.backward(alone, grad, world);
+            }
+            opt.step(net, alone);
+            double t = std::chrono::duration<double>(clock_type::now() - start).count();
+            world.all_reduce(&t, 1, sn::reduce_op::max);
+            if (s >= warmup) times[variant].push_back(t);
+        }
+    }
+    const double none = median(times[0]), blocking = median(times[1]), overlap = median(times[2]);
+    double gradient_mib = 0;
+    for (const auto& p : net.parameters())
+        gradient_mib += static_cast<double>(p.size) * sizeof(float) / (1024.0 * 1024.0);
+    if (world.rank() == 0)
+        std::cout << std::fixed << std::setprecision(3) << "data_parallel: ranks=" << world.size()
+                  << " rows_per_rank=" << rows << " gradient_mib=" << gradient_mib
+                  << " compute_ms=" << none * 1e3 << " blocking_ms=" << blocking * 1e3
+                  << " overlapped_ms=" << overlap * 1e3
+                  << " exposed_comm_blocking_ms=" << (blocking - none) * 1e3
+                  << " exposed_comm_overlapped_ms=" << (overlap - none) * 1e3 << " hidden="
+                  << (blocking > none ? (blocking - overlap) / (blocking - none) : 0.0) << "\n";
+}
+
+/// One dense layer forward + backward against its three GEMMs alone, on this rank; and the
+/// same layer on the cblas_gemm policy (OpenBLAS), to show what the policy costs or buys.
+template <class Gemm>
 void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t steps) {
     sn::local_communicator alone;
-    sn::dense<float, sn::replicated, act::relu> layer(alone, in, out);
+    sn::dense<float, sn::replicated, act::relu, Gemm> layer(alone, in, out);
     const auto x = filled(batch, in, value);
     const auto dy =
         filled(batch, out, [](std::size_t i, std::size_t j) { return value(i, j + 7); });
@@ -157,9 +272,9 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
     std::size_t allocated = 0;
     for (std::size_t s = 0; s < steps + 2; ++s) {
         auto start = clock_type::now();
-        sn::detail::forward_product<sn::xsimd_gemm>(x, layer.weight(), z);
-        sn::detail::input_gradient_product<sn::xsimd_gemm>(dy, layer.weight(), dx);
-        sn::detail::weight_gradient_product<sn::xsimd_gemm>(x, dy, dw);
+        sn::detail::forward_product<Gemm>(x, layer.weight(), z);
+        sn::detail::input_gradient_product<Gemm>(dy, layer.weight(), dx);
+        sn::detail::weight_gradient_product<Gemm>(x, dy, dw);
         const double g = std::chrono::duration<double>(clock_type::now() - start).count();
         const std::size_t before = allocations.load();
         start = clock_type::now();
@@ -174,10 +289,10 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
         }
     }
     const double g = median(gemm_times), l = median(layer_times);
-    std::cout << std::fixed << std::setprecision(3) << "layer: " << in << "->" << out
-              << " batch=" << batch << " three_gemms_ms=" << g * 1e3 << " layer_step_ms=" << l * 1e3
-              << " overhead_ratio=" << l / g << " allocations_per_step=" << allocated / steps
-              << "\n";
+    std::cout << std::fixed << std::setprecision(3) << "layer: gemm=" << Gemm::name << " " << in
+              << "->" << out << " batch=" << batch << " three_gemms_ms=" << g * 1e3
+              << " layer_step_ms=" << l * 1e3 << " overhead_ratio=" << l / g
+              << " allocations_per_step=" << allocated / steps << "\n";
 }
 
 }  // namespace
@@ -188,17 +303,32 @@ int main(int argc, char** argv) {
     CLI::App app{"shardnet training-step benchmark"};
     std::vector<std::size_t> layers = {1024, 4096, 4096, 1024};
     std::size_t batch = 256, steps = 20, warmup = 3;
-    bool layer_bench = false;
+    bool layer_bench = false, data_parallel = false;
+    std::string optimizer = "sgd";
     app.add_option("--layers", layers, "widths (3 layers: column, row, column)")->delimiter(',');
-    app.add_option("--batch", batch, "batch size");
+    app.add_option("--batch", batch, "batch size (global: split over replicas when data-parallel)");
     app.add_option("--steps", steps, "timed steps");
     app.add_option("--warmup", warmup, "untimed steps first");
-    app.add_flag("--layer-bench", layer_bench, "also time one 4096->4096 layer vs its GEMMs");
+    app.add_option("--optimizer", optimizer, "sgd or adam (adam: two state slots per parameter)")
+        ->check(CLI::IsMember({"sgd", "adam"}));
+    app.add_flag("--layer-bench", layer_bench, "time one 4096->4096 layer vs its GEMMs instead");
+    app.add_flag("--data-parallel", data_parallel,
+                 "every rank a replica: how much of the gradient all-reduce backward hides");
     CLI11_PARSE(app, argc, argv);
     if (layers.size() != 4) {
         if (world.rank() == 0) std::cerr << "--layers needs 4 widths\n";
         return 2;
     }
-    if (layer_bench && world.rank() == 0) bench_layer(4096, 4096, batch, steps);
-    return bench_network(world, layers, batch, steps, warmup);
+    if (layer_bench) {
+        if (world.rank() == 0) {
+            bench_layer<sn::xsimd_gemm>(4096, 4096, batch, steps);
+            bench_layer<sn::cblas_gemm>(4096, 4096, batch, steps);
+        }
+        return 0;
+    }
+    if (data_parallel) {
+        bench_data_parallel(world, layers, batch, steps, warmup);
+        return 0;
+    }
+    return bench_network(world, layers, batch, steps, warmup, optimizer);
 }

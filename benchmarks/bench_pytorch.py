@@ -173,6 +173,11 @@ def main():
     print(f"  2 cores: shardnet 2 ranks {med['ours2']:7.3f}   PyTorch 2 threads {med['torch2']:7.3f},"
           f" 2-process TP {med['torch-tp']:7.3f}   ratio to best {med['ours2'] / best2:.3f}")
     print(f"  shardnet scaling 1 -> 2 ranks: {med['ours2'] / med['ours1']:.3f}")
+    # One line for benchmarks/report.py: medians, then every run.
+    print("pytorch: " + " ".join(f"{k.replace('-', '_')}={v:.4f}" for k, v in med.items()) +
+          f" repeats={args.repeats} steps={args.steps} batch={BATCH}")
+    for k, v in runs.items():
+        print(f"pytorch_runs: {k.replace('-', '_')}=" + ",".join(f"{x:.4f}" for x in v))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ packages=(
     clang libclang-rt-14-dev
 )
 
+# --bench: also what scripts/run-benchmarks.sh compares against (PyTorch, for /usr/bin/python3).
+[ "${1:-}" = "--bench" ] && packages+=(python3-torch)
+
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

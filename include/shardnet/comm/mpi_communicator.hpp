@@ -97,11 +97,16 @@ class mpi_request {
 class mpi_communicator {
   public:
     /// The world group.
-    mpi_communicator() = default;
-    explicit mpi_communicator(boost::mpi::communicator comm) : comm_(std::move(comm)) {}
+    mpi_communicator() : mpi_communicator(boost::mpi::communicator()) {}
+    explicit mpi_communicator(boost::mpi::communicator comm)
+        : comm_(std::move(comm)),
+          rank_(static_cast<std::size_t>(comm_.rank())),
+          size_(static_cast<std::size_t>(comm_.size())) {}
 
-    std::size_t rank() const { return static_cast<std::size_t>(comm_.rank()); }
-    std::size_t size() const { return static_cast<std::size_t>(comm_.size()); }
+    // Cached at construction: a group never changes, and every collective asks, which at a
+    // few microseconds per small collective is not free.
+    std::size_t rank() const { return rank_; }
+    std::size_t size() const { return size_; }
     /// The underlying Boost.MPI communicator, for what shardnet does not wrap.
     const boost::mpi::communicator& boost_communicator() const { return comm_; }
     /// The raw handle.
@@ -188,6 +193,7 @@ class mpi_communicator {
     }
 
     boost::mpi::communicator comm_;
+    std::size_t rank_, size_;
     std::shared_ptr<count_scratch> scratch_ = std::make_shared<count_scratch>();
 };
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes docs/benchmarks.md with its plots (docs/images/benchmark_*.png).
+# Installs what is missing (the build's packages, and python3-torch for the PyTorch comparison),
+# builds the bench preset, then runs, one after another so they do not disturb each other:
+#   bench_gemm   (OpenBLAS's detected kernels, then OPENBLAS_CORETYPE=Zen)
+#   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (SGD; Adam for memory), --data-parallel
+#   bench_comm   on 2 ranks
+#   bench_pytorch.py  (shardnet and PyTorch interleaved, 3 repeats)
+# Raw outputs stay in build/bench/results. Takes about 15 minutes on 2 cores; run it on a quiet
+# machine. BENCH_QUICK=1 shortens every run (for checking the script, not for figures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh --bench
+cmake --preset bench >/dev/null
+cmake --build --preset bench
+
+bin=build/bench/benchmarks
+results=build/bench/results
+mkdir -p "$results"
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+mpi=(mpiexec --allow-run-as-root --oversubscribe --bind-to core)
+
+quick=${BENCH_QUICK:-0}
+gemm_args=() steps=20 repeats=3 layer_runs=3
+if [ "$quick" = 1 ]; then
+    gemm_args=(--m 64 --kn 1024 --min-time 0.05) steps=3 repeats=1 layer_runs=1
+fi
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores online"
+    echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
+    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "compiler: $(g++ --version | head -1)"
+    echo "MPI: $(mpiexec --version | head -1)"
+    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+} >"$results/machine.txt"
+/usr/bin/python3 -c 'import torch; print("PyTorch", torch.__version__)' >"$results/torch_version.txt"
+
+echo "run-benchmarks: GEMM"
+"$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_default.txt"
+OPENBLAS_CORETYPE=Zen "$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_zen.txt"
+
+echo "run-benchmarks: layer, MLP, memory"
+: >"$results/layer.txt"
+for _ in $(seq "$layer_runs"); do
+    "$bin/bench_mlp" --layer-bench --steps "$steps" >>"$results/layer.txt"
+done
+"${mpi[@]}" -n 1 "$bin/bench_mlp" --steps "$steps" >"$results/mlp_1.txt"
+"${mpi[@]}" -n 2 "$bin/bench_mlp" --steps "$steps" >"$results/mlp_2.txt"
+"${mpi[@]}" -n 2 "$bin/bench_mlp" --steps 5 --optimizer adam >"$results/mlp_2_adam.txt"
+"${mpi[@]}" -n 2 "$bin/bench_mlp" --data-parallel --steps "$steps" >"$results/data_parallel.txt"
+
+echo "run-benchmarks: collectives"
+"${mpi[@]}" -n 2 "$bin/bench_comm" >"$results/comm.txt"
+
+echo "run-benchmarks: PyTorch"
+/usr/bin/python3 benchmarks/bench_pytorch.py --bench-mlp "$bin/bench_mlp" \
+    --repeats "$repeats" --steps "$((steps < 15 ? steps : 15))" >"$results/pytorch.txt"
+
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
+/usr/bin/python3 benchmarks/report.py "$results" docs/benchmarks.md docs/images
+echo "run-benchmarks: wrote docs/benchmarks.md"
