@@ -51,7 +51,7 @@ struct config {
     // checkpoints and fault tolerance
     std::string checkpoint_dir, losses_path;
     std::size_t checkpoint_every = 0, keep = 3;
-    bool resume = false, checksum = false;
+    bool resume = false, checksum = false, overlap_gradients = false;
     std::string on_non_finite = "stop";
 };
 
@@ -131,6 +131,7 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     options.checkpoint_every = c.checkpoint_every;
     options.checkpoint_keep = c.keep;
     options.resume = c.resume;
+    options.overlap_gradient_reduction = c.overlap_gradients;
     options.non_finite =
         c.on_non_finite == "skip" ? sn::non_finite_policy::skip_step : sn::non_finite_policy::stop;
     options.after_step = test_kill_hook(grid.world().rank());
@@ -230,6 +231,8 @@ int main(int argc, char** argv) {
                    "a NaN/Inf loss or gradient: stop (error naming the step) or skip the step")
         ->check(CLI::IsMember({"stop", "skip"}));
     app.add_option("--losses", c.losses_path, "write every step's loss to this file");
+    app.add_flag("--overlap-gradients", c.overlap_gradients,
+                 "with --data-parallel: reduce each layer's gradients during backward");
     app.add_flag("--checksum", c.checksum, "print a checksum of the final weights and losses");
     bool lines = false;
     app.add_flag("--no-progress-bar", lines, "one line per epoch even on a terminal");

@@ -347,12 +347,16 @@ TEST_SUITE("mpi") {
             if (world.size() % d != 0) continue;
             CAPTURE(d);
             sn::process_grid<sn::mpi_communicator> grid(world, d);
-            const auto losses = run(grid);
-            double worst = 0;
-            for (std::size_t s = 0; s < reference.size(); ++s)
-                worst =
-                    std::max(worst, std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
-            CHECK(worst < tol);
+            for (const bool overlap : {false, true}) {
+                CAPTURE(overlap);
+                options.overlap_gradient_reduction = overlap;
+                const auto losses = run(grid);
+                double worst = 0;
+                for (std::size_t s = 0; s < reference.size(); ++s)
+                    worst = std::max(worst,
+                                     std::abs(losses[s] - reference[s]) / std::abs(reference[s]));
+                CHECK(worst < tol);
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "shardnet/core/progress.hpp"
 #include "shardnet/kernels/gemm_blocking.hpp"
 #include "shardnet/kernels/gemm_microkernel.hpp"
 #include "shardnet/kernels/gemm_pack.hpp"
@@ -77,6 +78,9 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
             const std::size_t kc = std::min(kc_step, k - pc);
             const T beta_block = pc == 0 ? beta : T(1);
             for (std::size_t ic = 0; ic < m; ic += Blocking::mc) {
+                // Between blocks of a few milliseconds at most: let overlapped communication
+                // advance (core/progress.hpp).
+                if (jc != 0 || pc != 0 || ic != 0) make_progress();
                 const std::size_t mc = std::min(Blocking::mc, m - ic);
                 pack_a<MR>(mc, kc, strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride},
                            a_panel);

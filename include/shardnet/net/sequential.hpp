@@ -20,6 +20,7 @@
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
+#include "shardnet/core/progress.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/layers/dense.hpp"
 #include "shardnet/net/conversion.hpp"
@@ -152,15 +153,18 @@ class sequential {
                                                       std::size_t{0}, reduce_op::sum));
             // One slot per parameter, on the stack: a step allocates nothing.
             std::array<std::optional<request>, 2 * depth> pending;
+            // MPI progresses a non-blocking collective only inside MPI calls: the GEMMs of the
+            // layers below poll the requests in flight between their blocks.
+            auto poll_pending = [&pending] {
+                for (auto& r : pending)
+                    if (r) detail::poll(*r);
+            };
+            const detail::progress_scope progress(poll_pending);
             backward_from<depth - 1>(model_group, dy, [&](std::size_t layer) {
                 for (std::size_t p = first_parameter_[layer]; p < first_parameter_[layer + 1]; ++p)
                     if (parameters_[p].size > 0)
                         pending[p].emplace(start_all_reduce(data_group, parameters_[p].grad,
                                                             parameters_[p].size, reduce_op::sum));
-                // MPI progresses a non-blocking collective only inside MPI calls: poll the
-                // requests in flight between layers so that they advance during backward.
-                for (auto& r : pending)
-                    if (r) detail::poll(*r);
             });
             for (auto& r : pending)
                 if (r) r->wait();

@@ -57,6 +57,13 @@ struct trainer_options {
     /// Also check every gradient for NaN/Inf each step (one pass over the local gradients and
     /// an all-reduce of one value over the model-parallel group); the loss is always checked.
     bool check_gradients = true;
+    /// With data-parallel replicas: start each layer's gradient all-reduce as soon as backward
+    /// has produced it, overlapping the backward of the layers below
+    /// (sequential::backward(model, dy, data)), instead of reducing after backward. Off by
+    /// default because it was measured slower on shared memory with OpenMPI's defaults, whose
+    /// non-blocking all-reduce is binomial (twice the data movement) for in-place buffers;
+    /// see docs/benchmarks.md and docs/multi-node.md before turning it on.
+    bool overlap_gradient_reduction = false;
     /// Called on every rank after each step (after its checkpoint) with the steps done so far.
     std::function<void(std::size_t)> after_step;
 };
@@ -170,7 +177,12 @@ class trainer {
                 const auto& out = net_.forward(grid_.model(), batch_);
                 const loss_value local = loss_.template forward_backward<Net::output_layout>(
                     grid_.model(), out, labels_, global_batch, grad_, step_accuracy);
-                net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
+                if (options_.overlap_gradient_reduction) {
+                    net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
+                } else {
+                    net_.backward(grid_.model(), grad_);
+                    net_.reduce_gradients(grid_.model(), grid_.data());
+                }
                 double totals[2] = {local.loss, static_cast<double>(local.correct)};
                 grid_.data().all_reduce(totals, 2, reduce_op::sum);
                 result.step_losses.push_back(totals[0]);
@@ -257,6 +269,7 @@ class trainer {
              {std::uint64_t{options_.epochs}, std::uint64_t{options_.batch}, options_.seed,
               smoothing_bits, std::uint64_t{options_.checkpoint_every},
               std::uint64_t{options_.resume}, std::uint64_t{options_.check_gradients},
+              std::uint64_t{options_.overlap_gradient_reduction},
               static_cast<std::uint64_t>(options_.non_finite),
               std::uint64_t{options_.metrics_path.empty()}})
             mix(v);
@@ -268,7 +281,7 @@ class trainer {
             if (range[0] != -range[1])
                 throw error(
                     "trainer: ranks were started with different training options (epochs, batch, "
-                    "seed, label smoothing, checkpoint or non-finite settings)");
+                    "seed, label smoothing, checkpoint, non-finite or overlap settings)");
         });
     }
 
