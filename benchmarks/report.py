@@ -69,19 +69,35 @@ def verdict(ok):
     return "met" if ok else "**not met**"
 
 
+def gemm_runs(results, prefix):
+    """Every run of bench_gemm whose output file starts with prefix, in order."""
+    names = sorted(n for n in os.listdir(results) if n.startswith(prefix) and n.endswith(".txt"))
+    return [read(results, n) for n in names]
+
+
+def combine(runs):
+    """Per shape, the median over runs of ours, OpenBLAS, the ratio and % of peak."""
+    rows = [gemm_rows(r) for r in runs]
+    keys = set.intersection(*(set(r) for r in rows)) if rows else set()
+    return {k: {f: statistics.median(r[k][f] for r in rows)
+                for f in ("ours", "blas", "ratio", "peak")} for k in keys}
+
+
 def gemm_section(results, images, out, targets):
-    default, zen = read(results, "gemm_default.txt"), read(results, "gemm_zen.txt")
-    if not default or not zen:
+    default_runs, zen_runs = gemm_runs(results, "gemm_default"), gemm_runs(results, "gemm_zen")
+    if not default_runs or not zen_runs:
         out.append("GEMM results missing.\n")
         return {}
-    a, b = gemm_rows(default), gemm_rows(zen)
+    default, zen = default_runs[0], zen_runs[0]
+    a, b = combine(default_runs), combine(zen_runs)
     peak_f, peak_d = gemm_peaks(default)
-    out.append(f"OpenBLAS runs: `{gemm_header(default)}` and `{gemm_header(zen)}`. "
-               f"FMA peak measured in the same run: float {peak_f:.1f} GFLOP/s, double "
-               f"{peak_d:.1f} GFLOP/s per core.\n")
-    out.append("Each ratio is ours / OpenBLAS measured alternately in the same process; the "
-               "table keeps, per shape, the lower of the two runs' ratios (ours against the "
-               "better OpenBLAS kernel). GFLOP/s are from the run against the better OpenBLAS.\n")
+    out.append(f"OpenBLAS runs: `{gemm_header(default)}` and `{gemm_header(zen)}`, "
+               f"{len(default_runs)} runs of each. FMA peak measured in the same runs: float "
+               f"{peak_f:.1f} GFLOP/s, double {peak_d:.1f} GFLOP/s per core.\n")
+    out.append("Each ratio is ours / OpenBLAS timed alternately in the same process, the median "
+               "over the runs with one OpenBLAS kernel; the table keeps, per shape, the lower of "
+               "the two kernels' ratios (ours against the better OpenBLAS). GFLOP/s and % of "
+               "peak are medians from the runs against that better kernel.\n")
     out.append("| type | product | M | K=N | ours GFLOP/s | OpenBLAS GFLOP/s | ratio | target "
                "| % of FMA peak |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -303,7 +319,8 @@ plot '{data}' using 1:2 with linespoints pt 7 title 'shardnet', \
         out.append("")
 
     out += ["## 6. Memory", ""]
-    memory = tagged(read(results, "mlp_2.txt"), "memory") + \
+    # Peak memory hardly varies between runs: the last SGD run and the Adam run.
+    memory = tagged(read(results, "mlp_2.txt"), "memory")[-1:] + \
         tagged(read(results, "mlp_2_adam.txt"), "memory")
     if memory:
         out.append("Peak resident memory per rank (getrusage) of the MLP on 2 ranks, against what "

@@ -2,8 +2,9 @@
 # Runs every benchmark and writes docs/benchmarks.md with its plots (docs/images/benchmark_*.png).
 # Installs what is missing (the build's packages, and python3-torch for the PyTorch comparison),
 # builds the bench preset, then runs, one after another so they do not disturb each other:
-#   bench_gemm   (OpenBLAS's detected kernels, then OPENBLAS_CORETYPE=Zen)
-#   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (SGD; Adam for memory), --data-parallel
+#   bench_gemm   (OpenBLAS's detected kernels, then OPENBLAS_CORETYPE=Zen; twice each)
+#   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (3 runs each; Adam once for memory),
+#                --data-parallel (OpenMPI's Iallreduce algorithm, then Rabenseifner's)
 #   bench_comm   on 2 ranks
 #   bench_pytorch.py  (shardnet and PyTorch interleaved, 3 repeats)
 # Raw outputs stay in build/bench/results. Takes about 15 minutes on 2 cores; run it on a quiet
@@ -22,9 +23,9 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 mpi=(mpiexec --allow-run-as-root --oversubscribe --bind-to core)
 
 quick=${BENCH_QUICK:-0}
-gemm_args=() steps=20 repeats=3 layer_runs=3
+gemm_args=() steps=20 repeats=3 layer_runs=3 runs=2
 if [ "$quick" = 1 ]; then
-    gemm_args=(--m 64 --kn 1024 --min-time 0.05) steps=3 repeats=1 layer_runs=1
+    gemm_args=(--m 64 --kn 1024 --min-time 0.05) steps=3 repeats=1 layer_runs=1 runs=1
 fi
 
 {
@@ -39,16 +40,21 @@ fi
 /usr/bin/python3 -c 'import torch; print("PyTorch", torch.__version__)' >"$results/torch_version.txt"
 
 echo "run-benchmarks: GEMM"
-"$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_default.txt"
-OPENBLAS_CORETYPE=Zen "$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_zen.txt"
+rm -f "$results"/gemm_*.txt "$results"/mlp_*.txt
+for run in $(seq "$runs"); do
+    "$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_default_$run.txt"
+    OPENBLAS_CORETYPE=Zen "$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_zen_$run.txt"
+done
 
 echo "run-benchmarks: layer, MLP, memory"
 : >"$results/layer.txt"
 for _ in $(seq "$layer_runs"); do
     "$bin/bench_mlp" --layer-bench --steps "$steps" >>"$results/layer.txt"
 done
-"${mpi[@]}" -n 1 "$bin/bench_mlp" --steps "$steps" >"$results/mlp_1.txt"
-"${mpi[@]}" -n 2 "$bin/bench_mlp" --steps "$steps" >"$results/mlp_2.txt"
+for _ in $(seq "$repeats"); do  # alternating, so that load drifts hit both rank counts
+    "${mpi[@]}" -n 1 "$bin/bench_mlp" --steps "$steps" >>"$results/mlp_1.txt"
+    "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps "$steps" >>"$results/mlp_2.txt"
+done
 "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps 5 --optimizer adam >"$results/mlp_2_adam.txt"
 # OpenMPI's own choice of non-blocking all-reduce, then Rabenseifner's (bandwidth-optimal).
 "${mpi[@]}" -n 2 "$bin/bench_mlp" --data-parallel --steps "$steps" >"$results/data_parallel.txt"
