@@ -63,7 +63,7 @@ done
     >>"$results/data_parallel.txt"
 
 echo "run-benchmarks: collectives"
-"${mpi[@]}" -n 2 "$bin/bench_comm" >"$results/comm.txt"
+"${mpi[@]}" -n 2 "$bin/bench_comm" --min-seconds 0.5 >"$results/comm.txt"
 
 echo "run-benchmarks: PyTorch"
 /usr/bin/python3 benchmarks/bench_pytorch.py --bench-mlp "$bin/bench_mlp" \
