@@ -135,6 +135,7 @@ set title 'float GEMM, one core: shardnet (xsimd) vs OpenBLAS (better kernel); F
 set ylabel 'GFLOP/s'
 set yrange [0:{peak_f * 1.1:.0f}]
 set xtics rotate by -60 font ',7'
+set rmargin 8
 set grid ytics
 set key bottom right
 set style data linespoints
