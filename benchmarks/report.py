@@ -321,8 +321,8 @@ plot '{data}' using 1:2 with linespoints pt 7 title 'shardnet', \
         out.append("")
         out.append("A negative share means the overlapped step was slower than reducing after "
                    "backward. Two things limit overlap on one node: Open MPI's non-blocking "
-                   "all-reduce defaults to a binomial algorithm for in-place buffers (about twice "
-                   "the data movement of the blocking call; compare `all_reduce_async` with "
+                   "all-reduce defaults to a binomial algorithm for in-place buffers and below 4 "
+                   "ranks (about twice the data movement of the blocking call; compare `all_reduce_async` with "
                    "`all_reduce` above), and on shared memory the transfer is the cores' own "
                    "copying and adding, which cannot hide behind computation on the same cores. "
                    "Most of the gradient (the 4096 × 4096 layer) also becomes ready only before "

@@ -61,7 +61,8 @@ struct trainer_options {
     /// has produced it, overlapping the backward of the layers below
     /// (sequential::backward(model, dy, data)), instead of reducing after backward. Off by
     /// default because it was measured slower on shared memory with OpenMPI's defaults, whose
-    /// non-blocking all-reduce is binomial (twice the data movement) for in-place buffers;
+    /// non-blocking all-reduce is binomial (twice the data movement) for in-place buffers and
+    /// below 4 ranks;
     /// see docs/benchmarks.md and docs/multi-node.md before turning it on.
     bool overlap_gradient_reduction = false;
     /// Called on every rank after each step (after its checkpoint) with the steps done so far.
