@@ -77,10 +77,9 @@ struct is_dense<dense<T, P, A, G>> : std::true_type {};
 
 /// A feed-forward network of dense layers.
 ///
-/// @tparam Layers dense<T, Partition, Activation, Gemm> types, all with the same T. The network
-/// takes
-///         a replicated batch x widths[0] input and gives its output in the last layer's
-///         output layout (sharded logits stay sharded for the loss).
+/// @tparam Layers dense<T, Partition, Activation, Gemm> types, all with the same T. The
+///         network takes a replicated batch x widths[0] input and gives its output in the last
+///         layer's output layout (sharded logits stay sharded for the loss).
 ///
 /// Built for one model-parallel group; every collective method is collective over it.
 /// Not copyable or movable: optimizers hold pointers into its parameters.
@@ -172,10 +171,7 @@ class sequential {
             backward_from<depth - 1>(model_group, dy, [](std::size_t) {});
         }
         // Sums over the model and data groups commute: the model part may come last.
-        if (model_group.size() > 1)
-            for (auto& p : parameters_)
-                if (p.reduce_over_model_group && p.size > 0)
-                    model_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        reduce_over_model(model_group);
         state_ = gradient_state::reduced;
     }
 
@@ -189,10 +185,7 @@ class sequential {
     void reduce_gradients(ModelComm& model_group, DataComm& data_group) {
         if (state_ != gradient_state::local)
             throw error("sequential: reduce_gradients() called without a backward() before it");
-        if (model_group.size() > 1)
-            for (auto& p : parameters_)
-                if (p.reduce_over_model_group && p.size > 0)
-                    model_group.all_reduce(p.grad, p.size, reduce_op::sum);
+        reduce_over_model(model_group);
         reduce_over_data(data_group);
     }
 
@@ -328,6 +321,15 @@ class sequential {
             parameters_.push_back({l.name() + ".bias", l.bias().data(), l.bias_grad().data(),
                                    l.bias().size(), cols_whole || parts_ == 1,
                                    bias_gradient_groups_t<P>::model});
+    }
+
+    /// Sums the gradients whose partition declares them partial over the model-parallel group.
+    template <communicator Comm>
+    void reduce_over_model(Comm& model_group) {
+        if (model_group.size() > 1)
+            for (auto& p : parameters_)
+                if (p.reduce_over_model_group && p.size > 0)
+                    model_group.all_reduce(p.grad, p.size, reduce_op::sum);
     }
 
     template <communicator Comm>
