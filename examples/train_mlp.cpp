@@ -16,9 +16,11 @@
 #include <CLI/CLI.hpp>
 #include <boost/mpi/environment.hpp>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -253,8 +255,6 @@ int main(int argc, char** argv) {
             throw sn::error(sn::detail::concat("--partition names ", c.partitions.size(),
                                                " layers but --layers gives ", c.layers.size(),
                                                " widths (expected ", c.partitions.size() + 1, ")"));
-        if ((c.checkpoint_every > 0 || c.resume) && c.checkpoint_dir.empty())
-            throw sn::error("--checkpoint-every and --resume need --checkpoint-dir");
         if (c.partitions.size() > max_layers)
             throw sn::error(sn::detail::concat("train_mlp is built for up to ", max_layers,
                                                " layers, got ", c.partitions.size()));

@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         entry.col_begin = shardnet::detail::get_u64(p + 24);
         entry.cols = shardnet::detail::get_u64(p + 32);
         const std::size_t left = size - at;
-        if (entry.cols == 0 || entry.rows > (left - fields) / sizeof(float) / entry.cols) break;
+        // Empty shards are real (widths below the rank count): fuzz past them too.
+        if (entry.cols != 0 && entry.rows > (left - fields) / sizeof(float) / entry.cols) break;
         const std::size_t length = fields + entry.rows * entry.cols * sizeof(float);
         entry.offset = at;
         entry.bytes = length;

@@ -549,4 +549,23 @@ TEST_SUITE("mpi") {
             CHECK(same_everywhere(world, e));
         }
     }
+
+    TEST_CASE("resuming or checkpointing without a directory is refused on every rank") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const auto data = small_data<float>(16, 8);
+        for (const bool resume : {true, false}) {
+            CAPTURE(resume);
+            saved_net<float> net(grid.model(), widths);
+            sn::optimizer<float> opt(sn::adam(1e-2));
+            sn::trainer_options o;
+            o.report = false;
+            o.resume = resume;
+            o.checkpoint_every = resume ? 0 : 2;
+            sn::trainer trainer(grid, net, opt, o);
+            const std::string e = error_of([&] { trainer.fit(data); });
+            CHECK(e == "trainer: checkpoint_every and resume need a checkpoint_dir");
+            CHECK(same_everywhere(world, e));
+        }
+    }
 }

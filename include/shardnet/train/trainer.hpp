@@ -131,8 +131,9 @@ class trainer {
         agree_on(grid_.world(), [&] {
             if (options_.batch == 0) throw error("trainer: batch size must be positive");
             if (train.size() == 0) throw error("trainer: the training set is empty");
-            if (options_.checkpoint_every > 0 && options_.checkpoint_dir.empty())
-                throw error("trainer: checkpoint_every needs a checkpoint_dir");
+            if ((options_.checkpoint_every > 0 || options_.resume) &&
+                options_.checkpoint_dir.empty())
+                throw error("trainer: checkpoint_every and resume need a checkpoint_dir");
         });
         const bool reporter = grid_.world().rank() == 0 && options_.report;
         // Per-step accuracy costs one more all-reduce; only the metrics file wants it. The
@@ -150,7 +151,7 @@ class trainer {
         at.seed = options_.seed;
         at.batch = options_.batch;
         at.samples = n;
-        if (options_.resume && !options_.checkpoint_dir.empty()) {
+        if (options_.resume) {
             if (resume(at, result) && reporter)
                 *options_.out << "resumed at step " << at.step << " (epoch " << at.epoch + 1
                               << ", step " << at.step_in_epoch << " of " << steps << ")\n";
