@@ -119,10 +119,7 @@ std::vector<double> train_epochs(sn::process_grid<Comm>& grid, Net& net,
 /// Every rank of `comm` got the same text.
 template <class Comm>
 bool same_everywhere(Comm& comm, const std::string& text) {
-    std::int64_t h[2] = {static_cast<std::int64_t>(std::hash<std::string>{}(text) >> 1), 0};
-    h[1] = -h[0];
-    comm.all_reduce(h, 2, sn::reduce_op::max);
-    return h[0] == -h[1];
+    return sn::same_on_all_ranks(comm, std::hash<std::string>{}(text));
 }
 
 /// The message of the shardnet::error `f` throws, or "" if it throws none.
@@ -410,7 +407,12 @@ TEST_SUITE("serial") {
                 write_bytes(f, bytes);
             });
             const std::string e = c.load_error(p);
-            CHECK(e.find(in_manifest ? "manifest" : "shard") != std::string::npos);
+            CAPTURE(e);
+            // The message names the file that was damaged (every path holds "shard", so the
+            // word alone would prove nothing).
+            const fs::path damaged =
+                p / (in_manifest ? std::string("manifest.bin") : sn::detail::shard_file_name(0));
+            CHECK(e.find(damaged.string() + "'") != std::string::npos);
             CHECK(e.find("checkpoint") == 0);
         }
         auto expect = [&](const char* name, const char* problem,

@@ -3,6 +3,7 @@
 // rank is left waiting in a collective that another skipped.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,25 @@
 #include "shardnet/core/error.hpp"
 
 namespace shardnet {
+
+namespace detail {
+/// Folds v into the running hash h (boost::hash_combine's mixing): fingerprints of
+/// configurations that ranks must share.
+inline void hash_mix(std::size_t& h, std::size_t v) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+}
+}  // namespace detail
+
+/// Collective over comm's group: whether every rank passed the same value (typically a
+/// fingerprint from detail::hash_mix). One all-reduce of the maximum and the negated minimum;
+/// every rank gets the same answer, so acting on it needs no further agreement.
+template <communicator Comm>
+bool same_on_all_ranks(Comm& comm, std::size_t value) {
+    std::int64_t range[2] = {static_cast<std::int64_t>(value >> 1),
+                             -static_cast<std::int64_t>(value >> 1)};
+    comm.all_reduce(range, 2, reduce_op::max);
+    return range[0] == -range[1];
+}
 
 /// Collective over comm's group. If any rank passes a failure, every rank throws
 /// shardnet::error with the message of the lowest failing rank; otherwise returns.

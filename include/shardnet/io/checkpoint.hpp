@@ -464,8 +464,9 @@ std::filesystem::path save_checkpoint(process_grid<Comm>& grid, const std::files
         detail::remove_quietly(aside);
         if (options.keep > 0) {
             const auto steps = list_checkpoints(dir);
+            // Never the one just saved, even if a directory from another run holds later steps.
             for (std::size_t i = 0; i + options.keep < steps.size(); ++i)
-                detail::remove_quietly(dir / checkpoint_name(steps[i]));
+                if (steps[i] != step) detail::remove_quietly(dir / checkpoint_name(steps[i]));
         }
     });
     return final_path;

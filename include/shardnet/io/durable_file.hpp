@@ -64,7 +64,13 @@ class durable_writer {
     /// fsyncs and closes. @throws error naming the file if either fails.
     void close() {
         const int fd = std::exchange(fd_, -1);
-        if (::fsync(fd) != 0 || ::close(fd) != 0)
+        // Close even when fsync fails (the descriptor would leak otherwise); report the first
+        // failure.
+        const bool synced = ::fsync(fd) == 0;
+        const int sync_errno = errno;
+        const bool closed = ::close(fd) == 0;
+        if (!synced) errno = sync_errno;
+        if (!synced || !closed)
             throw error(detail::concat("checkpoint file '", path_.string(),
                                        "' cannot be synced to disk: ", detail::errno_text()));
     }

@@ -252,18 +252,16 @@ class sequential {
         // A fingerprint of everything that shapes the collective schedule: ranks that were
         // started differently would otherwise deadlock later, far from the cause.
         std::size_t h = std::hash<std::size_t>{}(w.size());
-        auto mix = [&h](std::size_t v) { h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2); };
+        auto mix = [&h](std::size_t v) { detail::hash_mix(h, v); };
         for (std::size_t v : w)
             mix(v);
         mix(static_cast<std::size_t>(options.seed));
         mix(options.bias);
         (mix(std::hash<std::string_view>{}(Layers::partition_type::name)), ...);
         (mix(std::hash<std::string_view>{}(Layers::activation_type::name)), ...);
-        std::int64_t range[2] = {static_cast<std::int64_t>(h >> 1),
-                                 -static_cast<std::int64_t>(h >> 1)};
-        group.all_reduce(range, 2, reduce_op::max);
+        const bool same = same_on_all_ranks(group, h);
         agree_on(group, [&] {
-            if (range[0] != -range[1])
+            if (!same)
                 throw error(
                     "sequential: ranks were started with different network "
                     "configurations (widths, seed, bias, partitions or activations)");

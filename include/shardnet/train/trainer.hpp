@@ -264,9 +264,6 @@ class trainer {
         std::uint64_t smoothing_bits = 0;
         std::memcpy(&smoothing_bits, &options_.label_smoothing, sizeof(smoothing_bits));
         std::size_t h = 0;
-        auto mix = [&h](std::uint64_t v) {
-            h ^= static_cast<std::size_t>(v) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-        };
         for (std::uint64_t v :
              {std::uint64_t{options_.epochs}, std::uint64_t{options_.batch}, options_.seed,
               smoothing_bits, std::uint64_t{options_.checkpoint_every},
@@ -274,17 +271,12 @@ class trainer {
               std::uint64_t{options_.overlap_gradient_reduction},
               static_cast<std::uint64_t>(options_.non_finite),
               std::uint64_t{options_.metrics_path.empty()}})
-            mix(v);
-        mix(std::hash<std::string>{}(options_.checkpoint_dir));
-        std::int64_t range[2] = {static_cast<std::int64_t>(h >> 1),
-                                 -static_cast<std::int64_t>(h >> 1)};
-        grid_.world().all_reduce(range, 2, reduce_op::max);
-        agree_on(grid_.world(), [&] {
-            if (range[0] != -range[1])
-                throw error(
-                    "trainer: ranks were started with different training options (epochs, batch, "
-                    "seed, label smoothing, checkpoint, non-finite or overlap settings)");
-        });
+            detail::hash_mix(h, static_cast<std::size_t>(v));
+        detail::hash_mix(h, std::hash<std::string>{}(options_.checkpoint_dir));
+        if (!same_on_all_ranks(grid_.world(), h))
+            throw error(
+                "trainer: ranks were started with different training options (epochs, batch, "
+                "seed, label smoothing, checkpoint, non-finite or overlap settings)");
     }
 
     /// Restores the newest checkpoint of options.checkpoint_dir, if there is one; rank 0 picks
