@@ -5,6 +5,7 @@
 
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
+#include "shardnet/core/memory.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
@@ -34,6 +35,7 @@
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/net/plan.hpp"
 #include "shardnet/net/sequential.hpp"
+#include "shardnet/net/visit_layers.hpp"
 
 #include "shardnet/train/cross_entropy.hpp"
 #include "shardnet/train/csv.hpp"
