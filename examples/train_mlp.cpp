@@ -10,24 +10,30 @@
 // samples_per_s=R
 //
 // Fault tolerance: --checkpoint-dir DIR --checkpoint-every N saves a sharded checkpoint every N
-// steps (keeping the newest --keep); --resume continues from the newest one, and the run then
-// ends bitwise as if never interrupted. SHARDNET_TEST_KILL=RANK:STEP (tests only) makes that
-// world rank kill itself with SIGKILL once STEP steps are done.
+// steps (keeping the newest --keep of this run); --resume continues from the newest intact one
+// of the same run, and the run then ends bitwise as if never interrupted. A directory holding
+// checkpoints is refused by a fresh run unless --overwrite. SHARDNET_TEST_KILL=RANK:STEP (tests
+// only) makes that world rank kill itself with SIGKILL once STEP steps are done.
+//
+// Every error either stops every rank with the same message (bad options, bad data, ranks
+// started differently) or aborts the whole job: shardnet::collective_main keeps that rule.
 #include <CLI/CLI.hpp>
-#include <boost/mpi/environment.hpp>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <functional>
-#include <iomanip>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "shardnet/comm/collective_main.hpp"
+#include "shardnet/io/output_file.hpp"
 #include "shardnet/shardnet.hpp"
+#include "shardnet/train/memory_preflight.hpp"
 
 namespace sn = shardnet;
 using real = float;
@@ -36,26 +42,120 @@ namespace {
 
 constexpr std::size_t max_layers = 4;
 
-enum class partition_choice { column, row, replicated };
-
+/// The command line, as parsed. Whole numbers are signed so that "-5" is an error, not 2^64-5.
 struct config {
-    std::vector<std::size_t> layers = {64, 256, 256, 10};
-    std::vector<partition_choice> partitions = {partition_choice::column, partition_choice::row,
-                                                partition_choice::column};
-    std::size_t data_parallel = 1, epochs = 10, batch = 64;
+    std::vector<std::int64_t> layers = {64, 256, 256, 10};
+    std::vector<std::string> partitions = {"column", "row", "column"};
+    std::int64_t data_parallel = 1, epochs = 10, batch = 64;
     double lr = 1e-3, label_smoothing = 0.0, clip = 0.0;
     std::string optimizer = "adam";
     std::uint64_t seed = 1;
     std::string train_path, test_path, format = "csv", metrics;
     bool no_normalize = false;
     std::optional<bool> progress_bar;
-    std::size_t train_samples = 8000, test_samples = 2000;
-    // checkpoints and fault tolerance
+    std::int64_t train_samples = 8000, test_samples = 2000;
     std::string checkpoint_dir, losses_path;
-    std::size_t checkpoint_every = 0, keep = 3;
+    std::int64_t checkpoint_every = 0, keep = 3;
     bool resume = false, checksum = false, overlap_gradients = false;
     std::string on_non_finite = "stop";
+    bool overwrite = false;
 };
+
+/// Every field of config, in order, with its command-line name and its part in the checks:
+/// ranks must agree on all but the per-rank ones, and the run's identity (recorded in
+/// checkpoints) is made of the identifies_run ones. A new field without an entry here does not
+/// compile, so no option can go unchecked.
+constexpr sn::setting_field config_fields[] = {
+    {"--layers", sn::setting_role::identifies_run},
+    {"--partition", sn::setting_role::same_on_ranks},  // checkpoints reshard
+    {"--data-parallel", sn::setting_role::same_on_ranks},
+    {"--epochs", sn::setting_role::identifies_run},  // the learning-rate schedule spans them
+    {"--batch", sn::setting_role::identifies_run},
+    {"--lr", sn::setting_role::identifies_run},
+    {"--label-smoothing", sn::setting_role::identifies_run},
+    {"--clip", sn::setting_role::identifies_run},
+    {"--optimizer", sn::setting_role::identifies_run},
+    {"--seed", sn::setting_role::identifies_run},
+    {"--train", sn::setting_role::same_on_ranks},  // the data's content identifies the run
+    {"--test", sn::setting_role::same_on_ranks},
+    {"--format", sn::setting_role::same_on_ranks},
+    {"--metrics", sn::setting_role::same_on_ranks},
+    {"--no-normalize", sn::setting_role::identifies_run},
+    {"--no-progress-bar", sn::setting_role::per_rank},
+    {"--train-samples", sn::setting_role::identifies_run},
+    {"--test-samples", sn::setting_role::identifies_run},
+    {"--checkpoint-dir", sn::setting_role::same_on_ranks},
+    {"--losses", sn::setting_role::same_on_ranks},
+    {"--checkpoint-every", sn::setting_role::same_on_ranks},
+    {"--keep", sn::setting_role::same_on_ranks},
+    {"--resume", sn::setting_role::same_on_ranks},
+    {"--checksum", sn::setting_role::same_on_ranks},
+    {"--overlap-gradients", sn::setting_role::same_on_ranks},
+    {"--on-non-finite", sn::setting_role::identifies_run},
+    {"--overwrite", sn::setting_role::same_on_ranks},
+};
+
+/// Usage errors: values CLI11 parsed but that make no sense. Same arguments, same message.
+void validate(const config& c) {
+    auto fail = [](const auto&... parts) { throw sn::error(sn::detail::concat(parts...)); };
+    constexpr std::int64_t max_width = 2147483647;
+    for (std::int64_t w : c.layers)
+        if (w < 1 || w > max_width)
+            fail("--layers: every width must be a whole number from 1 to ", max_width, ", got ", w);
+    if (c.partitions.size() + 1 != c.layers.size())
+        fail("--partition names ", c.partitions.size(), " layers but --layers gives ",
+             c.layers.size(), " widths (expected ", c.partitions.size() + 1, ")");
+    if (c.partitions.size() > max_layers)
+        fail("train_mlp is built for up to ", max_layers, " layers, got ", c.partitions.size());
+    auto at_least = [&](std::int64_t v, std::int64_t low, const char* name) {
+        if (v < low) fail(name, ": expected a whole number of at least ", low, ", got ", v);
+    };
+    at_least(c.data_parallel, 1, "--data-parallel");
+    at_least(c.epochs, 1, "--epochs");
+    at_least(c.batch, 1, "--batch");
+    at_least(c.train_samples, 1, "--train-samples");
+    at_least(c.test_samples, 0, "--test-samples");
+    at_least(c.keep, 0, "--keep");
+    at_least(c.checkpoint_every, 0, "--checkpoint-every");
+    if (!std::isfinite(c.lr) || c.lr <= 0)
+        fail("--lr: expected a positive finite number, got ", c.lr);
+    if (!std::isfinite(c.clip) || c.clip < 0)
+        fail("--clip: expected a finite number of at least 0 (0: off), got ", c.clip);
+    if (!(c.label_smoothing >= 0 && c.label_smoothing < 1))
+        fail("--label-smoothing: expected a number in [0, 1), got ", c.label_smoothing);
+    if (c.resume && c.overwrite) fail("--resume and --overwrite exclude each other");
+    if ((c.resume || c.checkpoint_every > 0) && c.checkpoint_dir.empty())
+        fail(c.resume ? "--resume" : "--checkpoint-every", " needs --checkpoint-dir");
+}
+
+/// The files a run reads: outputs may be none of them.
+std::vector<std::filesystem::path> input_files(const config& c) {
+    std::vector<std::filesystem::path> inputs;
+    for (const std::string& spec : {c.train_path, c.test_path}) {
+        if (spec.empty()) continue;
+        const auto comma = c.format == "idx" ? spec.find(',') : std::string::npos;
+        inputs.emplace_back(spec.substr(0, comma));
+        if (comma != std::string::npos) inputs.emplace_back(spec.substr(comma + 1));
+    }
+    return inputs;
+}
+
+/// Rank 0's check of every output before anything is computed.
+void check_outputs(const config& c) {
+    auto inputs = input_files(c);
+    if (!c.checkpoint_dir.empty()) {
+        for (const auto& input : inputs)
+            if (sn::detail::same_file(c.checkpoint_dir, input))
+                throw sn::error("--checkpoint-dir '" + c.checkpoint_dir +
+                                "' is also an input of this run");
+        inputs.emplace_back(c.checkpoint_dir);
+    }
+    if (!c.metrics.empty()) sn::check_output_path(c.metrics, "--metrics", inputs);
+    if (!c.losses_path.empty()) {
+        if (!c.metrics.empty()) inputs.emplace_back(c.metrics);  // two outputs, one file
+        sn::check_output_path(c.losses_path, "--losses", inputs);
+    }
+}
 
 /// SHARDNET_TEST_KILL=RANK:STEP: a deterministic stand-in for a node failing mid-run.
 std::function<void(std::size_t)> test_kill_hook(std::size_t world_rank) {
@@ -72,14 +172,14 @@ struct data_sets {
     sn::dataset<real> train, test;
 };
 
-data_sets load_data(const config& c) {
+data_sets load_data(const config& c, const std::vector<std::size_t>& widths) {
     if (c.train_path.empty()) {
         sn::synthetic_options o;
-        o.samples = c.train_samples;
-        o.width = c.layers.front();
-        o.classes = c.layers.back();
+        o.samples = static_cast<std::size_t>(c.train_samples);
+        o.width = widths.front();
+        o.classes = widths.back();
         o.seed = c.seed;
-        auto split = sn::make_synthetic_split<real>(o, c.test_samples);
+        auto split = sn::make_synthetic_split<real>(o, static_cast<std::size_t>(c.test_samples));
         return {std::move(split.train), std::move(split.test)};
     }
     auto load = [&](const std::string& spec) {
@@ -105,54 +205,71 @@ sn::optimizer_options optimizer_for(const config& c, std::size_t total_steps) {
 
 template <class... Layers>
 int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
-    const bool root = grid.world().rank() == 0;
+    auto& world = grid.world();
+    const bool root = world.rank() == 0;
+    std::vector<std::size_t> widths(c.layers.begin(), c.layers.end());
+    const auto batch = static_cast<std::size_t>(c.batch);
+    const auto replicas = static_cast<std::size_t>(c.data_parallel);
     // Every rank reads the data; errors are agreed on so all ranks stop together.
-    data_sets data = sn::agree_on(grid.world(), [&] { return load_data(c); });
-    if (!c.no_normalize) {
-        const auto scaler = sn::standardizer<real>::fit(data.train.features);
-        scaler.apply(data.train.features);
-        if (!data.test.empty()) scaler.apply(data.test.features);
-    }
+    data_sets data = sn::agree_on(world, [&] {
+        data_sets d = load_data(c, widths);
+        if (!c.no_normalize) {
+            const auto scaler = sn::standardizer<real>::fit(d.train.features);
+            scaler.apply(d.train.features);
+            if (!d.test.empty()) scaler.apply(d.test.features);
+        }
+        return d;
+    });
 
+    const std::size_t replica_batch = (batch + replicas - 1) / replicas;
+    const std::size_t slots = c.optimizer == "sgd" ? 1 : 2;
+    sn::check_memory(world,
+                     sn::estimate_training_memory<sn::sequential<Layers...>>(
+                         widths, grid.model_parallel(), grid.model_rank(), replica_batch, slots),
+                     "train_mlp");
     sn::network_options net_options;
     net_options.seed = c.seed;
-    sn::sequential<Layers...> net(grid.model(), c.layers, net_options);
-    const std::size_t replica_batch = (c.batch + c.data_parallel - 1) / c.data_parallel;
-    if (root) std::cout << net.plan(replica_batch, c.data_parallel) << std::flush;
+    sn::sequential<Layers...> net(grid.model(), widths, net_options);
+    if (root) std::cout << net.plan(replica_batch, replicas) << std::flush;
 
-    const std::size_t steps = c.epochs * ((data.train.size() + c.batch - 1) / c.batch);
+    const std::size_t steps =
+        static_cast<std::size_t>(c.epochs) * ((data.train.size() + batch - 1) / batch);
     sn::optimizer<real> opt(optimizer_for(c, steps));
     sn::trainer_options options;
-    options.epochs = c.epochs;
-    options.batch = c.batch;
+    options.epochs = static_cast<std::size_t>(c.epochs);
+    options.batch = batch;
     options.seed = c.seed;
     options.label_smoothing = c.label_smoothing;
     options.metrics_path = c.metrics;
     options.progress_bar = c.progress_bar;
     options.checkpoint_dir = c.checkpoint_dir;
-    options.checkpoint_every = c.checkpoint_every;
-    options.checkpoint_keep = c.keep;
+    options.checkpoint_every = static_cast<std::size_t>(c.checkpoint_every);
+    options.checkpoint_keep = static_cast<std::size_t>(c.keep);
     options.resume = c.resume;
+    options.overwrite = c.overwrite;
     options.overlap_gradient_reduction = c.overlap_gradients;
     options.non_finite =
         c.on_non_finite == "skip" ? sn::non_finite_policy::skip_step : sn::non_finite_policy::stop;
-    options.after_step = test_kill_hook(grid.world().rank());
+    options.after_step = test_kill_hook(world.rank());
+    options.run_settings =
+        sn::describe_fields(c, config_fields, sn::setting_role::identifies_run, "train_mlp ");
     sn::trainer trainer(grid, net, opt, options);
     const auto result = trainer.fit(data.train, data.test.empty() ? nullptr : &data.test);
 
-    // Exact-resume evidence: the full loss sequence (17 digits round-trip a double) and a
+    // Exact-resume evidence: the full loss sequence (shortest round-trip digits) and a
     // checksum of every rank's weight shards.
-    if (root && !c.losses_path.empty()) {
-        std::ofstream losses(c.losses_path);
-        losses << std::setprecision(17);
-        for (double loss : result.step_losses)
-            losses << loss << '\n';
-        if (!losses) throw sn::error("--losses: cannot write '" + c.losses_path + "'");
-    }
+    if (!c.losses_path.empty())
+        sn::agree_on(world, [&] {
+            if (!root) return;
+            std::string text;
+            for (double loss : result.step_losses)
+                text += sn::shortest_decimal(loss) + '\n';
+            sn::write_file_atomically(c.losses_path, text, "--losses");
+        });
     if (c.checksum) {
         const auto mine = static_cast<std::int64_t>(sn::local_weights_checksum(net));
-        std::vector<std::int64_t> all(grid.world().size());
-        grid.world().all_gather(&mine, 1, all.data());
+        std::vector<std::int64_t> all(world.size());
+        world.all_gather(&mine, 1, all.data());
         if (root)
             std::cout << "checksum: weights=" << std::hex
                       << sn::crc32::of(all.data(), all.size() * sizeof(all[0])) << std::dec
@@ -164,9 +281,12 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
 
     if (root) {
         const auto& last = result.epochs.back();
-        std::cout << "final: epochs=" << c.epochs << " train_loss=" << last.train_loss
-                  << " test_loss=" << last.test_loss << " test_accuracy=" << last.test_accuracy
-                  << " samples_per_s=" << static_cast<long long>(last.samples_per_s) << std::endl;
+        std::cout << "final: epochs=" << c.epochs
+                  << " train_loss=" << sn::shortest_decimal(last.train_loss);
+        if (!data.test.empty())
+            std::cout << " test_loss=" << sn::shortest_decimal(last.test_loss)
+                      << " test_accuracy=" << sn::shortest_decimal(last.test_accuracy);
+        std::cout << " samples_per_s=" << static_cast<long long>(last.samples_per_s) << std::endl;
     }
     return 0;
 }
@@ -184,34 +304,23 @@ int dispatch(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
             return dispatch<Chosen..., sn::dense<real, Partition, sn::activation::relu>>(c, grid);
         return 1;  // unreachable: the depth was checked
     };
-    switch (c.partitions[index]) {
-        case partition_choice::column:
-            return next.template operator()<sn::column_split>();
-        case partition_choice::row:
-            return next.template operator()<sn::row_split>();
-        case partition_choice::replicated:
-            return next.template operator()<sn::replicated>();
-    }
-    return 1;
+    const std::string& name = c.partitions[index];
+    if (name == "column") return next.template operator()<sn::column_split>();
+    if (name == "row") return next.template operator()<sn::row_split>();
+    return next.template operator()<sn::replicated>();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    boost::mpi::environment env(argc, argv, boost::mpi::threading::funneled);
-    sn::mpi_communicator world;
+int run(sn::mpi_communicator& world, int argc, char** argv) {
     config c;
     CLI::App app{"Train a model-parallel MLP classifier with shardnet"};
-    std::vector<std::string> partition_names = {"column", "row", "column"};
     app.add_option("--layers", c.layers, "widths: input,hidden...,classes")->delimiter(',');
-    app.add_option("--partition", partition_names, "per layer: column, row or replicated")
+    app.add_option("--partition", c.partitions, "per layer: column, row or replicated")
         ->delimiter(',')
         ->check(CLI::IsMember({"column", "row", "replicated"}));
-    app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas")
-        ->check(CLI::PositiveNumber);
-    app.add_option("--epochs", c.epochs, "epochs")->check(CLI::PositiveNumber);
-    app.add_option("--batch", c.batch, "global batch size")->check(CLI::PositiveNumber);
-    app.add_option("--lr", c.lr, "learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas");
+    app.add_option("--epochs", c.epochs, "epochs");
+    app.add_option("--batch", c.batch, "global batch size");
+    app.add_option("--lr", c.lr, "learning rate");
     app.add_option("--optimizer", c.optimizer, "sgd, adam or adamw")
         ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
     app.add_option("--seed", c.seed, "seed of weights, data order and built-in data");
@@ -225,10 +334,11 @@ int main(int argc, char** argv) {
     app.add_option("--train-samples", c.train_samples, "built-in data: training samples");
     app.add_option("--test-samples", c.test_samples, "built-in data: test samples");
     app.add_option("--checkpoint-dir", c.checkpoint_dir, "write checkpoints into this directory");
-    app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps")
-        ->check(CLI::PositiveNumber);
-    app.add_option("--keep", c.keep, "keep the newest K checkpoints (0: all)");
+    app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps");
+    app.add_option("--keep", c.keep, "keep the newest K checkpoints of this run (0: all)");
     app.add_flag("--resume", c.resume, "continue from the newest checkpoint in --checkpoint-dir");
+    app.add_flag("--overwrite", c.overwrite,
+                 "remove the checkpoints already in --checkpoint-dir and start over");
     app.add_option("--on-non-finite", c.on_non_finite,
                    "a NaN/Inf loss or gradient: stop (error naming the step) or skip the step")
         ->check(CLI::IsMember({"stop", "skip"}));
@@ -238,30 +348,48 @@ int main(int argc, char** argv) {
     app.add_flag("--checksum", c.checksum, "print a checksum of the final weights and losses");
     bool lines = false;
     app.add_flag("--no-progress-bar", lines, "one line per epoch even on a terminal");
+
+    // Ranks may have been started with different arguments: a usage error on any rank stops
+    // every rank, with the same message and exit code.
+    std::optional<std::string> usage;
+    std::int64_t help = 0;
     try {
         app.parse(argc, argv);
         if (lines) c.progress_bar = false;
+        validate(c);
     } catch (const CLI::ParseError& e) {
-        return world.rank() == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
+        if (e.get_exit_code() == 0)
+            help = 1;
+        else
+            usage = e.what();
+    } catch (const sn::error& e) {
+        usage = e.what();
+    }
+    try {
+        sn::agree(world, usage);
+    } catch (const sn::agreed_error& e) {
+        if (world.rank() == 0)
+            std::cerr << "train_mlp: error: " << e.what() << "\nRun with --help for more.\n";
+        return 2;
+    }
+    world.all_reduce(&help, 1, sn::reduce_op::max);
+    if (help) {
+        if (world.rank() == 0) std::cout << app.help();
+        return 0;
     }
 
-    try {
-        c.partitions.clear();
-        for (const auto& name : partition_names)
-            c.partitions.push_back(name == "column" ? partition_choice::column
-                                   : name == "row"  ? partition_choice::row
-                                                    : partition_choice::replicated);
-        if (c.partitions.size() + 1 != c.layers.size())
-            throw sn::error(sn::detail::concat("--partition names ", c.partitions.size(),
-                                               " layers but --layers gives ", c.layers.size(),
-                                               " widths (expected ", c.partitions.size() + 1, ")"));
-        if (c.partitions.size() > max_layers)
-            throw sn::error(sn::detail::concat("train_mlp is built for up to ", max_layers,
-                                               " layers, got ", c.partitions.size()));
-        sn::process_grid<sn::mpi_communicator> grid(world, c.data_parallel);
-        return dispatch<>(c, grid);
-    } catch (const sn::error& e) {
-        if (world.rank() == 0) std::cerr << "train_mlp: error: " << e.what() << std::endl;
-        return 1;
-    }
+    sn::agree_same_settings(
+        world, sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks), "train_mlp");
+    sn::agree_on(world, [&] {
+        if (world.rank() == 0) check_outputs(c);
+    });
+    sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel));
+    return dispatch<>(c, grid);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return sn::collective_main(argc, argv, "train_mlp",
+                               [&](sn::mpi_communicator& world) { return run(world, argc, argv); });
 }

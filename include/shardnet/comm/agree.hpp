@@ -5,13 +5,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/settings.hpp"
 
 namespace shardnet {
 
@@ -35,7 +38,7 @@ bool same_on_all_ranks(Comm& comm, std::size_t value) {
 }
 
 /// Collective over comm's group. If any rank passes a failure, every rank throws
-/// shardnet::error with the message of the lowest failing rank; otherwise returns.
+/// shardnet::agreed_error with the message of the lowest failing rank; otherwise returns.
 template <communicator Comm>
 void agree(Comm& comm, const std::optional<std::string>& local_failure) {
     const auto size = static_cast<std::int64_t>(comm.size());
@@ -49,11 +52,12 @@ void agree(Comm& comm, const std::optional<std::string>& local_failure) {
     comm.broadcast(&length, 1, root);
     message.resize(static_cast<std::size_t>(length));
     comm.broadcast(message.data(), message.size(), root);
-    throw error(message);
+    throw agreed_error(message, comm.size());
 }
 
 /// Collective over comm's group: runs `check` (which throws shardnet::error on bad input) on
-/// every rank, then agrees, so that all ranks throw or none does. Returns check's result.
+/// every rank, then agrees, so that all ranks throw shardnet::agreed_error or none does.
+/// Returns check's result.
 template <communicator Comm, class Check>
 auto agree_on(Comm& comm, Check&& check) {
     std::optional<std::string> failure;
@@ -75,6 +79,28 @@ auto agree_on(Comm& comm, Check&& check) {
         agree(comm, failure);
         return std::move(*result);
     }
+}
+
+/// Collective over comm's group: checks that every rank holds the same settings. Rank 0's
+/// settings go to every rank, which compares them with its own; if any differ, every rank
+/// throws agreed_error "<what>: ranks were started with different settings: <key> is A on
+/// rank 0, B on rank r" (the lowest differing rank, up to four keys).
+template <communicator Comm>
+void agree_same_settings(Comm& comm, const settings& mine, std::string_view what) {
+    const std::string text = mine.text();
+    std::size_t h = std::hash<std::string>{}(text);
+    if (same_on_all_ranks(comm, h)) return;
+    std::string first = comm.rank() == 0 ? text : std::string();
+    auto length = static_cast<std::int64_t>(first.size());
+    comm.broadcast(&length, 1, 0);
+    first.resize(static_cast<std::size_t>(length));
+    comm.broadcast(first.data(), first.size(), 0);
+    std::optional<std::string> failure;
+    if (first != text)
+        failure = detail::concat(what, ": ranks were started with different settings: ",
+                                 setting_differences(settings::parse(first), "on rank 0", mine,
+                                                     detail::concat("on rank ", comm.rank())));
+    agree(comm, failure);  // unequal hashes mean some rank's text differs: this throws
 }
 
 }  // namespace shardnet

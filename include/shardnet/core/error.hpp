@@ -18,6 +18,22 @@ class error : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// A shardnet::error that every rank of a group of group_size() ranks throws at the same
+/// point with the same message: it comes out of an agreement (comm/agree.hpp) or out of a
+/// check whose outcome is the same on every rank by construction. When the group is the whole
+/// world, every rank may catch it and return from main: no rank is left inside a collective.
+/// Any other error is fatal for the job (comm/collective_main.hpp aborts it).
+class agreed_error : public error {
+  public:
+    agreed_error(const std::string& message, std::size_t group_size)
+        : error(message), group_size_(group_size) {}
+    /// How many ranks throw this error together.
+    std::size_t group_size() const noexcept { return group_size_; }
+
+  private:
+    std::size_t group_size_;
+};
+
 namespace detail {
 
 /// Builds a message from any streamable parts: `concat("layer ", i, ": got ", n)`.

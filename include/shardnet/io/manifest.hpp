@@ -21,7 +21,9 @@
 namespace shardnet {
 
 /// The layout of checkpoint files this shardnet writes and reads.
-inline constexpr std::uint32_t checkpoint_format_version = 1;
+inline constexpr std::uint32_t checkpoint_format_version = 2;
+/// The oldest format this shardnet still reads (version 1 has no run identity).
+inline constexpr std::uint32_t oldest_checkpoint_format_version = 1;
 /// No manifest is larger: a bigger file is refused before it is read.
 inline constexpr std::uint64_t max_manifest_bytes = std::uint64_t{1} << 30;
 
@@ -134,12 +136,17 @@ struct training_position {
     std::vector<double> step_losses;  ///< every step's loss so far
     /// Finished epochs: train_loss, test_loss, test_accuracy, samples_per_s (4 per epoch).
     std::vector<double> epochs;
+    /// What identifies the run that wrote it (settings::text(): options, network, data
+    /// checksums): a resume refuses a checkpoint of another run and names what differs.
+    /// Empty in format version 1.
+    std::string run_settings;
 
     template <class Archive>
-    void serialize(Archive& ar, unsigned, std::uint64_t budget) {
+    void serialize(Archive& ar, std::uint32_t format_version, std::uint64_t budget) {
         ar& step& epoch& step_in_epoch& seed& batch& samples& epoch_loss_sum& epoch_skipped;
         detail::serialize_values(ar, step_losses, budget, "step loss list");
         detail::serialize_values(ar, epochs, budget, "epoch result list");
+        if (format_version >= 2) detail::serialize_string(ar, run_settings, budget, "run settings");
     }
 };
 
@@ -160,9 +167,11 @@ struct checkpoint_manifest {
     std::vector<checkpoint_record> records;
     /// Bytes of the payload being read: bounds every length field. Not stored.
     std::uint64_t budget = max_manifest_bytes;
+    /// The version in the file's header, which the payload's must repeat. Not stored.
+    std::uint32_t header_version = checkpoint_format_version;
 
     template <class Archive>
-    void serialize(Archive& ar, unsigned version) {
+    void serialize(Archive& ar, unsigned) {
         ar& format_version;
         detail::serialize_string(ar, library_version, detail::max_name_bytes, "library version");
         detail::serialize_string(ar, element_type, detail::max_name_bytes, "element type");
@@ -171,7 +180,7 @@ struct checkpoint_manifest {
         detail::serialize_items(ar, parameters, budget, 24, "parameter list");
         detail::serialize_string(ar, optimizer, detail::max_name_bytes, "optimizer name");
         ar& optimizer_slots& optimizer_updates& has_position;
-        position.serialize(ar, version, budget);
+        position.serialize(ar, format_version, budget);
         detail::serialize_items(ar, files, budget, 16, "file list");
         detail::serialize_items(ar, records, budget, 64, "record list");
     }
@@ -183,9 +192,9 @@ struct checkpoint_manifest {
         auto fail = [&](const auto&... parts) {
             throw error(detail::concat("checkpoint manifest '", what, "': ", parts...));
         };
-        if (format_version != checkpoint_format_version)
-            fail("format version ", format_version, " in the payload, expected ",
-                 checkpoint_format_version);
+        if (format_version != header_version)
+            fail("format version ", format_version, " in the payload, ", header_version,
+                 " in the header");
         if (element_type != "float32" && element_type != "float64")
             fail("unknown element type '", element_type, "'");
         if (optimizer_slots > 2) fail("optimizer claims ", optimizer_slots, " state slots (max 2)");
@@ -225,6 +234,7 @@ struct checkpoint_manifest {
 
 /// The bytes of a manifest file: fixed header (magic, version, CRC, payload size) + payload.
 inline std::string encode_manifest(checkpoint_manifest& m) {
+    m.format_version = checkpoint_format_version;  // always written in the current format
     const std::string payload = detail::to_archive_bytes(m);
     std::string bytes(detail::manifest_header_bytes, '\0');
     std::memcpy(bytes.data(), detail::manifest_magic, 8);
@@ -249,9 +259,10 @@ inline checkpoint_manifest decode_manifest(const char* data, std::size_t size,
     if (std::memcmp(data, detail::manifest_magic, 8) != 0)
         fail("not a shardnet checkpoint manifest (wrong magic)");
     const std::uint32_t version = detail::get_u32(data + 8);
-    if (version != checkpoint_format_version)
+    if (version < oldest_checkpoint_format_version || version > checkpoint_format_version)
         fail("format version ", version, ", this shardnet (", SHARDNET_VERSION_STRING,
-             ") reads version ", checkpoint_format_version);
+             ") reads versions ", oldest_checkpoint_format_version, " to ",
+             checkpoint_format_version);
     const std::uint64_t payload = detail::get_u64(data + 16);
     const std::uint64_t have = size - detail::manifest_header_bytes;
     if (payload != have)
@@ -262,6 +273,7 @@ inline checkpoint_manifest decode_manifest(const char* data, std::size_t size,
         fail("checksum mismatch: the file is corrupted");
     checkpoint_manifest m;
     m.budget = have;
+    m.header_version = version;
     detail::from_archive_bytes(body, have, m, detail::concat("checkpoint manifest '", what, "'"));
     m.validate(what);
     return m;

@@ -42,8 +42,10 @@ inline void check_shard_header(const char* data, std::size_t size, std::string_v
     };
     if (size < shard_header_bytes) fail("truncated header (", size, " bytes)");
     if (std::memcmp(data, shard_magic, 8) != 0) fail("not a shardnet shard file (wrong magic)");
-    if (get_u32(data + 8) != checkpoint_format_version)
-        fail("format version ", get_u32(data + 8), ", expected ", checkpoint_format_version);
+    if (get_u32(data + 8) < oldest_checkpoint_format_version ||
+        get_u32(data + 8) > checkpoint_format_version)
+        fail("format version ", get_u32(data + 8), ", expected ", oldest_checkpoint_format_version,
+             " to ", checkpoint_format_version);
     if (get_u32(data + 12) != part || get_u64(data + 16) != step)
         fail("belongs to part ", get_u32(data + 12), " at step ", get_u64(data + 16),
              ", the manifest expects part ", part, " at step ", step,

@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -31,11 +33,21 @@ class progress_reporter {
           terminal_(active && bar.value_or(&out == &std::cout && ::isatty(1) &&
                                            std::getenv("CI") == nullptr)) {
         if (active_ && !metrics_path.empty()) {
+            metrics_path_ = metrics_path;
+            errno = 0;
             metrics_.open(metrics_path, std::ios::out | std::ios::trunc);
-            if (!metrics_)
-                throw error(detail::concat("metrics file '", metrics_path, "' cannot be written"));
             metrics_ << "step,epoch,loss,accuracy,samples_per_s\n";
+            check_metrics();  // flushed now, so a full disk shows before the first step
         }
+    }
+
+    /// @throws error naming the metrics file if a write to it failed. Not collective.
+    void check_metrics() {
+        if (!metrics_.is_open() && metrics_path_.empty()) return;
+        metrics_.flush();
+        if (!metrics_)
+            throw error(detail::concat("metrics file '", metrics_path_, "' cannot be written",
+                                       errno ? std::string(": ") + std::strerror(errno) : ""));
     }
 
     bool has_metrics() const { return metrics_.is_open(); }
@@ -77,7 +89,8 @@ class progress_reporter {
         out_ << "epoch " << epoch + 1 << "/" << epochs << ": train_loss=" << train_loss;
         if (has_test) out_ << " test_loss=" << test_loss << " test_accuracy=" << test_accuracy;
         out_ << " samples_per_s=" << static_cast<long long>(samples_per_s) << std::endl;
-        if (metrics_.is_open()) metrics_.flush();
+        errno = 0;
+        check_metrics();
     }
 
     /// The per-step throughput is samples/s of the running epoch; steps are equal in size.
@@ -92,6 +105,7 @@ class progress_reporter {
     std::ostream& out_;
     bool terminal_;
     std::ofstream metrics_;
+    std::string metrics_path_;
     std::size_t batch_ = 1;
     std::chrono::steady_clock::time_point last_draw_{};
 };

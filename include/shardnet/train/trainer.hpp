@@ -13,15 +13,18 @@
 #include <iostream>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/settings.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/io/checkpoint.hpp"
+#include "shardnet/net/visit_layers.hpp"
 #include "shardnet/train/cross_entropy.hpp"
 #include "shardnet/train/dataset.hpp"
 #include "shardnet/train/optimizer.hpp"
@@ -67,7 +70,63 @@ struct trainer_options {
     bool overlap_gradient_reduction = false;
     /// Called on every rank after each step (after its checkpoint) with the steps done so far.
     std::function<void(std::size_t)> after_step;
+    /// What else determines the run (the application's own settings: its command line, where
+    /// the data came from). Recorded in every checkpoint with the trainer's identity of the run
+    /// (these options, the optimizer's, the network's widths and activations, a checksum of
+    /// the data); a resume refuses a checkpoint whose identity differs and names what differs.
+    settings run_settings;
+    /// A fresh run (resume off) into a checkpoint_dir that already holds checkpoints: remove
+    /// them first (true) or refuse with an error naming them (false).
+    bool overwrite = false;
 };
+
+namespace detail {
+
+/// Every field of trainer_options in declaration order, and its part in the checks: the
+/// identity of a run, or only agreement across ranks. A field added to trainer_options
+/// without an entry here fails to compile (describe_fields counts them).
+inline constexpr setting_field trainer_option_fields[] = {
+    {"epochs", setting_role::same_on_ranks},  // a resume may extend a run
+    {"batch", setting_role::identifies_run},
+    {"seed", setting_role::identifies_run},
+    {"label_smoothing", setting_role::identifies_run},
+    {"report", setting_role::per_rank},
+    {"out", setting_role::per_rank},
+    {"metrics_path", setting_role::same_on_ranks},  // per-step accuracy costs a collective
+    {"progress_bar", setting_role::per_rank},
+    {"checkpoint_dir", setting_role::same_on_ranks},
+    {"checkpoint_every", setting_role::same_on_ranks},
+    {"checkpoint_keep", setting_role::same_on_ranks},
+    {"resume", setting_role::same_on_ranks},
+    {"non_finite", setting_role::identifies_run},
+    {"check_gradients", setting_role::identifies_run},
+    {"overlap_gradient_reduction", setting_role::same_on_ranks},
+    {"after_step", setting_role::per_rank},
+    {"run_settings", setting_role::identifies_run},
+    {"overwrite", setting_role::same_on_ranks},
+};
+
+/// Every field of optimizer_options: all of them shape the updates.
+inline constexpr setting_field optimizer_option_fields[] = {
+    {"method", setting_role::identifies_run},    {"lr", setting_role::identifies_run},
+    {"momentum", setting_role::identifies_run},  {"nesterov", setting_role::identifies_run},
+    {"beta1", setting_role::identifies_run},     {"beta2", setting_role::identifies_run},
+    {"eps", setting_role::identifies_run},       {"weight_decay", setting_role::identifies_run},
+    {"clip_norm", setting_role::identifies_run}, {"schedule", setting_role::identifies_run},
+};
+
+/// "600 x 64, crc32 1a2b3c4d": a data set's shape and content, for run identities.
+template <class T>
+std::string data_fingerprint(const dataset<T>& data) {
+    crc32 crc;
+    crc.update(data.features.data(), data.features.size() * sizeof(T));
+    crc.update(data.labels.data(), data.labels.size() * sizeof(data.labels[0]));
+    std::ostringstream out;
+    out << data.size() << " x " << data.width() << ", crc32 " << std::hex << crc.value();
+    return out.str();
+}
+
+}  // namespace detail
 
 /// Loss and accuracy of a network on a data set, the same on every rank.
 struct evaluation {
@@ -107,131 +166,50 @@ class trainer {
   public:
     using value_type = typename Net::value_type;
 
+    /// Collective over the grid's world: an invalid label smoothing fails on every rank.
     trainer(process_grid<Comm>& grid, Net& net, optimizer<value_type>& opt,
             trainer_options options = {})
         : grid_(grid),
           net_(net),
           opt_(opt),
           options_(std::move(options)),
-          loss_(net.widths().back(), options_.label_smoothing) {}
+          loss_(agree_on(grid.world(), [&] {
+              return softmax_cross_entropy<value_type>(net.widths().back(),
+                                                       options_.label_smoothing);
+          })) {}
 
     /// Runs options.epochs epochs over `train`, evaluating on `test` (if given) after each.
-    /// With options.resume, first restores the newest checkpoint in options.checkpoint_dir;
-    /// with options.checkpoint_every, saves one every that many steps and after the last.
-    /// Collective over the whole grid.
-    /// @throws error (on every rank) for labels outside the network's output, a data width that
-    ///         is not the network's input, ranks started with different training options, a
-    ///         checkpoint that does not fit the run, or (with non_finite_policy::stop) a loss or
+    /// With a checkpoint_dir, holds that directory's lock for the run; with options.resume,
+    /// first restores the newest intact checkpoint of this run (falling back past damaged
+    /// ones, naming them); with options.checkpoint_every, saves one every that many steps and
+    /// after the last. Collective over the whole grid.
+    /// @throws agreed_error (on every rank) for labels outside the network's output, a data
+    ///         width that is not the network's input, ranks started with different settings or
+    ///         data (naming the setting), a checkpoint directory in use by another run or
+    ///         holding another run's checkpoints, a checkpoint that does not fit the run,
+    ///         an output that cannot be written, or (with non_finite_policy::stop) a loss or
     ///         gradient that is not finite (naming the step).
     training_result fit(const dataset<value_type>& train,
                         const dataset<value_type>* test = nullptr) {
-        check_data(train, "training set");
-        if (test) check_data(*test, "test set");
-        check_same_options();
-        agree_on(grid_.world(), [&] {
-            if (options_.batch == 0) throw error("trainer: batch size must be positive");
-            if (train.size() == 0) throw error("trainer: the training set is empty");
-            if ((options_.checkpoint_every > 0 || options_.resume) &&
-                options_.checkpoint_dir.empty())
-                throw error("trainer: checkpoint_every and resume need a checkpoint_dir");
-        });
-        const bool reporter = grid_.world().rank() == 0 && options_.report;
-        // Per-step accuracy costs one more all-reduce; only the metrics file wants it. The
-        // decision must be the same on every rank of a model-parallel group.
-        const bool step_accuracy = !options_.metrics_path.empty();
-        progress_reporter progress(reporter, *options_.out, options_.metrics_path,
-                                   options_.progress_bar);
-        progress.set_batch(options_.batch);
-
+        check_run(train, test);
+        steps_per_epoch_ = (train.size() + options_.batch - 1) / options_.batch;
         training_result result;
-        const std::size_t n = train.size();
-        const std::size_t steps = (n + options_.batch - 1) / options_.batch;
-        std::size_t step = 0;
         training_position at;  // where training stands; what a checkpoint records
         at.seed = options_.seed;
         at.batch = options_.batch;
-        at.samples = n;
-        if (options_.resume) {
-            if (resume(at, result) && reporter)
-                *options_.out << "resumed at step " << at.step << " (epoch " << at.epoch + 1
-                              << ", step " << at.step_in_epoch << " of " << steps << ")\n";
-            step = static_cast<std::size_t>(at.step);
-        }
-        const std::size_t total_steps = options_.epochs * steps;
-        // The first epoch may be one a checkpoint left half done.
-        const auto start_epoch = static_cast<std::size_t>(at.epoch);
-        const auto start_step = static_cast<std::size_t>(at.step_in_epoch);
-        const double start_loss = at.epoch_loss_sum;
-        const auto start_skipped = static_cast<std::size_t>(at.epoch_skipped);
-        for (std::size_t epoch = start_epoch; epoch < options_.epochs; ++epoch) {
-            epoch_order(n, options_.seed, epoch, order_);
-            const auto start = std::chrono::steady_clock::now();
-            const bool resumed_epoch = epoch == start_epoch;
-            double epoch_loss = resumed_epoch ? start_loss : 0.0;
-            std::size_t epoch_skipped = resumed_epoch ? start_skipped : 0;
-            const std::size_t first = resumed_epoch ? start_step : 0;
-            const std::size_t skipped_rows = std::min(n, first * options_.batch);
-            for (std::size_t s = first; s < steps; ++s, ++step) {
-                const std::size_t begin = s * options_.batch;
-                const std::size_t global_batch = std::min(options_.batch, n - begin);
-                load_rows(train, std::span(order_).subspan(begin, global_batch));
-
-                const auto& out = net_.forward(grid_.model(), batch_);
-                const loss_value local = loss_.template forward_backward<Net::output_layout>(
-                    grid_.model(), out, labels_, global_batch, grad_, step_accuracy);
-                if (options_.overlap_gradient_reduction) {
-                    net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
-                } else {
-                    net_.backward(grid_.model(), grad_);
-                    net_.reduce_gradients(grid_.model(), grid_.data());
-                }
-                double totals[2] = {local.loss, static_cast<double>(local.correct)};
-                grid_.data().all_reduce(totals, 2, reduce_op::sum);
-                result.step_losses.push_back(totals[0]);
-                if (finite_step(totals[0], step, epoch)) {
-                    opt_.step(net_, grid_.model());
-                    epoch_loss += totals[0];
-                } else {
-                    net_.mark_updated();  // the gradients are dropped with the step
-                    ++result.skipped_steps;
-                    ++epoch_skipped;
-                    if (reporter)
-                        *options_.out << "skipped step " << step << " (epoch " << epoch + 1
-                                      << "): non-finite loss or gradient\n";
-                }
-                const double seconds = elapsed(start);
-                progress.step(step, epoch, options_.epochs, s, steps, totals[0],
-                              totals[1] / static_cast<double>(global_batch),
-                              static_cast<double>(begin + global_batch - skipped_rows) / seconds);
-                if (options_.checkpoint_every > 0 &&
-                    ((step + 1) % options_.checkpoint_every == 0 || step + 1 == total_steps)) {
-                    at.step = step + 1;
-                    at.epoch = epoch;
-                    at.step_in_epoch = s + 1;
-                    at.epoch_loss_sum = epoch_loss;
-                    at.epoch_skipped = epoch_skipped;
-                    at.step_losses = result.step_losses;
-                    checkpoint_options c;
-                    c.keep = options_.checkpoint_keep;
-                    save_checkpoint(grid_, options_.checkpoint_dir, at.step, net_, opt_, &at, c);
-                }
-                if (options_.after_step) options_.after_step(step + 1);
-            }
-            epoch_result e;
-            e.samples_per_s = static_cast<double>(n - skipped_rows) / elapsed(start);
-            e.train_loss =
-                epoch_loss / static_cast<double>(steps > epoch_skipped ? steps - epoch_skipped : 1);
-            if (test) {
-                const evaluation ev = evaluate(*test);
-                e.test_loss = ev.loss;
-                e.test_accuracy = ev.accuracy;
-            }
-            progress.epoch(epoch, options_.epochs, e.train_loss, e.test_loss, e.test_accuracy,
-                           e.samples_per_s, test != nullptr);
-            result.epochs.push_back(e);
-            for (double v : {e.train_loss, e.test_loss, e.test_accuracy, e.samples_per_s})
-                at.epochs.push_back(v);
-        }
+        at.samples = train.size();
+        at.run_settings = identity_.text();
+        open_checkpoints(at, result);
+        const bool reporter = grid_.world().rank() == 0 && options_.report;
+        // Rank 0 opens the metrics file (which fails or not there alone): agreed.
+        std::optional<progress_reporter> progress;
+        agree_on(grid_.world(), [&] {
+            progress.emplace(reporter, *options_.out, options_.metrics_path, options_.progress_bar);
+        });
+        progress->set_batch(options_.batch);
+        for (auto epoch = static_cast<std::size_t>(at.epoch); epoch < options_.epochs; ++epoch)
+            run_epoch(epoch, train, test, at, result, *progress);
+        lock_.reset();
         return result;
     }
 
@@ -258,56 +236,269 @@ class trainer {
     }
 
   private:
-    /// Ranks that disagree on the training options would run different collective schedules
-    /// (or checkpoint at different steps) and deadlock far from the cause: compare first.
-    void check_same_options() {
-        std::uint64_t smoothing_bits = 0;
-        std::memcpy(&smoothing_bits, &options_.label_smoothing, sizeof(smoothing_bits));
-        std::size_t h = 0;
-        for (std::uint64_t v :
-             {std::uint64_t{options_.epochs}, std::uint64_t{options_.batch}, options_.seed,
-              smoothing_bits, std::uint64_t{options_.checkpoint_every},
-              std::uint64_t{options_.resume}, std::uint64_t{options_.check_gradients},
-              std::uint64_t{options_.overlap_gradient_reduction},
-              static_cast<std::uint64_t>(options_.non_finite),
-              std::uint64_t{options_.metrics_path.empty()}})
-            detail::hash_mix(h, static_cast<std::size_t>(v));
-        detail::hash_mix(h, std::hash<std::string>{}(options_.checkpoint_dir));
-        if (!same_on_all_ranks(grid_.world(), h))
-            throw error(
-                "trainer: ranks were started with different training options (epochs, batch, "
-                "seed, label smoothing, checkpoint, non-finite or overlap settings)");
+    /// Checks everything that must hold before the first step, on every rank together: the
+    /// data fit the network, the options make sense, and every rank has the same settings and
+    /// the same data (ranks that differ would run different collective schedules, or silently
+    /// train on different data). Also builds the run's identity.
+    void check_run(const dataset<value_type>& train, const dataset<value_type>* test) {
+        check_data(train, "training set");
+        if (test) check_data(*test, "test set");
+        agree_on(grid_.world(), [&] {
+            if (options_.batch == 0) throw error("trainer: batch size must be positive");
+            if (train.size() == 0) throw error("trainer: the training set is empty");
+            if ((options_.checkpoint_every > 0 || options_.resume) &&
+                options_.checkpoint_dir.empty())
+                throw error("trainer: checkpoint_every and resume need a checkpoint_dir");
+            if (options_.resume && options_.overwrite)
+                throw error("trainer: resume and overwrite exclude each other");
+        });
+        settings shared;  // identity plus what only has to agree
+        for (const auto role : {setting_role::identifies_run, setting_role::same_on_ranks}) {
+            settings& s = role == setting_role::identifies_run ? identity_ : shared;
+            s.merge(describe_fields(options_, detail::trainer_option_fields, role));
+            s.merge(describe_fields(opt_.options(), detail::optimizer_option_fields, role),
+                    "optimizer.");
+        }
+        std::string widths = std::to_string(net_.widths().front()), activations;
+        visit_layers(net_, [&](auto& layer, auto) {
+            using layer_type = std::remove_reference_t<decltype(layer)>;
+            widths += "," + std::to_string(layer.output_features());
+            activations += (activations.empty() ? "" : ",") +
+                           std::string(layer_type::activation_type::name) +
+                           (layer.has_bias() ? "" : " (no bias)");
+        });
+        identity_.set("network.widths", widths);
+        identity_.set("network.activations", activations);
+        identity_.set("data.train", detail::data_fingerprint(train));
+        identity_.set("data.test", test ? detail::data_fingerprint(*test) : "none");
+        shared.merge(identity_);
+        agree_same_settings(grid_.world(), shared, "trainer");
     }
 
-    /// Restores the newest checkpoint of options.checkpoint_dir, if there is one; rank 0 picks
-    /// it so that every rank loads the same one. Collective over the world.
-    bool resume(training_position& at, training_result& result) {
-        std::int64_t newest = -1;
-        if (grid_.world().rank() == 0) {
-            const auto steps = list_checkpoints(options_.checkpoint_dir);
-            if (!steps.empty()) newest = static_cast<std::int64_t>(steps.back());
+    /// Takes the checkpoint directory for this run and decides where training starts. A
+    /// fresh run refuses a directory that holds checkpoints (unless overwrite); a resume
+    /// restores the newest intact checkpoint of this run, skipping damaged ones with a note,
+    /// and refuses another run's, naming what differs. Rank 0 reads the directory; every rank
+    /// loads. Collective over the world.
+    void open_checkpoints(training_position& at, training_result& result) {
+        if (options_.checkpoint_dir.empty()) return;
+        Comm& world = grid_.world();
+        const std::filesystem::path dir = options_.checkpoint_dir;
+        const bool root = world.rank() == 0;
+        std::vector<std::int64_t> candidates;  // this run's checkpoints, newest first
+        agree_on(world, [&] {
+            if (!root) return;
+            lock_.emplace(dir);
+            const auto entries = scan_checkpoints(dir);
+            if (!options_.resume) {
+                if (entries.empty()) return;
+                if (!options_.overwrite) throw error(occupied_message(dir, entries));
+                for (const auto& e : entries)
+                    detail::remove_quietly(e.path);
+                sync_directory(dir);
+                return;
+            }
+            for (const auto& e : entries) {
+                if (!e.manifest || !e.manifest->has_position) {
+                    note(detail::concat(
+                        "resume: skipping '", e.path.string(), "': ",
+                        e.manifest ? "it holds weights only, no training position" : e.problem));
+                    continue;
+                }
+                const settings theirs = settings::parse(run_settings_of(*e.manifest));
+                if (theirs == identity_) {
+                    candidates.push_back(static_cast<std::int64_t>(e.step));
+                    continue;
+                }
+                if (!candidates.empty()) break;  // an older run's leftovers behind ours
+                throw error(detail::concat(
+                    "trainer: checkpoint '", e.path.string(), "' was written by another run: ",
+                    setting_differences(theirs, "there", identity_, "in this run"),
+                    ". A resume continues only the run that wrote it: start this run in "
+                    "another directory, or without resume and with overwrite to replace it"));
+            }
+        });
+        auto count = static_cast<std::int64_t>(candidates.size());
+        world.broadcast(&count, 1, 0);
+        candidates.resize(static_cast<std::size_t>(count));
+        world.broadcast(candidates.data(), candidates.size(), 0);
+        if (options_.resume && candidates.empty())
+            note(detail::concat("resume: no checkpoint of this run in '", dir.string(),
+                                "'; starting from step 0"));
+        std::string damaged;
+        for (const std::int64_t step : candidates) {
+            const auto path = dir / checkpoint_name(static_cast<std::uint64_t>(step));
+            try {
+                restore(load_checkpoint(grid_, path, net_, opt_), path, at, result);
+                return;
+            } catch (const agreed_error& e) {
+                damaged = e.what();
+                note(detail::concat("resume: ", damaged, "; falling back to an older checkpoint"));
+            }
         }
-        grid_.world().broadcast(&newest, 1, 0);
-        if (newest < 0) return false;
-        const std::filesystem::path path = std::filesystem::path(options_.checkpoint_dir) /
-                                           checkpoint_name(static_cast<std::uint64_t>(newest));
-        const checkpoint_manifest m = load_checkpoint(grid_, path, net_, opt_);
-        // The manifest is the same file on every rank, so this check agrees by construction.
+        if (!candidates.empty())
+            throw agreed_error(detail::concat("trainer: no intact checkpoint of this run in '",
+                                              dir.string(), "' (the oldest: ", damaged, ")"),
+                               world.size());
+    }
+
+    /// Continues from a loaded checkpoint's position. Every rank read the same manifest, so
+    /// these checks agree by construction.
+    void restore(const checkpoint_manifest& m, const std::filesystem::path& path,
+                 training_position& at, training_result& result) {
         const training_position& p = m.position;
-        if (!m.has_position || p.seed != at.seed || p.batch != at.batch ||
-            p.samples != at.samples || p.epochs.size() % 4 != 0 || p.step_losses.size() != p.step ||
-            p.epoch > options_.epochs)
-            throw error(detail::concat(
-                "trainer: checkpoint '", path.string(), "' was written by another run (seed ",
-                p.seed, ", batch ", p.batch, ", ", p.samples, " samples; this run has seed ",
-                at.seed, ", batch ", at.batch, ", ", at.samples, " samples)"));
+        if (p.epochs.size() % 4 != 0 || p.step_losses.size() != p.step)
+            throw agreed_error(detail::concat("trainer: checkpoint '", path.string(),
+                                              "' holds an inconsistent training position"),
+                               grid_.world().size());
+        if (p.epoch > options_.epochs)
+            throw agreed_error(
+                detail::concat("trainer: checkpoint '", path.string(), "' is in epoch ",
+                               p.epoch + 1, " (step ", p.step, "), past this run's ",
+                               options_.epochs, " epochs: raise epochs to continue it"),
+                grid_.world().size());
         at = p;
         result.step_losses = p.step_losses;
         for (std::size_t i = 0; i + 3 < p.epochs.size(); i += 4)
             result.epochs.push_back(
                 {p.epochs[i], p.epochs[i + 1], p.epochs[i + 2], p.epochs[i + 3]});
         result.resumed_at = static_cast<std::size_t>(p.step);
-        return true;
+        note(detail::concat("resumed at step ", p.step, " (epoch ", p.epoch + 1, ", step ",
+                            p.step_in_epoch, ") from '", path.string(), "'"));
+    }
+
+    /// Why a fresh run may not use a directory that holds checkpoints (rank 0's view).
+    std::string occupied_message(const std::filesystem::path& dir,
+                                 const std::vector<checkpoint_entry>& entries) const {
+        const checkpoint_entry& newest = entries.front();
+        std::string whose;
+        if (!newest.manifest)
+            whose = detail::concat("entries named like checkpoints (newest '",
+                                   newest.path.filename().string(), "': ", newest.problem, ")");
+        else if (settings::parse(run_settings_of(*newest.manifest)) == identity_)
+            whose =
+                detail::concat("checkpoints of this same run (newest '",
+                               newest.path.filename().string(), "'): resume to continue it, or ");
+        else
+            whose = detail::concat(
+                "another run's checkpoints (newest '", newest.path.filename().string(), "': ",
+                setting_differences(settings::parse(run_settings_of(*newest.manifest)), "there",
+                                    identity_, "in this run"),
+                "): use another directory, or ");
+        return detail::concat("trainer: checkpoint directory '", dir.string(), "' holds ", whose,
+                              "set overwrite to remove them and start over");
+    }
+
+    /// One epoch from wherever `at` stands, then its evaluation and report.
+    void run_epoch(std::size_t epoch, const dataset<value_type>& train,
+                   const dataset<value_type>* test, training_position& at, training_result& result,
+                   progress_reporter& progress) {
+        const std::size_t n = train.size();
+        const std::size_t steps = (n + options_.batch - 1) / options_.batch;
+        epoch_order(n, options_.seed, epoch, order_);
+        const auto start = std::chrono::steady_clock::now();
+        // `at` stands at this epoch's start, or inside it where a checkpoint left it.
+        SHARDNET_ASSERT(at.epoch == epoch && at.step == result.step_losses.size());
+        double epoch_loss = at.epoch_loss_sum;
+        auto epoch_skipped = static_cast<std::size_t>(at.epoch_skipped);
+        const auto first = static_cast<std::size_t>(at.step_in_epoch);
+        const std::size_t skipped_rows = std::min(n, first * options_.batch);
+        auto step = static_cast<std::size_t>(at.step);
+        for (std::size_t s = first; s < steps; ++s, ++step) {
+            const std::size_t begin = s * options_.batch;
+            const std::size_t global_batch = std::min(options_.batch, n - begin);
+            const auto [loss, correct] = train_step(train, begin, global_batch, step_accuracy());
+            result.step_losses.push_back(loss);
+            if (finite_step(loss, step, epoch)) {
+                opt_.step(net_, grid_.model());
+                epoch_loss += loss;
+            } else {
+                net_.mark_updated();  // the gradients are dropped with the step
+                ++result.skipped_steps;
+                ++epoch_skipped;
+                note(detail::concat("skipped step ", step, " (epoch ", epoch + 1,
+                                    "): non-finite loss or gradient"));
+            }
+            progress.step(
+                step, epoch, options_.epochs, s, steps, loss,
+                correct / static_cast<double>(global_batch),
+                static_cast<double>(begin + global_batch - skipped_rows) / elapsed(start));
+            const bool last = s + 1 == steps;
+            at.step = step + 1;
+            at.epoch = epoch;
+            at.step_in_epoch = s + 1;
+            at.epoch_loss_sum = epoch_loss;
+            at.epoch_skipped = epoch_skipped;
+            // The epoch's last step is saved after its evaluation (below), so that a resume
+            // starts the next epoch instead of reporting this one again.
+            if (!last && checkpoint_due(step)) save(at, result);
+            if (!last && options_.after_step) options_.after_step(step + 1);
+        }
+        epoch_result e;
+        e.samples_per_s = static_cast<double>(n - skipped_rows) / elapsed(start);
+        e.train_loss =
+            epoch_loss / static_cast<double>(steps > epoch_skipped ? steps - epoch_skipped : 1);
+        if (test) {
+            const evaluation ev = evaluate(*test);
+            e.test_loss = ev.loss;
+            e.test_accuracy = ev.accuracy;
+        }
+        // A metrics file that stopped taking writes (a full disk) is seen on rank 0 only.
+        agree_on(grid_.world(), [&] {
+            progress.epoch(epoch, options_.epochs, e.train_loss, e.test_loss, e.test_accuracy,
+                           e.samples_per_s, test != nullptr);
+        });
+        result.epochs.push_back(e);
+        for (double v : {e.train_loss, e.test_loss, e.test_accuracy, e.samples_per_s})
+            at.epochs.push_back(v);
+        at.epoch = epoch + 1;
+        at.step_in_epoch = 0;
+        at.epoch_loss_sum = 0;
+        at.epoch_skipped = 0;
+        const std::size_t last_step = static_cast<std::size_t>(at.step) - 1;
+        if (steps > first && checkpoint_due(last_step)) save(at, result);
+        if (steps > first && options_.after_step) options_.after_step(last_step + 1);
+    }
+
+    /// Forward, loss, backward and gradient reduction of one global batch; returns the global
+    /// mean loss and the number of correct predictions, the same on every rank.
+    std::pair<double, double> train_step(const dataset<value_type>& train, std::size_t begin,
+                                         std::size_t global_batch, bool accuracy) {
+        load_rows(train, std::span(order_).subspan(begin, global_batch));
+        const auto& out = net_.forward(grid_.model(), batch_);
+        const loss_value local = loss_.template forward_backward<Net::output_layout>(
+            grid_.model(), out, labels_, global_batch, grad_, accuracy);
+        if (options_.overlap_gradient_reduction) {
+            net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
+        } else {
+            net_.backward(grid_.model(), grad_);
+            net_.reduce_gradients(grid_.model(), grid_.data());
+        }
+        double totals[2] = {local.loss, static_cast<double>(local.correct)};
+        grid_.data().all_reduce(totals, 2, reduce_op::sum);
+        return {totals[0], totals[1]};
+    }
+
+    /// Per-step accuracy costs one more all-reduce; only the metrics file wants it. The
+    /// decision is the same on every rank (metrics_path's emptiness is agreed).
+    bool step_accuracy() const { return !options_.metrics_path.empty(); }
+
+    bool checkpoint_due(std::size_t step) const {
+        const std::size_t total = options_.epochs * steps_per_epoch_;
+        return options_.checkpoint_every > 0 &&
+               ((step + 1) % options_.checkpoint_every == 0 || step + 1 == total);
+    }
+
+    void save(training_position& at, const training_result& result) {
+        at.step_losses = result.step_losses;
+        checkpoint_options c;
+        c.keep = options_.checkpoint_keep;
+        save_checkpoint(grid_, options_.checkpoint_dir, at.step, net_, opt_, &at, c);
+    }
+
+    /// A line for the user, on the reporting rank.
+    void note(const std::string& line) {
+        if (grid_.world().rank() == 0 && options_.report) *options_.out << line << std::endl;
     }
 
     /// True if the step may be applied. Every rank reaches the same answer: the loss is the
@@ -321,13 +512,17 @@ class trainer {
         }
         if (std::isfinite(loss) && bad_gradient == 0) return true;
         if (options_.non_finite == non_finite_policy::skip_step) return false;
+        const std::size_t everyone = grid_.world().size();
         if (!std::isfinite(loss))
-            throw error(detail::concat("trainer: the loss became ", loss, " at step ", step,
-                                       " (epoch ", epoch + 1,
-                                       "); lower the learning rate or check the data"));
-        throw error(detail::concat("trainer: a gradient became non-finite (NaN or Inf) at step ",
-                                   step, " (epoch ", epoch + 1, ", loss ", loss,
-                                   "); lower the learning rate, clip gradients or check the data"));
+            throw agreed_error(
+                detail::concat("trainer: the loss became ", loss, " at step ", step, " (epoch ",
+                               epoch + 1, "); lower the learning rate or check the data"),
+                everyone);
+        throw agreed_error(
+            detail::concat("trainer: a gradient became non-finite (NaN or Inf) at step ", step,
+                           " (epoch ", epoch + 1, ", loss ", loss,
+                           "); lower the learning rate, clip gradients or check the data"),
+            everyone);
     }
 
     void check_data(const dataset<value_type>& data, const char* what) {
@@ -365,6 +560,9 @@ class trainer {
     softmax_cross_entropy<value_type> loss_;
     std::vector<std::size_t> order_;
     matrix<value_type> batch_, grad_;
+    settings identity_;                              ///< what identifies this run
+    std::optional<checkpoint_directory_lock> lock_;  ///< held by world rank 0 during fit
+    std::size_t steps_per_epoch_ = 0;
     std::vector<std::uint32_t> labels_;
 };
 

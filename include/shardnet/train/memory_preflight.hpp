@@ -1,0 +1,117 @@
+// A memory preflight: before a network is built, estimate what each rank will hold (weights,
+// gradients, optimizer state, activations, workspaces), add up the ranks that share a node,
+// and fail on every rank with "needed versus available" instead of dying in the allocator
+// (or being killed by it) halfway through construction.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardnet/comm/agree.hpp"
+#include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/error.hpp"
+#include "shardnet/core/memory.hpp"
+#include "shardnet/layers/dense.hpp"
+
+namespace shardnet {
+
+template <class... Layers>
+class sequential;
+
+/// Bytes one rank will hold for training a network, by kind. Doubles: widths can be large
+/// enough for their product to overflow 64 bits, and an estimate needs no exactness.
+struct memory_estimate {
+    double weights = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
+    double total() const { return weights + gradients + optimizer_state + activations + workspace; }
+};
+
+namespace detail {
+
+template <class Net>
+struct layer_list;
+template <class... Layers>
+struct layer_list<sequential<Layers...>> {
+    template <class F>
+    static void each(F&& f) {
+        std::size_t i = 0;
+        (f.template operator()<Layers>(i++), ...);
+    }
+};
+
+}  // namespace detail
+
+/// What one rank (`part` of a model-parallel group of `parts`) holds to train Net with
+/// `widths` on `batch` rows per replica and an optimizer with `optimizer_slots` state arrays
+/// per parameter (SGD with momentum 1, Adam 2). Activations count each layer's input, output
+/// and gradients at full width, an upper bound for sharded layouts. Not collective.
+/// @tparam Net a sequential<dense<...>...>.
+template <class Net>
+memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, std::size_t parts,
+                                         std::size_t part, std::size_t batch,
+                                         std::size_t optimizer_slots) {
+    memory_estimate e;
+    detail::layer_list<Net>::each([&]<class Layer>(std::size_t i) {
+        if (i + 1 >= widths.size()) return;
+        using P = typename Layer::partition_type;
+        const double element = sizeof(typename Layer::value_type);
+        const double rows = static_cast<double>(P::weight_rows(widths[i], parts, part).size());
+        const double cols = static_cast<double>(P::weight_cols(widths[i + 1], parts, part).size());
+        const double params = (rows * cols + cols) * element;
+        e.weights += params;
+        e.gradients += params;
+        e.optimizer_state += params * static_cast<double>(optimizer_slots);
+        // input, pre-activation, output, and their gradients
+        e.activations += 3.0 * static_cast<double>(batch) *
+                         static_cast<double>(widths[i] + widths[i + 1]) * element;
+    });
+    e.workspace = 16.0 * 1024 * 1024;  // GEMM packing panels and collective scratch
+    return e;
+}
+
+/// Collective over `world`: compares what the ranks on each node need (the sum of their
+/// estimates) with the memory available there, and throws agreed_error on every rank if any
+/// node falls short, naming the need per kind, the ranks that share the node and what is
+/// available. `what` names the job in the message.
+template <communicator Comm>
+void check_memory(Comm& world, const memory_estimate& need, std::string_view what) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    const auto host_id = static_cast<std::int64_t>(std::hash<std::string>{}(host) >> 1);
+    std::vector<std::int64_t> hosts(world.size());
+    std::vector<double> needs(world.size());
+    world.all_gather(&host_id, 1, hosts.data());
+    const double mine = need.total();
+    world.all_gather(&mine, 1, needs.data());
+    double node = 0;
+    std::size_t sharing = 0;
+    for (std::size_t r = 0; r < hosts.size(); ++r)
+        if (hosts[r] == host_id) {
+            node += needs[r];
+            ++sharing;
+        }
+    const auto available = static_cast<double>(available_memory_bytes());
+    std::optional<std::string> failure;
+    if (node > available) {
+        auto bytes = [](double b) {
+            return format_bytes(b >= 1.8e19 ? std::uint64_t{18'000'000'000'000'000'000u}
+                                            : static_cast<std::uint64_t>(b));
+        };
+        failure = detail::concat(
+            what, ": not enough memory: each rank needs about ", bytes(mine), " (weights ",
+            bytes(need.weights), ", gradients ", bytes(need.gradients), ", optimizer state ",
+            bytes(need.optimizer_state), ", activations ", bytes(need.activations), "), ", sharing,
+            sharing == 1 ? " rank runs" : " ranks run", " on node '", host, "': about ",
+            bytes(node), " in all, but only ", bytes(available),
+            " is available. Use more nodes or model-parallel ranks, or smaller layers or batch");
+    }
+    agree(world, failure);
+}
+
+}  // namespace shardnet
