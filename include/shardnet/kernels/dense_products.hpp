@@ -1,6 +1,6 @@
 // The three products of a dense layer on one rank's shards, named after what they compute,
-// so that partitions read like the table in DESIGN.md. Each runs on the GEMM policy Gemm
-// (kernels/gemm_policy.hpp).
+// so that partitions read like the table of one layer's math in docs/design.md. Each runs on
+// the GEMM policy Gemm (kernels/gemm_policy.hpp).
 #pragma once
 
 #include "shardnet/core/tensor.hpp"
