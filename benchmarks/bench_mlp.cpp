@@ -272,9 +272,9 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
     std::size_t allocated = 0;
     for (std::size_t s = 0; s < steps + 2; ++s) {
         auto start = clock_type::now();
-        sn::detail::forward_product<Gemm>(x, layer.weight(), z);
-        sn::detail::input_gradient_product<Gemm>(dy, layer.weight(), dx);
-        sn::detail::weight_gradient_product<Gemm>(x, dy, dw);
+        sn::forward_product<Gemm>(x, layer.weight(), z);
+        sn::input_gradient_product<Gemm>(dy, layer.weight(), dx);
+        sn::weight_gradient_product<Gemm>(x, dy, dw);
         const double g = std::chrono::duration<double>(clock_type::now() - start).count();
         const std::size_t before = allocations.load();
         start = clock_type::now();
