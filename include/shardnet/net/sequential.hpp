@@ -352,18 +352,16 @@ class sequential {
 
     template <communicator Comm>
     void check_input(Comm& group, const matrix<value_type>& x) {
-        std::int64_t batch_range[2] = {static_cast<std::int64_t>(x.shape(0)),
-                                       -static_cast<std::int64_t>(x.shape(0))};
-        group.all_reduce(batch_range, 2, reduce_op::max);
+        const value_range batch = range_on_all_ranks(group, static_cast<std::int64_t>(x.shape(0)));
         agree_on(group, [&] {
             if (x.shape(1) != widths_[0])
                 throw error(detail::concat("sequential: input has ", x.shape(1),
                                            " features per row on rank ", part_, ", expected ",
                                            widths_[0]));
-            if (batch_range[0] != -batch_range[1])
+            if (!batch.same())
                 throw error(detail::concat(
                     "sequential: ranks of a model-parallel group hold different batch sizes (",
-                    -batch_range[1], " to ", batch_range[0], "); they must read the same rows"));
+                    batch.min, " to ", batch.max, "); they must read the same rows"));
         });
         batch_ = x.shape(0);
         forwarded_ = true;
