@@ -122,6 +122,21 @@ class start_recorder : public sn::mpi_communicator {
 }  // namespace
 
 TEST_SUITE("mpi") {
+    TEST_CASE("a dimension is whole on every rank only if every part holds all of it") {
+        // An uneven user split: the first and the last of three parts hold everything, the
+        // middle one half. Asking only the ends would call it whole (replicated).
+        auto uneven = [](std::size_t n, std::size_t parts, std::size_t part) {
+            return part == 0 || part + 1 == parts ? sn::shard_range{0, n}
+                                                  : sn::shard_range{0, n / 2};
+        };
+        auto whole = [](std::size_t n, std::size_t, std::size_t) { return sn::shard_range{0, n}; };
+        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(+uneven, 6, 3));
+        CHECK(sn::detail::whole_on_every_rank<void>(+uneven, 6, 2));
+        CHECK(sn::detail::whole_on_every_rank<void>(+whole, 6, 3));
+        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 3));
+        CHECK(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 1));
+    }
+
     TEST_CASE("a parameter whose type asks for a model-parallel reduction gets it") {
         sn::mpi_communicator world;
         sn::local_communicator one_replica;

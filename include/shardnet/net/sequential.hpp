@@ -52,11 +52,17 @@ struct conversions_between<T, Previous, Layer, Rest...> {
                                                   Rest...>::type>()));
 };
 
+/// Whether every one of `parts` ranks holds all n indices under `block` (a partition's
+/// weight_rows or weight_cols), i.e. the dimension is not split. Every part is asked, not only
+/// the first and the last: a user partition may split unevenly, and the answer marks a
+/// parameter replicated in the model-parallel group, so that global quantities such as the
+/// gradient norm count it on one rank only. parts is small.
 template <class Partition>
 bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t), std::size_t n,
                          std::size_t parts) {
-    return block(n, parts, 0) == shard_range{0, n} &&
-           block(n, parts, parts - 1) == shard_range{0, n};
+    for (std::size_t part = 0; part < parts; ++part)
+        if (block(n, parts, part) != shard_range{0, n}) return false;
+    return true;
 }
 
 template <class Layer>
