@@ -114,17 +114,12 @@ double peak_rss_mib() {
 template <class Net>
 double activation_mib(Net& net, std::size_t batch, const std::vector<std::size_t>& w) {
     double elements = 0;
-    auto layer = [&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
-        const auto& l = net.template layer<I>();
+    sn::visit_layers(net, [&](const auto& l, std::size_t index) {
         using L = std::remove_cvref_t<decltype(l)>;
         const bool linear = std::is_same_v<typename L::activation_type, act::identity>;
         elements += static_cast<double>(batch * l.weight_cols().size()) * (linear ? 1 : 3);
-        if (I > 0) elements += static_cast<double>(batch * l.weight_rows().size());
-    };
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (layer(std::integral_constant<std::size_t, I>{}), ...);
-    }
-    (std::make_index_sequence<Net::depth>{});
+        if (index > 0) elements += static_cast<double>(batch * l.weight_rows().size());
+    });
     elements += static_cast<double>(batch * (net.output_block().size() + w.front() + w.back()));
     return elements * sizeof(float) / (1024.0 * 1024.0);
 }

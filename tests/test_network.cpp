@@ -15,6 +15,7 @@
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
 #include "shardnet/net/sequential.hpp"
+#include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -48,34 +49,26 @@ double mse_loss(Net& net, Comm& group, const sn::matrix<double>& x,
         .loss;
 }
 
+/// Every layer's weight gradient, gathered whole. Collective over group.
 template <class Net, class Comm>
-std::vector<sn::matrix<double>> gathered_weight_grads(Net& net, Comm& group);
-
-template <std::size_t I, class Net, class Comm>
-void gather_grads(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
-    auto& l = net.template layer<I>();
-    // Gather a gradient as if it were the weight: swap in, gather, swap back.
-    std::swap(l.weight(), l.weight_grad());
-    out.push_back(l.gather_weight(group));
-    std::swap(l.weight(), l.weight_grad());
-    if constexpr (I + 1 < Net::depth) gather_grads<I + 1>(net, group, out);
+std::vector<sn::matrix<double>> gathered_weight_grads(Net& net, Comm& group) {
+    std::vector<sn::matrix<double>> out;
+    sn::visit_layers(net, [&](auto& l, auto) {
+        // Gather a gradient as if it were the weight: swap in, gather, swap back.
+        std::swap(l.weight(), l.weight_grad());
+        out.push_back(l.gather_weight(group));
+        std::swap(l.weight(), l.weight_grad());
+    });
+    return out;
 }
 
-template <std::size_t I, class Net, class Comm>
-void gather_weights(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
-    out.push_back(net.template layer<I>().gather_weight(group));
-    if constexpr (I + 1 < Net::depth) gather_weights<I + 1>(net, group, out);
-}
-
-/// Adds h to global weight (row, col) of layer I on whichever ranks hold it.
-template <std::size_t I, class Net>
+/// Adds h to global weight (row, col) of layer `layer` on whichever ranks hold it.
+template <class Net>
 void nudge(Net& net, std::size_t layer, std::size_t row, std::size_t col, double h) {
-    if (layer == I) {
-        auto& l = net.template layer<I>();
-        if (l.weight_rows().contains(row) && l.weight_cols().contains(col))
+    sn::visit_layers(net, [&](auto& l, std::size_t index) {
+        if (index == layer && l.weight_rows().contains(row) && l.weight_cols().contains(col))
             l.weight()(l.weight_rows().to_local(row), l.weight_cols().to_local(col)) += h;
-    }
-    if constexpr (I + 1 < Net::depth) nudge<I + 1>(net, layer, row, col, h);
+    });
 }
 
 /// A user-defined partition whose weight gradient is only a partial sum over the model-parallel
@@ -176,8 +169,7 @@ TEST_SUITE("mpi") {
         sn::matrix<double> grad;
         mse_loss(net, world, x, target, grad);
         net.backward(world, grad);
-        std::vector<sn::matrix<double>> analytic;
-        gather_grads<0>(net, world, analytic);
+        const std::vector<sn::matrix<double>> analytic = gathered_weight_grads(net, world);
 
         // The same network on one rank (local_communicator): same global weights by
         // construction, so gradients must agree to rounding.
@@ -186,8 +178,7 @@ TEST_SUITE("mpi") {
         sn::matrix<double> grad1;
         mse_loss(single, alone, x, target, grad1);
         single.backward(alone, grad1);
-        std::vector<sn::matrix<double>> reference;
-        gather_grads<0>(single, alone, reference);
+        const std::vector<sn::matrix<double>> reference = gathered_weight_grads(single, alone);
         for (std::size_t l = 0; l < analytic.size(); ++l) {
             CAPTURE(l);
             CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
@@ -200,11 +191,11 @@ TEST_SUITE("mpi") {
             const std::size_t rows = mixed_widths[l], cols = mixed_widths[l + 1];
             for (std::size_t k = 0; k < 4; ++k) {
                 const std::size_t i = (3 * k + l) % rows, j = (5 * k + 2 * l) % cols;
-                nudge<0>(net, l, i, j, h);
+                nudge(net, l, i, j, h);
                 const double up = mse_loss(net, world, x, target, grad);
-                nudge<0>(net, l, i, j, -2 * h);
+                nudge(net, l, i, j, -2 * h);
                 const double down = mse_loss(net, world, x, target, grad);
-                nudge<0>(net, l, i, j, h);
+                nudge(net, l, i, j, h);
                 const double numeric = (up - down) / (2 * h);
                 CAPTURE(l);
                 CAPTURE(i);

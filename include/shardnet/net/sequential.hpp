@@ -26,6 +26,7 @@
 #include "shardnet/net/conversion.hpp"
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/net/plan.hpp"
+#include "shardnet/net/visit_layers.hpp"
 
 namespace shardnet {
 
@@ -116,7 +117,11 @@ class sequential {
           part_(group.rank()),
           layers_(make_layers(group, widths_, options, std::index_sequence_for<Layers...>{})),
           conversions_(make_conversions(std::index_sequence_for<Layers...>{})) {
-        collect_parameters(std::index_sequence_for<Layers...>{});
+        visit_layers(*this, [this](auto& l, std::size_t index) {
+            first_parameter_[index] = parameters_.size();
+            add_parameters(l);
+        });
+        first_parameter_[depth] = parameters_.size();
     }
 
     sequential(const sequential&) = delete;
@@ -241,7 +246,7 @@ class sequential {
         p.batch = batch;
         p.model_parallel = parts_;
         p.data_parallel = data_parallel;
-        plan_layers(p, batch, std::index_sequence_for<Layers...>{});
+        visit_layers(*this, [&](const auto& l, auto index) { plan_layer(p, l, index, batch); });
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
@@ -303,12 +308,6 @@ class sequential {
         o.init = options.init.value_or(detail::default_init<Layer>());
         o.name = detail::concat("fc", index + 1);
         return o;
-    }
-
-    template <std::size_t... I>
-    void collect_parameters(std::index_sequence<I...>) {
-        ((first_parameter_[I] = parameters_.size(), add_parameters(std::get<I>(layers_))), ...);
-        first_parameter_[depth] = parameters_.size();
     }
 
     template <class Layer>
@@ -395,16 +394,10 @@ class sequential {
             backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx), layer_done);
     }
 
-    template <std::size_t... I>
-    void plan_layers(network_plan& p, std::size_t batch, std::index_sequence<I...>) const {
-        (plan_layer<I>(p, batch), ...);
-    }
-
-    template <std::size_t I>
-    void plan_layer(network_plan& p, std::size_t batch) const {
-        const auto& l = std::get<I>(layers_);
+    template <class Layer, std::size_t I>
+    void plan_layer(network_plan& p, const Layer& l, std::integral_constant<std::size_t, I>,
+                    std::size_t batch) const {
         const auto& c = std::get<I>(conversions_);
-        using Layer = std::tuple_element_t<I, std::tuple<Layers...>>;
         using P = typename Layer::partition_type;
         layer_plan row;
         row.name = l.name();
