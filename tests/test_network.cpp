@@ -5,7 +5,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -232,6 +235,30 @@ TEST_SUITE("mpi") {
             CHECK(plan.layers[1].backward_all_reduce == 3 * 6);
             CHECK(plan.model_parallel_elements() == 3 * 4 + 3 * 6);
         }
+    }
+
+    TEST_CASE("printing a plan leaves the stream's formatting as it was") {
+        sn::mpi_communicator world;
+        mixed_net<float> net(world, mixed_widths);
+        const sn::network_plan plan = net.plan(4, 2);
+
+        // Default formatting: a number printed after the plan keeps its six significant digits.
+        std::ostringstream plain;
+        plain << plan << 2.0 / 3.0;
+        CHECK(plain.str().ends_with("\n0.666667"));
+
+        // The caller's own flags, precision, fill and width survive the plan.
+        std::ostringstream out;
+        out << std::scientific << std::showpos << std::setprecision(12) << std::setfill('*');
+        const std::ios::fmtflags flags = out.flags();
+        out << plan;
+        CHECK(out.flags() == flags);
+        CHECK(out.precision() == 12);
+        CHECK(out.fill() == '*');
+        CHECK(out.width() == 0);
+        out.str("");
+        out << std::setw(6) << 7 << ' ' << 2.0 / 3.0;
+        CHECK(out.str() == "****+7 +6.666666666667e-01");
     }
 
     TEST_CASE("the first layer computes no input gradient and so communicates nothing back") {
