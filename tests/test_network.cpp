@@ -467,6 +467,23 @@ TEST_SUITE("mpi") {
         }
     }
 
+    TEST_CASE("ranks fed different batch sizes stop together, told the range") {
+        sn::mpi_communicator world;
+        using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                        sn::dense<float, sn::row_split, act::identity>>;
+        net_type net(world, {3, 8, 2});
+        if (world.size() > 1) {
+            // Batch 4 on rank 0, 5 elsewhere: every rank names both ends, 4 and 5.
+            const std::size_t batch = world.rank() == 0 ? 4 : 5;
+            const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(batch, 3, 1),
+                                                     {0, batch}, {0, 3});
+            CHECK_THROWS_WITH_AS(net.forward(world, x),
+                                 "sequential: ranks of a model-parallel group hold different "
+                                 "batch sizes (4 to 5); they must read the same rows",
+                                 sn::error);
+        }
+    }
+
     TEST_CASE("clipping uses the global norm, each element counted once") {
         sn::mpi_communicator world;
         sn::network_options options;
