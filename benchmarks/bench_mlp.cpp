@@ -114,17 +114,12 @@ double peak_rss_mib() {
 template <class Net>
 double activation_mib(Net& net, std::size_t batch, const std::vector<std::size_t>& w) {
     double elements = 0;
-    auto layer = [&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
-        const auto& l = net.template layer<I>();
+    sn::visit_layers(net, [&](const auto& l, std::size_t index) {
         using L = std::remove_cvref_t<decltype(l)>;
         const bool linear = std::is_same_v<typename L::activation_type, act::identity>;
         elements += static_cast<double>(batch * l.weight_cols().size()) * (linear ? 1 : 3);
-        if (I > 0) elements += static_cast<double>(batch * l.weight_rows().size());
-    };
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (layer(std::integral_constant<std::size_t, I>{}), ...);
-    }
-    (std::make_index_sequence<Net::depth>{});
+        if (index > 0) elements += static_cast<double>(batch * l.weight_rows().size());
+    });
     elements += static_cast<double>(batch * (net.output_block().size() + w.front() + w.back()));
     return elements * sizeof(float) / (1024.0 * 1024.0);
 }
@@ -272,9 +267,9 @@ void bench_layer(std::size_t in, std::size_t out, std::size_t batch, std::size_t
     std::size_t allocated = 0;
     for (std::size_t s = 0; s < steps + 2; ++s) {
         auto start = clock_type::now();
-        sn::detail::forward_product<Gemm>(x, layer.weight(), z);
-        sn::detail::input_gradient_product<Gemm>(dy, layer.weight(), dx);
-        sn::detail::weight_gradient_product<Gemm>(x, dy, dw);
+        sn::forward_product<Gemm>(x, layer.weight(), z);
+        sn::input_gradient_product<Gemm>(dy, layer.weight(), dx);
+        sn::weight_gradient_product<Gemm>(x, dy, dw);
         const double g = std::chrono::duration<double>(clock_type::now() - start).count();
         const std::size_t before = allocations.load();
         start = clock_type::now();

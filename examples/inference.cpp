@@ -31,8 +31,8 @@ sn::matrix<float> read_matrix(const std::string& path) {
         for (std::string field; std::getline(fields, field, ','); ++width)
             values.push_back(std::stof(field));
         if (rows > 0 && width != cols)
-            throw sn::error(sn::detail::concat(path, ": line ", rows + 1, " has ", width,
-                                               " values, expected ", cols));
+            throw sn::error(path + ": line " + std::to_string(rows + 1) + " has " +
+                            std::to_string(width) + " values, expected " + std::to_string(cols));
         cols = width;
     }
     sn::matrix<float> m = sn::matrix<float>::from_shape({rows, cols});

@@ -21,6 +21,7 @@
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/io/checkpoint.hpp"
 #include "shardnet/net/sequential.hpp"
+#include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -74,11 +75,8 @@ sn::matrix<T> as_row(const sn::vector<T>& v) {
 template <class Net, class Comm>
 std::vector<sn::matrix<typename Net::value_type>> gathered(Net& net, Comm& group) {
     std::vector<sn::matrix<typename Net::value_type>> out;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (out.push_back(net.template layer<I>().gather_weight(group)), ...);
-        (out.push_back(as_row(net.template layer<I>().gather_bias(group))), ...);
-    }
-    (std::make_index_sequence<Net::depth>{});
+    sn::visit_layers(net, [&](auto& l, auto) { out.push_back(l.gather_weight(group)); });
+    sn::visit_layers(net, [&](auto& l, auto) { out.push_back(as_row(l.gather_bias(group))); });
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "shardnet/comm/agree.hpp"
@@ -176,6 +177,14 @@ TEST_SUITE("mpi") {
         }
         CHECK_THROWS_WITH_AS(sn::process_grid<sn::mpi_communicator>(world, p + 1),
                              doctest::Contains("must divide the world size"), sn::error);
+        if (p > 1) {
+            // Rank 0 asks for 1 replica, the others for p: every rank names both.
+            const std::size_t asked = world.rank() == 0 ? 1 : p;
+            const std::string expected = sn::detail::concat(
+                "ranks disagree on data_parallel (got values from 1 to ", p, ")");
+            CHECK_THROWS_WITH_AS(sn::process_grid<sn::mpi_communicator>(world, asked),
+                                 doctest::Contains(expected.c_str()), sn::error);
+        }
     }
 
     TEST_CASE("agree_on throws the lowest failing rank's message everywhere") {

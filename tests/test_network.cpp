@@ -5,7 +5,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
 #include "shardnet/net/sequential.hpp"
+#include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -48,34 +52,26 @@ double mse_loss(Net& net, Comm& group, const sn::matrix<double>& x,
         .loss;
 }
 
+/// Every layer's weight gradient, gathered whole. Collective over group.
 template <class Net, class Comm>
-std::vector<sn::matrix<double>> gathered_weight_grads(Net& net, Comm& group);
-
-template <std::size_t I, class Net, class Comm>
-void gather_grads(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
-    auto& l = net.template layer<I>();
-    // Gather a gradient as if it were the weight: swap in, gather, swap back.
-    std::swap(l.weight(), l.weight_grad());
-    out.push_back(l.gather_weight(group));
-    std::swap(l.weight(), l.weight_grad());
-    if constexpr (I + 1 < Net::depth) gather_grads<I + 1>(net, group, out);
+std::vector<sn::matrix<double>> gathered_weight_grads(Net& net, Comm& group) {
+    std::vector<sn::matrix<double>> out;
+    sn::visit_layers(net, [&](auto& l, auto) {
+        // Gather a gradient as if it were the weight: swap in, gather, swap back.
+        std::swap(l.weight(), l.weight_grad());
+        out.push_back(l.gather_weight(group));
+        std::swap(l.weight(), l.weight_grad());
+    });
+    return out;
 }
 
-template <std::size_t I, class Net, class Comm>
-void gather_weights(Net& net, Comm& group, std::vector<sn::matrix<double>>& out) {
-    out.push_back(net.template layer<I>().gather_weight(group));
-    if constexpr (I + 1 < Net::depth) gather_weights<I + 1>(net, group, out);
-}
-
-/// Adds h to global weight (row, col) of layer I on whichever ranks hold it.
-template <std::size_t I, class Net>
+/// Adds h to global weight (row, col) of layer `layer` on whichever ranks hold it.
+template <class Net>
 void nudge(Net& net, std::size_t layer, std::size_t row, std::size_t col, double h) {
-    if (layer == I) {
-        auto& l = net.template layer<I>();
-        if (l.weight_rows().contains(row) && l.weight_cols().contains(col))
+    sn::visit_layers(net, [&](auto& l, std::size_t index) {
+        if (index == layer && l.weight_rows().contains(row) && l.weight_cols().contains(col))
             l.weight()(l.weight_rows().to_local(row), l.weight_cols().to_local(col)) += h;
-    }
-    if constexpr (I + 1 < Net::depth) nudge<I + 1>(net, layer, row, col, h);
+    });
 }
 
 /// A user-defined partition whose weight gradient is only a partial sum over the model-parallel
@@ -122,6 +118,21 @@ class start_recorder : public sn::mpi_communicator {
 }  // namespace
 
 TEST_SUITE("mpi") {
+    TEST_CASE("a dimension is whole on every rank only if every part holds all of it") {
+        // An uneven user split: the first and the last of three parts hold everything, the
+        // middle one half. Asking only the ends would call it whole (replicated).
+        auto uneven = [](std::size_t n, std::size_t parts, std::size_t part) {
+            return part == 0 || part + 1 == parts ? sn::shard_range{0, n}
+                                                  : sn::shard_range{0, n / 2};
+        };
+        auto whole = [](std::size_t n, std::size_t, std::size_t) { return sn::shard_range{0, n}; };
+        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(+uneven, 6, 3));
+        CHECK(sn::detail::whole_on_every_rank<void>(+uneven, 6, 2));
+        CHECK(sn::detail::whole_on_every_rank<void>(+whole, 6, 3));
+        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 3));
+        CHECK(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 1));
+    }
+
     TEST_CASE("a parameter whose type asks for a model-parallel reduction gets it") {
         sn::mpi_communicator world;
         sn::local_communicator one_replica;
@@ -161,8 +172,7 @@ TEST_SUITE("mpi") {
         sn::matrix<double> grad;
         mse_loss(net, world, x, target, grad);
         net.backward(world, grad);
-        std::vector<sn::matrix<double>> analytic;
-        gather_grads<0>(net, world, analytic);
+        const std::vector<sn::matrix<double>> analytic = gathered_weight_grads(net, world);
 
         // The same network on one rank (local_communicator): same global weights by
         // construction, so gradients must agree to rounding.
@@ -171,8 +181,7 @@ TEST_SUITE("mpi") {
         sn::matrix<double> grad1;
         mse_loss(single, alone, x, target, grad1);
         single.backward(alone, grad1);
-        std::vector<sn::matrix<double>> reference;
-        gather_grads<0>(single, alone, reference);
+        const std::vector<sn::matrix<double>> reference = gathered_weight_grads(single, alone);
         for (std::size_t l = 0; l < analytic.size(); ++l) {
             CAPTURE(l);
             CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
@@ -185,11 +194,11 @@ TEST_SUITE("mpi") {
             const std::size_t rows = mixed_widths[l], cols = mixed_widths[l + 1];
             for (std::size_t k = 0; k < 4; ++k) {
                 const std::size_t i = (3 * k + l) % rows, j = (5 * k + 2 * l) % cols;
-                nudge<0>(net, l, i, j, h);
+                nudge(net, l, i, j, h);
                 const double up = mse_loss(net, world, x, target, grad);
-                nudge<0>(net, l, i, j, -2 * h);
+                nudge(net, l, i, j, -2 * h);
                 const double down = mse_loss(net, world, x, target, grad);
-                nudge<0>(net, l, i, j, h);
+                nudge(net, l, i, j, h);
                 const double numeric = (up - down) / (2 * h);
                 CAPTURE(l);
                 CAPTURE(i);
@@ -226,6 +235,30 @@ TEST_SUITE("mpi") {
             CHECK(plan.layers[1].backward_all_reduce == 3 * 6);
             CHECK(plan.model_parallel_elements() == 3 * 4 + 3 * 6);
         }
+    }
+
+    TEST_CASE("printing a plan leaves the stream's formatting as it was") {
+        sn::mpi_communicator world;
+        mixed_net<float> net(world, mixed_widths);
+        const sn::network_plan plan = net.plan(4, 2);
+
+        // Default formatting: a number printed after the plan keeps its six significant digits.
+        std::ostringstream plain;
+        plain << plan << 2.0 / 3.0;
+        CHECK(plain.str().ends_with("\n0.666667"));
+
+        // The caller's own flags, precision, fill and width survive the plan.
+        std::ostringstream out;
+        out << std::scientific << std::showpos << std::setprecision(12) << std::setfill('*');
+        const std::ios::fmtflags flags = out.flags();
+        out << plan;
+        CHECK(out.flags() == flags);
+        CHECK(out.precision() == 12);
+        CHECK(out.fill() == '*');
+        CHECK(out.width() == 0);
+        out.str("");
+        out << std::setw(6) << 7 << ' ' << 2.0 / 3.0;
+        CHECK(out.str() == "****+7 +6.666666666667e-01");
     }
 
     TEST_CASE("the first layer computes no input gradient and so communicates nothing back") {
@@ -431,6 +464,23 @@ TEST_SUITE("mpi") {
                                             sn::dense<float, sn::row_split, act::identity>>;
             CHECK_THROWS_WITH_AS(net_type(world, {3, hidden, 2}),
                                  doctest::Contains("different network configurations"), sn::error);
+        }
+    }
+
+    TEST_CASE("ranks fed different batch sizes stop together, told the range") {
+        sn::mpi_communicator world;
+        using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
+                                        sn::dense<float, sn::row_split, act::identity>>;
+        net_type net(world, {3, 8, 2});
+        if (world.size() > 1) {
+            // Batch 4 on rank 0, 5 elsewhere: every rank names both ends, 4 and 5.
+            const std::size_t batch = world.rank() == 0 ? 4 : 5;
+            const auto x = sn::test::block_of<float>(sn::test::random_dmatrix(batch, 3, 1),
+                                                     {0, batch}, {0, 3});
+            CHECK_THROWS_WITH_AS(net.forward(world, x),
+                                 "sequential: ranks of a model-parallel group hold different "
+                                 "batch sizes (4 to 5); they must read the same rows",
+                                 sn::error);
         }
     }
 

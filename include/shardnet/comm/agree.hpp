@@ -26,15 +26,30 @@ inline void hash_mix(std::size_t& h, std::size_t v) {
 }
 }  // namespace detail
 
+/// The smallest and the largest of the values the ranks of a group passed.
+struct value_range {
+    std::int64_t min = 0, max = 0;
+    /// Whether every rank passed the same value.
+    bool same() const { return min == max; }
+};
+
+/// Collective over comm's group: the smallest and the largest `value` any rank passed (to name
+/// both in a message when ranks disagree). One all-reduce of the maximum and the negated
+/// minimum; every rank gets the same answer, so acting on it needs no further agreement.
+/// @pre value > INT64_MIN (its negation must exist).
+template <communicator Comm>
+value_range range_on_all_ranks(Comm& comm, std::int64_t value) {
+    std::int64_t range[2] = {value, -value};
+    comm.all_reduce(range, 2, reduce_op::max);
+    return {-range[1], range[0]};
+}
+
 /// Collective over comm's group: whether every rank passed the same value (typically a
-/// fingerprint from detail::hash_mix). One all-reduce of the maximum and the negated minimum;
-/// every rank gets the same answer, so acting on it needs no further agreement.
+/// fingerprint from detail::hash_mix). range_on_all_ranks of value / 2, so values that differ
+/// only in their lowest bit count as the same: meant for hashes, not for sizes or counts.
 template <communicator Comm>
 bool same_on_all_ranks(Comm& comm, std::size_t value) {
-    std::int64_t range[2] = {static_cast<std::int64_t>(value >> 1),
-                             -static_cast<std::int64_t>(value >> 1)};
-    comm.all_reduce(range, 2, reduce_op::max);
-    return range[0] == -range[1];
+    return range_on_all_ranks(comm, static_cast<std::int64_t>(value >> 1)).same();
 }
 
 /// Collective over comm's group. If any rank passes a failure, every rank throws

@@ -5,8 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
-#include <string>
 #include <utility>
 
 #include "shardnet/comm/agree.hpp"
@@ -49,19 +47,17 @@ class process_grid {
 
   private:
     static std::size_t validated(Comm& world, std::size_t data_parallel) {
-        const auto mine = static_cast<std::int64_t>(data_parallel);
-        std::int64_t low = mine, high = mine;
-        world.all_reduce(&low, 1, reduce_op::min);
-        world.all_reduce(&high, 1, reduce_op::max);
-        std::optional<std::string> failure;
-        if (low != high)
-            failure =
-                detail::concat("process_grid: ranks disagree on data_parallel (got values from ",
-                               low, " to ", high, ")");
-        else if (world.size() % data_parallel != 0)
-            failure = detail::concat("process_grid: data_parallel must divide the world size ",
-                                     world.size(), ", got ", data_parallel);
-        agree(world, failure);
+        const value_range got = range_on_all_ranks(world, static_cast<std::int64_t>(data_parallel));
+        agree_on(world, [&] {
+            if (!got.same())
+                throw error(detail::concat(
+                    "process_grid: ranks disagree on data_parallel (got values from ", got.min,
+                    " to ", got.max, ")"));
+            if (world.size() % data_parallel != 0)
+                throw error(
+                    detail::concat("process_grid: data_parallel must divide the world size ",
+                                   world.size(), ", got ", data_parallel));
+        });
         return data_parallel;
     }
 

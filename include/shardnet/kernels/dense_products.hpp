@@ -1,22 +1,39 @@
 // The three products of a dense layer on one rank's shards, named after what they compute,
-// so that partitions read like the table in DESIGN.md. Each runs on the GEMM policy Gemm
-// (kernels/gemm_policy.hpp).
+// so that partitions read like the table of one layer's math in docs/design.md. Each runs on
+// the GEMM policy Gemm (kernels/gemm_policy.hpp). Public: they are what a user-written
+// partition's forward and backward are built from (docs/partitions.md).
 #pragma once
 
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/gemm_policy.hpp"
 #include "shardnet/kernels/reductions.hpp"
 
-namespace shardnet::detail {
+namespace shardnet {
 
-/// z = x · w  (batch x in_local times in_local x out_local).
+// Common to every function below:
+// - Gemm is the GEMM policy the partition's forward or backward received as its first template
+//   parameter; passing it on is what makes a layer built with cblas_gemm (or a user policy) use
+//   it in every product.
+// - Matrices are this rank's local blocks, row-major and contiguous, already of the shapes
+//   given in @pre (nothing is resized); outputs are overwritten, never accumulated into, and
+//   their previous contents are not read. Any extent may be 0 (an empty shard): an output
+//   whose contraction is empty becomes 0.
+// - Nothing communicates, so none of them is collective.
+
+/// z = x · w: the forward product of a layer's block.
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  x is batch x in_local, w is in_local x out_local, z is batch x out_local.
+/// @post z holds x · w.
 template <gemm_policy Gemm, class T>
 void forward_product(const matrix<T>& x, const matrix<T>& w, matrix<T>& z) {
     Gemm::template gemm<T>(transpose::no, transpose::no, x.shape(0), w.shape(1), w.shape(0), T(1),
                            x.data(), x.shape(1), w.data(), w.shape(1), T(0), z.data(), z.shape(1));
 }
 
-/// dx = dz · wᵀ.
+/// dx = dz · wᵀ: the gradient of a layer's input from the gradient of its output.
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  dz is batch x out_local, w is in_local x out_local, dx is batch x in_local.
+/// @post dx holds dz · wᵀ.
 template <gemm_policy Gemm, class T>
 void input_gradient_product(const matrix<T>& dz, const matrix<T>& w, matrix<T>& dx) {
     Gemm::template gemm<T>(transpose::no, transpose::yes, dz.shape(0), w.shape(0), w.shape(1), T(1),
@@ -24,7 +41,10 @@ void input_gradient_product(const matrix<T>& dz, const matrix<T>& w, matrix<T>& 
                            dx.shape(1));
 }
 
-/// dw = xᵀ · dz.
+/// dw = xᵀ · dz: the gradient of a layer's weight block.
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  x is batch x in_local, dz is batch x out_local, dw is in_local x out_local.
+/// @post dw holds xᵀ · dz.
 template <gemm_policy Gemm, class T>
 void weight_gradient_product(const matrix<T>& x, const matrix<T>& dz, matrix<T>& dw) {
     Gemm::template gemm<T>(transpose::yes, transpose::no, x.shape(1), dz.shape(1), x.shape(0), T(1),
@@ -32,21 +52,41 @@ void weight_gradient_product(const matrix<T>& x, const matrix<T>& dz, matrix<T>&
                            dw.shape(1));
 }
 
-/// z = x · w + bias (bias may be null): a forward pass with nothing to communicate.
+/// z += bias in every row. A partition whose product is a partial sum adds the bias after the
+/// reduction, so that it counts once whatever the number of ranks.
+/// @pre  bias is null (no bias: nothing happens) or points to z.shape(1) values.
+/// @post every row of z has had bias added (z is read, unlike the products').
+template <class T>
+void add_bias(matrix<T>& z, const T* bias) {
+    if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+}
+
+/// z = x · w + bias: a forward pass with nothing to communicate (the bias block matches the
+/// output block).
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  as forward_product; bias is null or points to out_local values.
+/// @post z holds x · w, plus bias in every row if bias is not null.
 template <gemm_policy Gemm, class T>
 void local_forward(const matrix<T>& x, const matrix<T>& w, const T* bias, matrix<T>& z) {
     forward_product<Gemm>(x, w, z);
-    if (bias) add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+    add_bias(z, bias);
 }
 
-/// dw = xᵀ · dz and dbias = Σ dz over rows (if dbias is not null).
+/// dw = xᵀ · dz and dbias = Σ dz over the rows: a layer's parameter gradients.
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  as weight_gradient_product; dbias is null (no bias) or points to out_local values.
+/// @post dw holds xᵀ · dz; if dbias is not null, dbias[j] holds the sum of column j of dz.
 template <gemm_policy Gemm, class T>
 void parameter_gradients(const matrix<T>& x, const matrix<T>& dz, matrix<T>& dw, T* dbias) {
     weight_gradient_product<Gemm>(x, dz, dw);
-    if (dbias) column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
+    if (dbias) detail::column_sums(dz.data(), dz.shape(0), dz.shape(1), dz.shape(1), dbias);
 }
 
-/// The whole backward pass with nothing to communicate: dx (if not null), dw, dbias.
+/// The whole backward pass with nothing to communicate: dx = dz · wᵀ (if dx is not null, i.e.
+/// the input gradient is wanted), dw = xᵀ · dz, dbias = Σ dz (if dbias is not null).
+/// @tparam Gemm a gemm_policy (the layer's).
+/// @pre  as input_gradient_product and parameter_gradients.
+/// @post as input_gradient_product (for a non-null dx) and parameter_gradients.
 template <gemm_policy Gemm, class T>
 void local_backward(const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz, matrix<T>* dx,
                     matrix<T>& dw, T* dbias) {
@@ -54,4 +94,4 @@ void local_backward(const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
     parameter_gradients<Gemm>(x, dz, dw, dbias);
 }
 
-}  // namespace shardnet::detail
+}  // namespace shardnet

@@ -36,27 +36,139 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
     }
 }
 
-/// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
-/// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
-/// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
-/// micro-tiles.
-/// With a single MC block (m <= MC) and op(B) = B, full strips of B are not packed but read in
-/// place by the micro-kernel, KCI deep instead of KC (why: gemm_blocking.hpp); the ragged last
-/// strip, whose NR-wide rows would run past n, is still packed.
-/// With a single MC block and op(B) = Bᵀ, strips are packed into two alternating buffers: the
-/// first micro-tile of each strip packs the next full strip as its side job.
-/// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
+/// One MC x NC block of C over one KC block of the depth, with that block of op(A) already
+/// packed: what the strategies for op(B) below work on.
+template <class T>
+struct gemm_block {
+    std::size_t ic, jc, pc;  ///< first row and column of the block in C; first step of the depth
+    std::size_t mc, nc, kc;  ///< rows, columns and depth of the block
+    const T* a_panel;        ///< op(A)[ic .. ic + mc, pc .. pc + kc] as pack_a wrote it
+    T alpha, beta;           ///< beta: the caller's for the first KC block, 1 for later ones
+    T* c;
+    std::size_t ldc;
+    std::size_t n;  ///< columns of C: a strip near its right edge must not read past them
+};
+
+/// One NR-wide strip of the block, at column jr, from op(B) packed into b_strip: the first MC
+/// block packs it just before its micro-tiles (so it is still in L1 for them), later MC blocks
+/// reuse it from L2/L3.
+/// Why its own function: the general strategy runs every strip so, the in-place one its last.
 template <class Blocking, class T>
-void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
-                  strided_operand<T> b, T beta, T* c, std::size_t ldc) {
+void multiply_strip_packing_b(const gemm_block<T>& block, strided_operand<T> b, T* b_strip,
+                              std::size_t jr, std::size_t cols) {
+    using arch = typename Blocking::arch_type;
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NV = Blocking::nv;
+    if (block.ic == 0)
+        pack_b<NV, arch>(
+            block.kc, cols,
+            strided_operand<T>{b.at(block.pc, block.jc + jr), b.row_stride, b.col_stride},
+            block.n - block.jc - jr, b_strip);
+    for (std::size_t ir = 0; ir < block.mc; ir += MR)
+        micro_kernel<T, arch, MR, NV>(block.kc, block.a_panel + ir * block.kc, b_strip, block.alpha,
+                                      block.beta,
+                                      block.c + (block.ic + ir) * block.ldc + block.jc + jr,
+                                      block.ldc, std::min(MR, block.mc - ir), cols);
+}
+
+/// The general strategy: every strip of op(B) packed (multiply_strip_packing_b); with a single MC
+/// block the strips take turns at the start of b_panel (one_strip_buffer).
+/// Why: it serves any op(B) and any number of MC blocks, which all reuse each packed strip.
+template <class Blocking, class T>
+void multiply_block_packing_b(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
+                              bool one_strip_buffer) {
+    constexpr std::size_t NR = Blocking::nr;
+    for (std::size_t jr = 0; jr < block.nc; jr += NR)
+        multiply_strip_packing_b<Blocking>(block, b,
+                                           one_strip_buffer ? b_panel : b_panel + jr * block.kc, jr,
+                                           std::min(NR, block.nc - jr));
+}
+
+/// With a single MC block and op(B) = B: full strips of B are read in place by the
+/// micro-kernel, KCI deep instead of KC; the ragged last strip, whose NR-wide rows would run
+/// past n, is packed into b_panel.
+/// Why: one MC block uses each strip once, so packing would only copy it (gemm_blocking.hpp).
+template <class Blocking, class T>
+void multiply_block_b_in_place(const gemm_block<T>& block, strided_operand<T> b, T* b_panel) {
     using arch = typename Blocking::arch_type;
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
-    // In place, the first micro-tile of a strip prefetches its rows this far to the right: 4
-    // cache lines, i.e. the strips 4 x 64 bytes ahead (measured at M = 32, 64: 2 to 8 lines
-    // within noise; no prefetch, or the same strip 8 rows ahead, 10-40% slower).
+    // The first micro-tile of a strip prefetches its rows this far to the right: 4 cache
+    // lines, i.e. the strips 4 x 64 bytes ahead (measured at M = 32, 64: 2 to 8 lines within
+    // noise; no prefetch, or the same strip 8 rows ahead, 10-40% slower).
     constexpr std::size_t prefetch_ahead = 4 * 64 / sizeof(T);
+    for (std::size_t jr = 0; jr < block.nc; jr += NR) {
+        const std::size_t cols = std::min(NR, block.nc - jr);
+        if (cols != NR) {
+            multiply_strip_packing_b<Blocking>(block, b, b_panel, jr, cols);
+            continue;
+        }
+        const T* b_rows = b.at(block.pc, block.jc + jr);
+        // Prefetch only what exists: columns up to n in this row.
+        const std::size_t ahead =
+            block.jc + jr + NR + prefetch_ahead <= block.n ? prefetch_ahead : 0;
+        for (std::size_t ir = 0; ir < block.mc; ir += MR)
+            micro_kernel<T, arch, MR, NV, true>(
+                block.kc, block.a_panel + ir * block.kc, b_rows, block.alpha, block.beta,
+                block.c + (block.ic + ir) * block.ldc + block.jc + jr, block.ldc,
+                std::min(MR, block.mc - ir), cols, b.row_stride, ir == 0 ? ahead : 0);
+    }
+}
+
+/// With a single MC block and op(B) = Bᵀ: strips are packed into two alternating halves of
+/// b_panel, and the first micro-tile of each strip packs the next full strip as its side job.
+/// Why: the transposing copy overlaps the FMAs (transposing_pack_step, gemm_pack.hpp).
+template <class Blocking, class T>
+void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_operand<T> b,
+                                           T* b_panel) {
+    using arch = typename Blocking::arch_type;
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NR = Blocking::nr;
+    constexpr std::size_t NV = Blocking::nv;
+    const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
+    for (std::size_t jr = 0; jr < nc; jr += NR) {
+        const std::size_t cols = std::min(NR, nc - jr);
+        T* strip = b_panel + (jr / NR % 2) * NR * kc;
+        T* next_strip = b_panel + ((jr / NR + 1) % 2) * NR * kc;
+        if (jr == 0)
+            pack_b<NV, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
+                             block.n - jc, strip);
+        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+        const transposing_pack_step<T, NR> pack_next{
+            next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr, b.col_stride, kc, next_strip};
+        for (std::size_t ir = 0; ir < block.mc; ir += MR) {
+            T* c_tile = block.c + (block.ic + ir) * block.ldc + jc + jr;
+            const std::size_t rows = std::min(MR, block.mc - ir);
+            if (ir == 0 && next_cols == NR)
+                micro_kernel<T, arch, MR, NV, false, transposing_pack_step<T, NR>>(
+                    kc, block.a_panel, strip, block.alpha, block.beta, c_tile, block.ldc, rows,
+                    cols, NR, 0, pack_next);
+            else
+                micro_kernel<T, arch, MR, NV>(kc, block.a_panel + ir * kc, strip, block.alpha,
+                                              block.beta, c_tile, block.ldc, rows, cols);
+        }
+        if (next_cols == NR)
+            pack_next.finish();
+        else if (next_cols != 0)
+            pack_b<NV, arch>(kc, next_cols,
+                             strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
+                             block.n - jc - jr - NR, next_strip);
+    }
+}
+
+/// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
+/// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
+/// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
+/// NR strips and micro-tiles, run by one of the strategies above: with a single MC block
+/// (m <= MC), op(B) = B is read in place and op(B) = Bᵀ is packed in a pipeline; otherwise
+/// op(B) is packed once per KC x NC block.
+/// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
+template <class Blocking, class T>
+void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
+                  strided_operand<T> b, T beta, T* c, std::size_t ldc) {
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NR = Blocking::nr;
 
     const bool single_row_block = m <= Blocking::mc;
     const bool b_in_place = single_row_block && b.col_stride == 1;
@@ -84,65 +196,24 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                 const std::size_t mc = std::min(Blocking::mc, m - ic);
                 pack_a<MR>(mc, kc, strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride},
                            a_panel);
-                for (std::size_t jr = 0; jr < nc; jr += NR) {
-                    const std::size_t cols = std::min(NR, nc - jr);
-                    if (b_in_place && cols == NR) {
-                        const T* b_rows = b.at(pc, jc + jr);
-                        // Prefetch only what exists: columns up to n in this row.
-                        const std::size_t ahead =
-                            jc + jr + NR + prefetch_ahead <= n ? prefetch_ahead : 0;
-                        for (std::size_t ir = 0; ir < mc; ir += MR)
-                            micro_kernel<T, arch, MR, NV, true>(
-                                kc, a_panel + ir * kc, b_rows, alpha, beta_block,
-                                c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols,
-                                b.row_stride, ir == 0 ? ahead : 0);
-                        continue;
-                    }
-                    if (b_transposed_pipelined) {
-                        T* strip = b_panel + (jr / NR % 2) * NR * kc;
-                        T* next_strip = b_panel + ((jr / NR + 1) % 2) * NR * kc;
-                        if (jr == 0)
-                            pack_b<NV, arch>(kc, cols,
-                                             strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
-                                             n - jc, strip);
-                        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
-                        const transposing_pack_step<T, NR> pack_next{
-                            next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr, b.col_stride, kc,
-                            next_strip};
-                        for (std::size_t ir = 0; ir < mc; ir += MR) {
-                            T* c_tile = c + (ic + ir) * ldc + jc + jr;
-                            const std::size_t rows = std::min(MR, mc - ir);
-                            if (ir == 0 && next_cols == NR)
-                                micro_kernel<T, arch, MR, NV, false, transposing_pack_step<T, NR>>(
-                                    kc, a_panel, strip, alpha, beta_block, c_tile, ldc, rows, cols,
-                                    NR, 0, pack_next);
-                            else
-                                micro_kernel<T, arch, MR, NV>(kc, a_panel + ir * kc, strip, alpha,
-                                                              beta_block, c_tile, ldc, rows, cols);
-                        }
-                        if (next_cols == NR)
-                            pack_next.finish();
-                        else if (next_cols != 0)
-                            pack_b<NV, arch>(
-                                kc, next_cols,
-                                strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
-                                n - jc - jr - NR, next_strip);
-                        continue;
-                    }
-                    T* b_strip = single_row_block ? b_panel : b_panel + jr * kc;
-                    // The first MC block packs each strip of op(B) just before using it, so the
-                    // strip is still in L1 for its micro-tiles; later MC blocks reuse it from
-                    // L2/L3.
-                    if (ic == 0)
-                        pack_b<NV, arch>(
-                            kc, cols,
-                            strided_operand<T>{b.at(pc, jc + jr), b.row_stride, b.col_stride},
-                            n - jc - jr, b_strip);
-                    for (std::size_t ir = 0; ir < mc; ir += MR)
-                        micro_kernel<T, arch, MR, NV>(kc, a_panel + ir * kc, b_strip, alpha,
-                                                      beta_block, c + (ic + ir) * ldc + jc + jr,
-                                                      ldc, std::min(MR, mc - ir), cols);
-                }
+                const gemm_block<T> block{.ic = ic,
+                                          .jc = jc,
+                                          .pc = pc,
+                                          .mc = mc,
+                                          .nc = nc,
+                                          .kc = kc,
+                                          .a_panel = a_panel,
+                                          .alpha = alpha,
+                                          .beta = beta_block,
+                                          .c = c,
+                                          .ldc = ldc,
+                                          .n = n};
+                if (b_in_place)
+                    multiply_block_b_in_place<Blocking>(block, b, b_panel);
+                else if (b_transposed_pipelined)
+                    multiply_block_b_transposed_pipelined<Blocking>(block, b, b_panel);
+                else
+                    multiply_block_packing_b<Blocking>(block, b, b_panel, single_row_block);
             }
         }
     }

@@ -167,7 +167,7 @@ struct transposing_pack_step {
 /// Grow-only, 64-byte aligned scratch for packed panels, one per thread, element type and
 /// Slot (A and B panels must not share). The first call of a thread, and a call with a larger
 /// problem than any before, allocates; every later call reuses, so a training loop whose
-/// shapes do not change never allocates here (DESIGN.md rule 4). thread_local keeps
+/// shapes do not change never allocates here (docs/design.md, rule 4). thread_local keeps
 /// concurrent gemm calls from different threads independent without locking. The memory
 /// (at most MC·KC + KC·NC elements) is released when the thread exits.
 template <class T, int Slot>

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <iomanip>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,13 @@ struct network_plan {
         return b * static_cast<double>(element_size);
     }
 
-    friend std::ostream& operator<<(std::ostream& os, const network_plan& p) {
+    /// Prints the plan as a table. Leaves out's formatting state (flags, precision, fill) as it
+    /// was; like any inserter, it consumes a width set before it.
+    friend std::ostream& operator<<(std::ostream& out, const network_plan& p) {
+        // Formatted apart: the columns and the fixed one-decimal KiB below must not change how
+        // the caller's later numbers print (nor the caller's fill or showpos the plan's).
+        std::ostringstream os;
+        os.imbue(out.getloc());
         os << "plan: " << p.layers.size() << " layers, grid " << p.data_parallel
            << " data-parallel x " << p.model_parallel << " model-parallel, batch " << p.batch
            << " per replica, " << p.element_size << "-byte elements\n";
@@ -77,8 +84,7 @@ struct network_plan {
         os << "  per step: " << p.model_parallel_elements()
            << " elements in model-parallel collectives, about " << std::fixed
            << std::setprecision(1) << p.bytes_sent_per_rank() / 1024.0 << " KiB sent per rank\n";
-        os.unsetf(std::ios::fixed);
-        return os;
+        return out << os.str();
     }
 };
 

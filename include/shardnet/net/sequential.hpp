@@ -26,6 +26,7 @@
 #include "shardnet/net/conversion.hpp"
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/net/plan.hpp"
+#include "shardnet/net/visit_layers.hpp"
 
 namespace shardnet {
 
@@ -52,11 +53,17 @@ struct conversions_between<T, Previous, Layer, Rest...> {
                                                   Rest...>::type>()));
 };
 
+/// Whether every one of `parts` ranks holds all n indices under `block` (a partition's
+/// weight_rows or weight_cols), i.e. the dimension is not split. Every part is asked, not only
+/// the first and the last: a user partition may split unevenly, and the answer marks a
+/// parameter replicated in the model-parallel group, so that global quantities such as the
+/// gradient norm count it on one rank only. parts is small.
 template <class Partition>
 bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t), std::size_t n,
                          std::size_t parts) {
-    return block(n, parts, 0) == shard_range{0, n} &&
-           block(n, parts, parts - 1) == shard_range{0, n};
+    for (std::size_t part = 0; part < parts; ++part)
+        if (block(n, parts, part) != shard_range{0, n}) return false;
+    return true;
 }
 
 template <class Layer>
@@ -110,7 +117,11 @@ class sequential {
           part_(group.rank()),
           layers_(make_layers(group, widths_, options, std::index_sequence_for<Layers...>{})),
           conversions_(make_conversions(std::index_sequence_for<Layers...>{})) {
-        collect_parameters(std::index_sequence_for<Layers...>{});
+        visit_layers(*this, [this](auto& l, std::size_t index) {
+            first_parameter_[index] = parameters_.size();
+            add_parameters(l);
+        });
+        first_parameter_[depth] = parameters_.size();
     }
 
     sequential(const sequential&) = delete;
@@ -235,7 +246,7 @@ class sequential {
         p.batch = batch;
         p.model_parallel = parts_;
         p.data_parallel = data_parallel;
-        plan_layers(p, batch, std::index_sequence_for<Layers...>{});
+        visit_layers(*this, [&](const auto& l, auto index) { plan_layer(p, l, index, batch); });
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
@@ -299,12 +310,6 @@ class sequential {
         return o;
     }
 
-    template <std::size_t... I>
-    void collect_parameters(std::index_sequence<I...>) {
-        ((first_parameter_[I] = parameters_.size(), add_parameters(std::get<I>(layers_))), ...);
-        first_parameter_[depth] = parameters_.size();
-    }
-
     template <class Layer>
     void add_parameters(Layer& l) {
         using P = typename Layer::partition_type;
@@ -352,18 +357,16 @@ class sequential {
 
     template <communicator Comm>
     void check_input(Comm& group, const matrix<value_type>& x) {
-        std::int64_t batch_range[2] = {static_cast<std::int64_t>(x.shape(0)),
-                                       -static_cast<std::int64_t>(x.shape(0))};
-        group.all_reduce(batch_range, 2, reduce_op::max);
+        const value_range batch = range_on_all_ranks(group, static_cast<std::int64_t>(x.shape(0)));
         agree_on(group, [&] {
             if (x.shape(1) != widths_[0])
                 throw error(detail::concat("sequential: input has ", x.shape(1),
                                            " features per row on rank ", part_, ", expected ",
                                            widths_[0]));
-            if (batch_range[0] != -batch_range[1])
+            if (!batch.same())
                 throw error(detail::concat(
                     "sequential: ranks of a model-parallel group hold different batch sizes (",
-                    -batch_range[1], " to ", batch_range[0], "); they must read the same rows"));
+                    batch.min, " to ", batch.max, "); they must read the same rows"));
         });
         batch_ = x.shape(0);
         forwarded_ = true;
@@ -391,16 +394,10 @@ class sequential {
             backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx), layer_done);
     }
 
-    template <std::size_t... I>
-    void plan_layers(network_plan& p, std::size_t batch, std::index_sequence<I...>) const {
-        (plan_layer<I>(p, batch), ...);
-    }
-
-    template <std::size_t I>
-    void plan_layer(network_plan& p, std::size_t batch) const {
-        const auto& l = std::get<I>(layers_);
+    template <class Layer, std::size_t I>
+    void plan_layer(network_plan& p, const Layer& l, std::integral_constant<std::size_t, I>,
+                    std::size_t batch) const {
         const auto& c = std::get<I>(conversions_);
-        using Layer = std::tuple_element_t<I, std::tuple<Layers...>>;
         using P = typename Layer::partition_type;
         layer_plan row;
         row.name = l.name();

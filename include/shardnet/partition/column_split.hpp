@@ -37,7 +37,7 @@ struct column_split {
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::local_forward<Gemm>(x, w, bias, z);
+        local_forward<Gemm>(x, w, bias, z);
     }
 
     /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
@@ -47,10 +47,10 @@ struct column_split {
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        if (dx == nullptr) return detail::parameter_gradients<Gemm>(x, dz, dw, dbias);
-        detail::input_gradient_product<Gemm>(dz, w, *dx);
+        if (dx == nullptr) return parameter_gradients<Gemm>(x, dz, dw, dbias);
+        input_gradient_product<Gemm>(dz, w, *dx);
         auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
-        detail::parameter_gradients<Gemm>(x, dz, dw, dbias);
+        parameter_gradients<Gemm>(x, dz, dw, dbias);
         pending.wait();
     }
 };

@@ -31,13 +31,13 @@ struct replicated {
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::local_forward<Gemm>(x, w, bias, z);
+        local_forward<Gemm>(x, w, bias, z);
     }
 
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        detail::local_backward<Gemm>(x, w, dz, dx, dw, dbias);
+        local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }
 };
 

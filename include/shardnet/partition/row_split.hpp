@@ -9,7 +9,6 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
-#include "shardnet/kernels/reductions.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -38,9 +37,9 @@ struct row_split {
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const T* bias,
                         matrix<T>& z) {
-        detail::forward_product<Gemm>(x, w, z);
+        forward_product<Gemm>(x, w, z);
         comm.all_reduce(z.data(), z.size(), reduce_op::sum);
-        if (bias) detail::add_row_vector(z.data(), z.shape(0), z.shape(1), z.shape(1), bias);
+        add_bias(z, bias);
     }
 
     /// dx_r = dz · W_rᵀ, dW_r = x_rᵀ · dz, db = Σ dz (the same on every rank, since dz is
@@ -48,7 +47,7 @@ struct row_split {
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
-        detail::local_backward<Gemm>(x, w, dz, dx, dw, dbias);
+        local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }
 };
 
