@@ -226,7 +226,7 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     sn::check_memory(world,
                      sn::estimate_training_memory<sn::sequential<Layers...>>(
                          widths, grid.model_parallel(), grid.model_rank(), replica_batch, slots),
-                     "train_mlp");
+                     "this network");
     sn::network_options net_options;
     net_options.seed = c.seed;
     sn::sequential<Layers...> net(grid.model(), widths, net_options);

@@ -98,8 +98,8 @@ auto agree_on(Comm& comm, Check&& check) {
 
 /// Collective over comm's group: checks that every rank holds the same settings. Rank 0's
 /// settings go to every rank, which compares them with its own; if any differ, every rank
-/// throws agreed_error "<what>: ranks were started with different settings: <key> is A on
-/// rank 0, B on rank r" (the lowest differing rank, up to four keys).
+/// throws agreed_error "<what> differ between ranks: <key> is A on rank 0, B on rank r" (the
+/// lowest differing rank, up to four keys). `what` names the settings ("train_mlp options").
 template <communicator Comm>
 void agree_same_settings(Comm& comm, const settings& mine, std::string_view what) {
     const std::string text = mine.text();

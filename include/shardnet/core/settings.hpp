@@ -121,8 +121,10 @@ inline std::string setting_differences(const settings& a, std::string_view a_nam
     for (const auto& [key, value] : b.entries())
         if (!a.get(key)) note(key, std::nullopt, value);
     std::string out;
-    for (const auto& f : found)
-        out += (out.empty() ? "" : "; ") + f;
+    for (const auto& f : found) {
+        if (!out.empty()) out += "; ";
+        out += f;
+    }
     if (count > most) out += detail::concat(" (and ", count - most, " more)");
     return out;
 }

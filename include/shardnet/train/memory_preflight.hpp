@@ -49,8 +49,9 @@ struct layer_list<sequential<Layers...>> {
 
 /// What one rank (`part` of a model-parallel group of `parts`) holds to train Net with
 /// `widths` on `batch` rows per replica and an optimizer with `optimizer_slots` state arrays
-/// per parameter (SGD with momentum 1, Adam 2). Activations count each layer's input, output
-/// and gradients at full width, an upper bound for sharded layouts. Not collective.
+/// per parameter (SGD with momentum 1, Adam 2). Activations count, for each layer, the blocks of
+/// its input and output this rank holds, with their pre-activation and gradient copies.
+/// Not collective.
 /// @tparam Net a sequential<dense<...>...>.
 template <class Net>
 memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, std::size_t parts,
@@ -67,9 +68,9 @@ memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths,
         e.weights += params;
         e.gradients += params;
         e.optimizer_state += params * static_cast<double>(optimizer_slots);
-        // input, pre-activation, output, and their gradients
-        e.activations += 3.0 * static_cast<double>(batch) *
-                         static_cast<double>(widths[i] + widths[i + 1]) * element;
+        // This rank's input and output blocks (a replicated layout holds all of it), with the
+        // pre-activation and the gradients of each.
+        e.activations += 3.0 * static_cast<double>(batch) * (rows + cols) * element;
     });
     e.workspace = 16.0 * 1024 * 1024;  // GEMM packing panels and collective scratch
     return e;
@@ -78,7 +79,7 @@ memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths,
 /// Collective over `world`: compares what the ranks on each node need (the sum of their
 /// estimates) with the memory available there, and throws agreed_error on every rank if any
 /// node falls short, naming the need per kind, the ranks that share the node and what is
-/// available. `what` names the job in the message.
+/// available. `what` names the job in the message ("not enough memory for <what>: ...").
 template <communicator Comm>
 void check_memory(Comm& world, const memory_estimate& need, std::string_view what) {
     char host[256] = {};
@@ -104,7 +105,7 @@ void check_memory(Comm& world, const memory_estimate& need, std::string_view wha
                                             : static_cast<std::uint64_t>(b));
         };
         failure = detail::concat(
-            what, ": not enough memory: each rank needs about ", bytes(mine), " (weights ",
+            "not enough memory for ", what, ": each rank needs about ", bytes(mine), " (weights ",
             bytes(need.weights), ", gradients ", bytes(need.gradients), ", optimizer state ",
             bytes(need.optimizer_state), ", activations ", bytes(need.activations), "), ", sharing,
             sharing == 1 ? " rank runs" : " ranks run", " on node '", host, "': about ",

@@ -263,16 +263,16 @@ class trainer {
         visit_layers(net_, [&](auto& layer, auto) {
             using layer_type = std::remove_reference_t<decltype(layer)>;
             widths += "," + std::to_string(layer.output_features());
-            activations += (activations.empty() ? "" : ",") +
-                           std::string(layer_type::activation_type::name) +
-                           (layer.has_bias() ? "" : " (no bias)");
+            if (!activations.empty()) activations += ',';
+            activations += layer_type::activation_type::name;
+            if (!layer.has_bias()) activations += " (no bias)";
         });
         identity_.set("network.widths", widths);
         identity_.set("network.activations", activations);
         identity_.set("data.train", detail::data_fingerprint(train));
         identity_.set("data.test", test ? detail::data_fingerprint(*test) : "none");
         shared.merge(identity_);
-        agree_same_settings(grid_.world(), shared, "trainer");
+        agree_same_settings(grid_.world(), shared, "trainer: the training settings");
     }
 
     /// Takes the checkpoint directory for this run and decides where training starts. A
