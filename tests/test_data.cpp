@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/printable.hpp"
 #include "shardnet/train/csv.hpp"
 #include "shardnet/train/dataset.hpp"
 #include "shardnet/train/idx.hpp"
@@ -44,6 +45,14 @@ std::string error_of(F&& f) {
         return e.what();
     }
     return "";
+}
+
+/// Whether every byte of `text` is printable ASCII (what a terminal shows as it is).
+bool printable_ascii(const std::string& text) {
+    return std::all_of(text.begin(), text.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte >= 0x20 && byte <= 0x7E;
+    });
 }
 
 /// A directory of its own under the system temp directory, removed at the end of the test.
@@ -209,6 +218,47 @@ TEST_SUITE("serial") {
         CHECK_THROWS_WITH_AS(csv("0,1,2\n1,2x,2\n"),
                              doctest::Contains("line 2, column 2: expected a number, got '2x'"),
                              shardnet::error);
+    }
+
+    TEST_CASE("printable: file text quoted in a message is escaped and bounded") {
+        using shardnet::detail::printable;
+        CHECK(printable("1.5e3") == "1.5e3");
+        CHECK(printable("") == "");
+        CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
+        CHECK(printable("\x1F\x7F\x80\xFF") == "\\x1F\\x7F\\x80\\xFF");
+        CHECK(printable("\xC3\xA9t\xC3\xA9") == "\\xC3\\xA9t\\xC3\\xA9");  // UTF-8 too
+        CHECK(printable("C:\\data") == "C:\\\\data");  // a real backslash stays unambiguous
+        CHECK(printable(std::string(40, 'x')) == std::string(40, 'x'));
+        CHECK(printable(std::string(41, 'x')) == std::string(40, 'x') + "...");
+        CHECK(printable("abcdef", 4) == "abcd...");
+        // An escape is never cut in half: the text stops before it.
+        CHECK(printable("ab\x01", 4) == "ab...");
+        CHECK(printable("ab\x01", 6) == "ab\\x01");
+    }
+
+    TEST_CASE("csv: binary bytes in a field are escaped in the message, and cut short") {
+        // NUL last: what() is a C string, so a NUL early in a raw message would hide the rest.
+        std::string garbage = "x";
+        for (int byte = 0x01; byte <= 0x1F; ++byte)
+            if (byte != '\n') garbage.push_back(static_cast<char>(byte));
+        for (int byte = 0x80; byte <= 0xFF; ++byte)
+            garbage.push_back(static_cast<char>(byte));
+        garbage += std::string(1, '\0') + "x";
+        for (const auto& text : {"0,1\n1," + garbage + "\n", "0,1\n" + garbage + ",1\n"}) {
+            const auto message = error_of([&] { csv(text); });
+            CHECK(message.find("test.csv: line 2, column ") != std::string::npos);
+            CHECK(message.find("got 'x\\x01\\x02\\x03") != std::string::npos);
+            CHECK(message.find("...'") != std::string::npos);  // 161 bytes: cut short
+            CHECK(message.size() < 200);
+            CHECK(printable_ascii(message));
+        }
+        CHECK_THROWS_WITH_AS(csv(std::string("0,1\n1,a\x01\xFF\0b\n", 12)),
+                             doctest::Contains("line 2, column 2: expected a number, got "
+                                               "'a\\x01\\xFF\\x00b'"),
+                             shardnet::error);
+        shardnet::csv_options ten;
+        ten.num_classes = 10;
+        CHECK(printable_ascii(error_of([&] { csv("0,1\n12\x7F,2\n", ten); })));
     }
 
     TEST_CASE("csv: negative or fractional labels") {
