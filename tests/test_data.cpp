@@ -190,6 +190,38 @@ TEST_SUITE("serial") {
         CHECK(data.features(1, 2) == 7.0);
     }
 
+    TEST_CASE("csv: a UTF-8 byte-order mark is skipped") {
+        // Spreadsheets on Windows start UTF-8 files with EF BB BF; it used to turn the first
+        // sample into a "header" and drop it silently.
+        const std::string plain = "0,1.5,2\n2,-3,4\n";
+        const auto expected = csv(plain);
+        const auto with_bom = csv("\xEF\xBB\xBF" + plain);
+        REQUIRE(with_bom.size() == expected.size());
+        CHECK(with_bom.labels == expected.labels);
+        CHECK(with_bom.num_classes == expected.num_classes);
+        CHECK(with_bom.features == expected.features);
+
+        CHECK(csv("\xEF\xBB\xBFlabel,a,b\n1,2,3\n").size() == 1);  // a header after the mark
+        temp_dir dir;
+        const auto path = dir.write("bom.csv", "\xEF\xBB\xBF" + plain);
+        CHECK(shardnet::load_csv<float>(path).labels == expected.labels);
+
+        // Only at the start of the file: elsewhere it is garbage, reported as such.
+        CHECK_THROWS_WITH_AS(csv("0,1\n\xEF\xBB\xBF"
+                                 "1,2\n"),
+                             doctest::Contains("line 2, column 1: expected a non-negative "
+                                               "integer label, got '\\xEF\\xBB\\xBF1'"),
+                             shardnet::error);
+        // UTF-16 cannot be parsed byte-wise: say so instead of reporting NUL bytes.
+        CHECK_THROWS_WITH_AS(csv(std::string("\xFF\xFE"
+                                             "0\0,\0"
+                                             "1\0\n\0",
+                                             10)),
+                             doctest::Contains("test.csv: line 1: expected UTF-8 or ASCII text, "
+                                               "got a UTF-16 byte-order mark"),
+                             shardnet::error);
+    }
+
     // ---------------------------------------------------------------- CSV, bad input
 
     TEST_CASE("csv: wrong column count names the line, expected and got") {

@@ -105,6 +105,18 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
 
     while (std::getline(in, line)) {
         ++line_number;
+        if (line_number == 1) {
+            // Excel and Notepad start UTF-8 files with a byte-order mark; left in place it
+            // makes the first label unparsable, so auto_detect took the first sample for a
+            // header and dropped it without a word.
+            constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+            if (std::string_view(line).substr(0, 3) == utf8_bom) line.erase(0, 3);
+            const auto start = std::string_view(line).substr(0, 2);
+            if (start == "\xFF\xFE" || start == "\xFE\xFF")
+                throw fail_at(line_number,
+                              "expected UTF-8 or ASCII text, got a UTF-16 byte-order mark (save "
+                              "the file as UTF-8)");
+        }
         if (trim_csv_field(line).empty()) {
             if (first_blank_line == 0) first_blank_line = line_number;
             continue;
@@ -196,7 +208,8 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
 /// Reads a data set from CSV text already open as a stream (tests, pipes, archives).
 /// Format: one sample per line, `label,feature_1,...,feature_n`; the label a non-negative
 /// integer, the features finite numbers; optional header line (see csv_options); blank lines
-/// only at the end; every line with the same number of columns; no quoting.
+/// only at the end; every line with the same number of columns; no quoting. A UTF-8
+/// byte-order mark at the start is skipped; UTF-16 is refused.
 /// @param name names the input in error messages, e.g. the file's path.
 /// @throws shardnet::error "<name>: line <l>[, column <c>]: expected <what>, got <what>" on
 ///         any malformed input, or when there is no sample at all. A field quoted in the
