@@ -724,9 +724,34 @@ TEST_SUITE("serial") {
             shardnet::standardizer<float>::fit(shardnet::matrix<float>({2, 3}, 1.f));
         shardnet::matrix<float> narrow({2, 2}, 0.0f);
         CHECK_THROWS_WITH_AS(fitted.apply(narrow),
-                             doctest::Contains("expected 3 features (the width it was fitted on), "
-                                               "got 2"),
+                             doctest::Contains("standardizer::apply: expected 3 features (the "
+                                               "width the standardizer was fitted on), got 2"),
                              shardnet::error);
+    }
+
+    TEST_CASE("standardizer: messages name the data set they are about") {
+        const auto fitted =
+            shardnet::standardizer<float>::fit(shardnet::matrix<float>({2, 4}, 1.f));
+        shardnet::matrix<float> narrow({2, 3}, 0.0f);
+        CHECK_THROWS_WITH_AS(fitted.apply(narrow, "test set 'x.csv'"),
+                             doctest::Contains("standardizer: test set 'x.csv': expected 4 "
+                                               "features (the width the standardizer was fitted "
+                                               "on), got 3"),
+                             shardnet::error);
+        shardnet::matrix<float> with_nan({2, 2}, 1.0f);
+        with_nan(1, 0) = INFINITY;
+        CHECK_THROWS_WITH_AS(
+            shardnet::standardizer<float>::fit(with_nan, "training set 'a.csv'"),
+            doctest::Contains("standardizer: training set 'a.csv': row 1, feature 0: expected a "
+                              "finite value, got inf"),
+            shardnet::error);
+        CHECK_THROWS_WITH_AS(
+            shardnet::standardizer<float>::fit(shardnet::matrix<float>({0, 2}), "training set"),
+            doctest::Contains("standardizer: training set: expected at least one sample, got 0 "
+                              "rows"),
+            shardnet::error);
+        shardnet::matrix<float> right({1, 4}, 1.0f);
+        CHECK_NOTHROW(fitted.apply(right, "test set 'x.csv'"));
     }
 
     // ---------------------------------------------------------------- dataset
