@@ -547,6 +547,46 @@ TEST_SUITE("serial") {
         CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
     }
 
+    TEST_CASE("synthetic: a data set larger than memory is refused before allocating") {
+        shardnet::synthetic_options options;
+        options.samples = 99999999999999;  // train_mlp --train-samples 99999999999999
+        const auto message = error_of([&] { shardnet::make_synthetic<float>(options); });
+        CHECK(message.find("synthetic data: 99999999999999 samples x 64 features need ") !=
+              std::string::npos);
+        CHECK(message.find(", only ") != std::string::npos);
+        CHECK(message.find(" is available") != std::string::npos);
+        CHECK_THROWS_AS(shardnet::make_synthetic<double>(options), shardnet::error);
+
+        // A product past 2^64 must not wrap around to a small, "available" size.
+        options.samples = std::size_t{1} << 40;
+        options.width = std::size_t{1} << 30;
+        CHECK_THROWS_WITH_AS(shardnet::make_synthetic<float>(options),
+                             doctest::Contains("need more than 16 EiB"), shardnet::error);
+        options.samples = std::numeric_limits<std::size_t>::max();
+        options.width = 1;
+        CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
+        // Width alone: the embedding is width x latent doubles.
+        options.samples = 1;
+        options.width = std::size_t{1} << 62;
+        CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
+
+        // The split checks train and test together, before generating either.
+        options = {};
+        options.samples = 100;
+        CHECK_THROWS_WITH_AS(shardnet::make_synthetic_split<float>(options, 99999999999999),
+                             doctest::Contains("synthetic data: 100000000000099 samples (100 "
+                                               "train + 99999999999999 test) x 64 features need"),
+                             shardnet::error);
+        CHECK_THROWS_AS(
+            shardnet::make_synthetic_split<float>(options, std::numeric_limits<std::size_t>::max()),
+            shardnet::error);
+
+        // Small sets are unaffected.
+        const auto split = shardnet::make_synthetic_split<float>(options, 50);
+        CHECK(split.train.size() == 100);
+        CHECK(split.test.size() == 50);
+    }
+
     TEST_CASE("synthetic: classes are balanced") {
         shardnet::synthetic_options options;
         options.samples = 10000;
