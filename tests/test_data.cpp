@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/printable.hpp"
 #include "shardnet/train/csv.hpp"
 #include "shardnet/train/dataset.hpp"
 #include "shardnet/train/idx.hpp"
@@ -44,6 +45,14 @@ std::string error_of(F&& f) {
         return e.what();
     }
     return "";
+}
+
+/// Whether every byte of `text` is printable ASCII (what a terminal shows as it is).
+bool printable_ascii(const std::string& text) {
+    return std::all_of(text.begin(), text.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte >= 0x20 && byte <= 0x7E;
+    });
 }
 
 /// A directory of its own under the system temp directory, removed at the end of the test.
@@ -181,6 +190,38 @@ TEST_SUITE("serial") {
         CHECK(data.features(1, 2) == 7.0);
     }
 
+    TEST_CASE("csv: a UTF-8 byte-order mark is skipped") {
+        // Spreadsheets on Windows start UTF-8 files with EF BB BF; it used to turn the first
+        // sample into a "header" and drop it silently.
+        const std::string plain = "0,1.5,2\n2,-3,4\n";
+        const auto expected = csv(plain);
+        const auto with_bom = csv("\xEF\xBB\xBF" + plain);
+        REQUIRE(with_bom.size() == expected.size());
+        CHECK(with_bom.labels == expected.labels);
+        CHECK(with_bom.num_classes == expected.num_classes);
+        CHECK(with_bom.features == expected.features);
+
+        CHECK(csv("\xEF\xBB\xBFlabel,a,b\n1,2,3\n").size() == 1);  // a header after the mark
+        temp_dir dir;
+        const auto path = dir.write("bom.csv", "\xEF\xBB\xBF" + plain);
+        CHECK(shardnet::load_csv<float>(path).labels == expected.labels);
+
+        // Only at the start of the file: elsewhere it is garbage, reported as such.
+        CHECK_THROWS_WITH_AS(csv("0,1\n\xEF\xBB\xBF"
+                                 "1,2\n"),
+                             doctest::Contains("line 2, column 1: expected a non-negative "
+                                               "integer label, got '\\xEF\\xBB\\xBF1'"),
+                             shardnet::error);
+        // UTF-16 cannot be parsed byte-wise: say so instead of reporting NUL bytes.
+        CHECK_THROWS_WITH_AS(csv(std::string("\xFF\xFE"
+                                             "0\0,\0"
+                                             "1\0\n\0",
+                                             10)),
+                             doctest::Contains("test.csv: line 1: expected UTF-8 or ASCII text, "
+                                               "got a UTF-16 byte-order mark"),
+                             shardnet::error);
+    }
+
     // ---------------------------------------------------------------- CSV, bad input
 
     TEST_CASE("csv: wrong column count names the line, expected and got") {
@@ -209,6 +250,47 @@ TEST_SUITE("serial") {
         CHECK_THROWS_WITH_AS(csv("0,1,2\n1,2x,2\n"),
                              doctest::Contains("line 2, column 2: expected a number, got '2x'"),
                              shardnet::error);
+    }
+
+    TEST_CASE("printable: file text quoted in a message is escaped and bounded") {
+        using shardnet::detail::printable;
+        CHECK(printable("1.5e3") == "1.5e3");
+        CHECK(printable("") == "");
+        CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
+        CHECK(printable("\x1F\x7F\x80\xFF") == "\\x1F\\x7F\\x80\\xFF");
+        CHECK(printable("\xC3\xA9t\xC3\xA9") == "\\xC3\\xA9t\\xC3\\xA9");  // UTF-8 too
+        CHECK(printable("C:\\data") == "C:\\\\data");  // a real backslash stays unambiguous
+        CHECK(printable(std::string(40, 'x')) == std::string(40, 'x'));
+        CHECK(printable(std::string(41, 'x')) == std::string(40, 'x') + "...");
+        CHECK(printable("abcdef", 4) == "abcd...");
+        // An escape is never cut in half: the text stops before it.
+        CHECK(printable("ab\x01", 4) == "ab...");
+        CHECK(printable("ab\x01", 6) == "ab\\x01");
+    }
+
+    TEST_CASE("csv: binary bytes in a field are escaped in the message, and cut short") {
+        // NUL last: what() is a C string, so a NUL early in a raw message would hide the rest.
+        std::string garbage = "x";
+        for (int byte = 0x01; byte <= 0x1F; ++byte)
+            if (byte != '\n') garbage.push_back(static_cast<char>(byte));
+        for (int byte = 0x80; byte <= 0xFF; ++byte)
+            garbage.push_back(static_cast<char>(byte));
+        garbage += std::string(1, '\0') + "x";
+        for (const auto& text : {"0,1\n1," + garbage + "\n", "0,1\n" + garbage + ",1\n"}) {
+            const auto message = error_of([&] { csv(text); });
+            CHECK(message.find("test.csv: line 2, column ") != std::string::npos);
+            CHECK(message.find("got 'x\\x01\\x02\\x03") != std::string::npos);
+            CHECK(message.find("...'") != std::string::npos);  // 161 bytes: cut short
+            CHECK(message.size() < 200);
+            CHECK(printable_ascii(message));
+        }
+        CHECK_THROWS_WITH_AS(csv(std::string("0,1\n1,a\x01\xFF\0b\n", 12)),
+                             doctest::Contains("line 2, column 2: expected a number, got "
+                                               "'a\\x01\\xFF\\x00b'"),
+                             shardnet::error);
+        shardnet::csv_options ten;
+        ten.num_classes = 10;
+        CHECK(printable_ascii(error_of([&] { csv("0,1\n12\x7F,2\n", ten); })));
     }
 
     TEST_CASE("csv: negative or fractional labels") {
@@ -465,6 +547,46 @@ TEST_SUITE("serial") {
         CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
     }
 
+    TEST_CASE("synthetic: a data set larger than memory is refused before allocating") {
+        shardnet::synthetic_options options;
+        options.samples = 99999999999999;  // train_mlp --train-samples 99999999999999
+        const auto message = error_of([&] { shardnet::make_synthetic<float>(options); });
+        CHECK(message.find("synthetic data: 99999999999999 samples x 64 features need ") !=
+              std::string::npos);
+        CHECK(message.find(", only ") != std::string::npos);
+        CHECK(message.find(" is available") != std::string::npos);
+        CHECK_THROWS_AS(shardnet::make_synthetic<double>(options), shardnet::error);
+
+        // A product past 2^64 must not wrap around to a small, "available" size.
+        options.samples = std::size_t{1} << 40;
+        options.width = std::size_t{1} << 30;
+        CHECK_THROWS_WITH_AS(shardnet::make_synthetic<float>(options),
+                             doctest::Contains("need more than 16 EiB"), shardnet::error);
+        options.samples = std::numeric_limits<std::size_t>::max();
+        options.width = 1;
+        CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
+        // Width alone: the embedding is width x latent doubles.
+        options.samples = 1;
+        options.width = std::size_t{1} << 62;
+        CHECK_THROWS_AS(shardnet::make_synthetic<float>(options), shardnet::error);
+
+        // The split checks train and test together, before generating either.
+        options = {};
+        options.samples = 100;
+        CHECK_THROWS_WITH_AS(shardnet::make_synthetic_split<float>(options, 99999999999999),
+                             doctest::Contains("synthetic data: 100000000000099 samples (100 "
+                                               "train + 99999999999999 test) x 64 features need"),
+                             shardnet::error);
+        CHECK_THROWS_AS(
+            shardnet::make_synthetic_split<float>(options, std::numeric_limits<std::size_t>::max()),
+            shardnet::error);
+
+        // Small sets are unaffected.
+        const auto split = shardnet::make_synthetic_split<float>(options, 50);
+        CHECK(split.train.size() == 100);
+        CHECK(split.test.size() == 50);
+    }
+
     TEST_CASE("synthetic: classes are balanced") {
         shardnet::synthetic_options options;
         options.samples = 10000;
@@ -642,9 +764,34 @@ TEST_SUITE("serial") {
             shardnet::standardizer<float>::fit(shardnet::matrix<float>({2, 3}, 1.f));
         shardnet::matrix<float> narrow({2, 2}, 0.0f);
         CHECK_THROWS_WITH_AS(fitted.apply(narrow),
-                             doctest::Contains("expected 3 features (the width it was fitted on), "
-                                               "got 2"),
+                             doctest::Contains("standardizer::apply: expected 3 features (the "
+                                               "width the standardizer was fitted on), got 2"),
                              shardnet::error);
+    }
+
+    TEST_CASE("standardizer: messages name the data set they are about") {
+        const auto fitted =
+            shardnet::standardizer<float>::fit(shardnet::matrix<float>({2, 4}, 1.f));
+        shardnet::matrix<float> narrow({2, 3}, 0.0f);
+        CHECK_THROWS_WITH_AS(fitted.apply(narrow, "test set 'x.csv'"),
+                             doctest::Contains("standardizer: test set 'x.csv': expected 4 "
+                                               "features (the width the standardizer was fitted "
+                                               "on), got 3"),
+                             shardnet::error);
+        shardnet::matrix<float> with_nan({2, 2}, 1.0f);
+        with_nan(1, 0) = INFINITY;
+        CHECK_THROWS_WITH_AS(
+            shardnet::standardizer<float>::fit(with_nan, "training set 'a.csv'"),
+            doctest::Contains("standardizer: training set 'a.csv': row 1, feature 0: expected a "
+                              "finite value, got inf"),
+            shardnet::error);
+        CHECK_THROWS_WITH_AS(
+            shardnet::standardizer<float>::fit(shardnet::matrix<float>({0, 2}), "training set"),
+            doctest::Contains("standardizer: training set: expected at least one sample, got 0 "
+                              "rows"),
+            shardnet::error);
+        shardnet::matrix<float> right({1, 4}, 1.0f);
+        CHECK_NOTHROW(fitted.apply(right, "test set 'x.csv'"));
     }
 
     // ---------------------------------------------------------------- dataset

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/printable.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/train/dataset.hpp"
 
@@ -81,7 +82,8 @@ constexpr const char* feature_type_name() {
     return "the feature type";
 }
 
-/// Reads CSV samples; `name` only labels messages.
+/// Reads CSV samples; `name` only labels messages. Fields quoted in a message go through
+/// printable(): the file may be binary, and its bytes must not reach the terminal raw.
 template <class T>
 dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& options) {
     const auto fail_at = [&](std::size_t line, auto&&... parts) -> error {
@@ -103,6 +105,18 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
 
     while (std::getline(in, line)) {
         ++line_number;
+        if (line_number == 1) {
+            // Excel and Notepad start UTF-8 files with a byte-order mark; left in place it
+            // makes the first label unparsable, so auto_detect took the first sample for a
+            // header and dropped it without a word.
+            constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+            if (std::string_view(line).substr(0, 3) == utf8_bom) line.erase(0, 3);
+            const auto start = std::string_view(line).substr(0, 2);
+            if (start == "\xFF\xFE" || start == "\xFE\xFF")
+                throw fail_at(line_number,
+                              "expected UTF-8 or ASCII text, got a UTF-16 byte-order mark (save "
+                              "the file as UTF-8)");
+        }
         if (trim_csv_field(line).empty()) {
             if (first_blank_line == 0) first_blank_line = line_number;
             continue;
@@ -145,11 +159,12 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
         if (!label || !(*label >= 0) || std::floor(*label) != *label ||
             *label > static_cast<double>(std::numeric_limits<std::uint32_t>::max()))
             throw fail_at_field(line_number, 1, "expected a non-negative integer label, got '",
-                                fields.front(), "'");
+                                printable(fields.front()), "'");
         const auto label_value = static_cast<std::uint32_t>(*label);
         if (options.num_classes != 0 && label_value >= options.num_classes)
             throw fail_at_field(line_number, 1, "expected a label in [0, ", options.num_classes,
-                                ") (csv_options::num_classes), got '", fields.front(), "'");
+                                ") (csv_options::num_classes), got '", printable(fields.front()),
+                                "'");
         labels.push_back(label_value);
         largest_label = std::max(largest_label, label_value);
 
@@ -157,15 +172,15 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
             const auto value = parse_csv_number(fields[column]);
             if (!value)
                 throw fail_at_field(line_number, column + 1, "expected a number, got '",
-                                    fields[column], "'");
+                                    printable(fields[column]), "'");
             if (!std::isfinite(*value))
                 throw fail_at_field(line_number, column + 1, "expected a finite number, got '",
-                                    fields[column], "'");
+                                    printable(fields[column]), "'");
             const auto converted = static_cast<T>(*value);
             if (!std::isfinite(converted))
-                throw fail_at_field(line_number, column + 1,
-                                    "expected a number within the range of ",
-                                    feature_type_name<T>(), ", got '", fields[column], "'");
+                throw fail_at_field(
+                    line_number, column + 1, "expected a number within the range of ",
+                    feature_type_name<T>(), ", got '", printable(fields[column]), "'");
             values.push_back(converted);
         }
     }
@@ -193,10 +208,12 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
 /// Reads a data set from CSV text already open as a stream (tests, pipes, archives).
 /// Format: one sample per line, `label,feature_1,...,feature_n`; the label a non-negative
 /// integer, the features finite numbers; optional header line (see csv_options); blank lines
-/// only at the end; every line with the same number of columns; no quoting.
+/// only at the end; every line with the same number of columns; no quoting. A UTF-8
+/// byte-order mark at the start is skipped; UTF-16 is refused.
 /// @param name names the input in error messages, e.g. the file's path.
 /// @throws shardnet::error "<name>: line <l>[, column <c>]: expected <what>, got <what>" on
-///         any malformed input, or when there is no sample at all.
+///         any malformed input, or when there is no sample at all. A field quoted in the
+///         message is escaped to printable ASCII and cut after 40 characters.
 /// @post the result satisfies validate_dataset; num_classes is options.num_classes if set,
 ///       else the largest label + 1.
 /// Not collective: to load on every rank, wrap the call in agree_on (comm/agree.hpp).

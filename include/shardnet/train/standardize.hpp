@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardnet/core/error.hpp"
@@ -30,12 +32,15 @@ struct standardizer {
 
     /// Per-feature mean and population standard deviation of `features` (samples x width),
     /// accumulated in double (two passes) so that float data of many samples keeps its digits.
+    /// @param what names the data in messages, e.g. "training set 'train.csv'"; empty: none.
     /// @throws shardnet::error if features has no rows, or holds a NaN or infinity.
     /// @post mean.size() == inv_std.size() == features.shape(1); every inv_std is finite > 0.
-    static standardizer fit(const matrix<T>& features) {
+    static standardizer fit(const matrix<T>& features, std::string_view what = {}) {
         const std::size_t rows = features.shape(0);
         const std::size_t width = features.shape(1);
-        if (rows == 0) throw error("standardizer::fit: expected at least one sample, got 0 rows");
+        if (rows == 0)
+            throw error(detail::concat(message_prefix("fit", what),
+                                       ": expected at least one sample, got 0 rows"));
         const T* data = features.data();
 
         // Compensated (Neumaier) sums: a plain double sum of double data drifts by ~n ulps,
@@ -45,8 +50,9 @@ struct standardizer {
             for (std::size_t j = 0; j < width; ++j) {
                 const double x = static_cast<double>(data[i * width + j]);
                 if (!std::isfinite(x))
-                    throw error(detail::concat("standardizer::fit: row ", i, ", feature ", j,
-                                               ": expected a finite value, got ", x));
+                    throw error(detail::concat(message_prefix("fit", what), ": row ", i,
+                                               ", feature ", j, ": expected a finite value, got ",
+                                               x));
                 const double total = sum[j] + x;
                 compensation[j] +=
                     std::abs(sum[j]) >= std::abs(x) ? (sum[j] - total) + x : (x - total) + sum[j];
@@ -81,18 +87,32 @@ struct standardizer {
     }
 
     /// Standardizes `features` in place with the fitted statistics.
-    /// @throws shardnet::error if features' width differs from the fitted width.
-    void apply(matrix<T>& features) const {
+    /// @param what names the data in messages, e.g. "test set 'test.csv'": statistics fitted
+    ///        on one file and applied to another are a mismatch between files, and the user
+    ///        needs to know which one. Empty: the message names only the function.
+    /// @throws shardnet::error if features' width differs from the fitted width:
+    ///         "standardizer: <what>: expected <fitted> features (the width the standardizer
+    ///         was fitted on), got <width>".
+    void apply(matrix<T>& features, std::string_view what = {}) const {
         const std::size_t width = features.shape(1);
         if (width != this->width())
-            throw error(detail::concat("standardizer::apply: expected ", this->width(),
-                                       " features (the width it was fitted on), got ", width));
+            throw error(detail::concat(message_prefix("apply", what), ": expected ", this->width(),
+                                       " features (the width the standardizer was fitted on), "
+                                       "got ",
+                                       width));
         T* data = features.data();
         const T* m = mean.data();
         const T* s = inv_std.data();
         for (std::size_t i = 0; i < features.shape(0); ++i)
             for (std::size_t j = 0; j < width; ++j)
                 data[i * width + j] = (data[i * width + j] - m[j]) * s[j];
+    }
+
+  private:
+    /// "standardizer: <what>" when the caller named the data, else the function's name.
+    static std::string message_prefix(std::string_view function, std::string_view what) {
+        return what.empty() ? detail::concat("standardizer::", function)
+                            : detail::concat("standardizer: ", what);
     }
 };
 

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/memory.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/train/dataset.hpp"
@@ -57,6 +60,60 @@ inline random_key synthetic_key(std::uint64_t seed, synthetic_stream stream) {
     return {seed, synthetic_layer, static_cast<std::uint32_t>(stream)};
 }
 
+/// Byte counts saturate here: a count that does not fit in 64 bits is this, which no
+/// machine has available.
+inline constexpr std::uint64_t synthetic_too_many = std::numeric_limits<std::uint64_t>::max();
+
+/// a * b, saturated. Overflow is tested by division: the product itself would already have
+/// wrapped around to a small, plausible size.
+inline std::uint64_t synthetic_product(std::uint64_t a, std::uint64_t b) {
+    if (a != 0 && b > synthetic_too_many / a) return synthetic_too_many;
+    return a * b;
+}
+
+/// a + b, saturated.
+inline std::uint64_t synthetic_sum(std::uint64_t a, std::uint64_t b) {
+    return b > synthetic_too_many - a ? synthetic_too_many : a + b;
+}
+
+/// The latent dimensions make_synthetic uses for `options`.
+inline std::size_t synthetic_latent_width(const synthetic_options& options) {
+    return options.latent_width != 0 ? options.latent_width
+                                     : std::min<std::size_t>(options.width, 10);
+}
+
+/// Bytes make_synthetic allocates for `samples` samples: features and labels, plus the
+/// cluster centres and the embedding (width x latent doubles: the larger part when the set
+/// is wide and short). synthetic_too_many when the count does not fit in 64 bits.
+template <class T>
+std::uint64_t synthetic_bytes(const synthetic_options& options, std::uint64_t samples) {
+    const std::uint64_t latent = synthetic_latent_width(options);
+    const auto per_sample =
+        synthetic_sum(synthetic_product(options.width, sizeof(T)), sizeof(std::uint32_t));
+    const auto centres =
+        synthetic_product(synthetic_product(options.classes, options.cluster_pairs), latent);
+    const auto embedding = synthetic_product(options.width, latent);
+    return synthetic_sum(synthetic_product(samples, per_sample),
+                         synthetic_product(synthetic_sum(centres, embedding), sizeof(double)));
+}
+
+/// The memory preflight: throws shardnet::error, before anything is allocated, when the
+/// data set cannot fit in the memory this process may still take. Without it an absurd
+/// sample count ends in std::bad_alloc, which no rank agrees on and nobody can read.
+/// `samples` may be synthetic_too_many; `samples_text` says how many samples, e.g. "100
+/// samples" or "110 samples (100 train + 10 test)".
+template <class T>
+void check_synthetic_memory(const synthetic_options& options, std::uint64_t samples,
+                            const std::string& samples_text) {
+    const auto need = synthetic_bytes<T>(options, samples);
+    const auto available = available_memory_bytes();
+    if (need != synthetic_too_many && need <= available) return;
+    throw error(
+        concat("synthetic data: ", samples_text, " x ", options.width, " features need ",
+               need != synthetic_too_many ? format_bytes(need) : std::string("more than 16 EiB"),
+               ", only ", format_bytes(available), " is available"));
+}
+
 /// floor(u * n) for u in [0, 1), clamped because u * n may round up to n.
 inline std::size_t synthetic_pick(double u, std::size_t n) {
     return std::min(static_cast<std::size_t>(u * static_cast<double>(n)), n - 1);
@@ -69,7 +126,9 @@ inline std::size_t synthetic_pick(double u, std::size_t n) {
 /// Classes are drawn uniformly per sample, so they are balanced in expectation.
 /// @tparam T the feature type.
 /// @throws shardnet::error if samples, width, classes or cluster_pairs is 0, or separation
-///         or feature_noise is negative or not finite.
+///         or feature_noise is negative or not finite; or, before allocating, if the data set
+///         needs more memory than available_memory_bytes() reports: "synthetic data: <n>
+///         samples x <width> features need <bytes>, only <bytes> is available".
 /// @post result.size() == samples, result.width() == width, result.num_classes == classes;
 ///       bitwise the same for the same options in every process of one build, whatever the
 ///       number of ranks (builds differ only by the last bits of libm's log/cos and FMA use).
@@ -86,13 +145,14 @@ dataset<T> make_synthetic(const synthetic_options& options) {
             "a finite separation >= 0", options.separation);
     require(std::isfinite(options.feature_noise) && options.feature_noise >= 0,
             "a finite feature_noise >= 0", options.feature_noise);
+    detail::check_synthetic_memory<T>(options, options.samples,
+                                      detail::concat(options.samples, " samples"));
 
     using detail::synthetic_key;
     using detail::synthetic_stream;
     const std::uint64_t seed = options.seed;
     const std::size_t width = options.width;
-    const std::size_t latent =
-        options.latent_width != 0 ? options.latent_width : std::min<std::size_t>(width, 10);
+    const std::size_t latent = detail::synthetic_latent_width(options);
     const std::size_t clusters = options.classes * options.cluster_pairs;
 
     std::vector<double> centres(clusters * latent);
@@ -152,10 +212,17 @@ struct synthetic_split {
 };
 
 /// Train: options.samples samples from options.first_sample; test: the next `test_samples`.
-/// @throws shardnet::error as make_synthetic, or if test_samples is 0.
+/// @throws shardnet::error as make_synthetic, or if test_samples is 0; the memory preflight
+///         covers both sets together, so it fails before the train set takes the memory.
 template <class T>
 synthetic_split<T> make_synthetic_split(const synthetic_options& options,
                                         std::size_t test_samples) {
+    const auto total = detail::synthetic_sum(options.samples, test_samples);
+    detail::check_synthetic_memory<T>(
+        options, total,
+        detail::concat(total != detail::synthetic_too_many ? std::to_string(total)
+                                                           : std::string("more than 2^64"),
+                       " samples (", options.samples, " train + ", test_samples, " test)"));
     synthetic_options test_options = options;
     test_options.samples = test_samples;
     test_options.first_sample = options.first_sample + options.samples;
