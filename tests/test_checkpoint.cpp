@@ -13,6 +13,8 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,14 @@ using resharded_net = sn::sequential<sn::dense<T, sn::row_split, act::relu>,
                                      sn::dense<T, sn::replicated, act::identity>>;
 // Widths that divide by nothing, so shards are uneven; 7 > 4 ranks, 3 < 4 ranks (empty shards).
 const std::vector<std::size_t> widths = {6, 7, 5, 3};
+
+std::string read_bytes(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const fs::path& p, const std::string& bytes) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
 
 /// A fresh directory with the same name on every rank of `comm` (rank 0 creates it).
 template <class Comm>
@@ -245,7 +255,14 @@ TEST_SUITE("mpi") {
         CHECK(same_everywhere(world, message));
         CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{1});
         CHECK(sn::latest_checkpoint(dir) == first);
-        CHECK(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2)) / "manifest.bin"));
+        // A failed save removes what it staged (after a full disk, the space comes back now);
+        // a real crash leaves it behind, for the next save to clear.
+        world.barrier();  // rank 0 removes it
+        CHECK_FALSE(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+        if (world.rank() == 0) {
+            fs::create_directories(dir / (".tmp-" + sn::checkpoint_name(2)));
+            write_bytes(dir / (".tmp-" + sn::checkpoint_name(2)) / "manifest.bin", "left over");
+        }
 
         sn::load_checkpoint(grid, first, net, opt);
         CHECK(bitwise_equal(before, gathered(net, grid.model())));
@@ -300,13 +317,6 @@ using tiny_net = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                 sn::dense<float, sn::row_split, act::identity>>;
 const std::vector<std::size_t> tiny_widths = {4, 5, 3};
 
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const fs::path& p, const std::string& bytes) {
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 /// A valid checkpoint of a trained tiny network, made once per process.
 struct corpus {
@@ -545,7 +555,9 @@ TEST_SUITE("mpi") {
             sn::optimizer<float> opt(sn::adam(1e-2));
             const std::uint64_t seed = world.rank() == 1 ? 2 : 1;
             const std::string e = error_of([&] { train_epochs(grid, net, opt, data, 1, seed); });
-            CHECK(e.find("different training options") != std::string::npos);
+            CHECK(e.find(
+                      "training settings differ between ranks: seed is 1 on rank 0, 2 on rank 1") !=
+                  std::string::npos);
             CHECK(same_everywhere(world, e));
         }
     }
@@ -567,5 +579,153 @@ TEST_SUITE("mpi") {
             CHECK(e == "trainer: checkpoint_every and resume need a checkpoint_dir");
             CHECK(same_everywhere(world, e));
         }
+    }
+
+    TEST_CASE("run identity: another run's checkpoints are refused, named, and never pruned") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "identity");
+        const auto data = small_data<float>(40, 3);
+        auto fit = [&](double lr, bool resume, bool overwrite, std::ostream* out = nullptr) {
+            saved_net<float> net(grid.model(), widths);
+            sn::optimizer<float> opt(sn::adam(lr));
+            sn::trainer_options o;
+            o.epochs = 2;
+            o.batch = 8;
+            o.report = out != nullptr;
+            if (out) o.out = out;
+            o.checkpoint_dir = dir.string();
+            o.checkpoint_every = 2;
+            o.checkpoint_keep = 2;
+            o.resume = resume;
+            o.overwrite = overwrite;
+            sn::trainer trainer(grid, net, opt, o);
+            return trainer.fit(data);
+        };
+        fit(1e-2, false, false);  // run A: 10 steps, keeps steps 8 and 10
+
+        // A fresh run B (another learning rate) refuses the directory and says how they differ.
+        std::string e = error_of([&] { fit(1e-3, false, false); });
+        CHECK(e.find("holds another run's checkpoints") != std::string::npos);
+        CHECK(e.find("optimizer.lr is 0.01 there, 0.001 in this run") != std::string::npos);
+        CHECK(same_everywhere(world, e));
+        // Resuming B from A's checkpoint is refused the same way.
+        e = error_of([&] { fit(1e-3, true, false); });
+        CHECK(e.find("was written by another run: optimizer.lr is 0.01 there, 0.001 in this run") !=
+              std::string::npos);
+        CHECK(same_everywhere(world, e));
+        // A fresh start of A itself is refused too: its newer checkpoints would outlive it.
+        e = error_of([&] { fit(1e-2, false, false); });
+        CHECK(e.find("checkpoints of this same run") != std::string::npos);
+        if (world.rank() == 0) CHECK(sn::list_checkpoints(dir).size() == 2);  // nothing pruned
+
+        // Pruning by one run never removes another run's checkpoint.
+        {
+            saved_net<float> net(grid.model(), widths);
+            sn::training_position other;
+            other.run_settings = "run=other\n";
+            sn::checkpoint_options c;
+            c.keep = 1;
+            sn::no_optimizer<float> none;
+            sn::save_checkpoint(grid, dir, 100, net, none, &other, c);
+            sn::training_position mine;
+            mine.run_settings = "run=mine\n";
+            sn::save_checkpoint(grid, dir, 101, net, none, &mine, c);
+            sn::save_checkpoint(grid, dir, 102, net, none, &mine, c);
+            if (world.rank() == 0)
+                CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{8, 10, 100, 102});
+        }
+
+        // overwrite replaces everything and the run proceeds.
+        std::ostringstream out;
+        const auto result = fit(1e-3, false, true, &out);
+        CHECK(result.step_losses.size() == 10);
+        if (world.rank() == 0)
+            CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{8, 10});
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("resume falls back past a damaged or stray newest checkpoint, naming it") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "fallback");
+        const auto data = small_data<float>(40, 3);
+        auto fit = [&](std::size_t epochs, bool resume, std::ostream& out) {
+            saved_net<float> net(grid.model(), widths);
+            sn::optimizer<float> opt(sn::adam(1e-2));
+            sn::trainer_options o;
+            o.epochs = epochs;
+            o.batch = 8;
+            o.out = &out;
+            o.checkpoint_dir = dir.string();
+            o.checkpoint_every = 3;
+            o.checkpoint_keep = 0;
+            o.resume = resume;
+            sn::trainer trainer(grid, net, opt, o);
+            return trainer.fit(data);
+        };
+        std::ostringstream first;
+        const auto reference = fit(2, false, first);  // saves steps 3, 6, 9 and 10
+        world.barrier();
+        if (world.rank() == 0) {
+            // The newest is damaged (a flipped byte in a shard file), and a stray file is named
+            // like an even newer checkpoint.
+            const fs::path shard = dir / sn::checkpoint_name(10) / sn::detail::shard_file_name(0);
+            std::string bytes = read_bytes(shard);
+            bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x10);
+            write_bytes(shard, bytes);
+            write_bytes(dir / sn::checkpoint_name(99), "not a checkpoint");
+        }
+        world.barrier();
+        std::ostringstream out;
+        const auto resumed = fit(2, true, out);
+        CHECK(resumed.resumed_at == 9);
+        CHECK(resumed.step_losses == reference.step_losses);
+        if (world.rank() == 0) {
+            const std::string said = out.str();
+            CHECK(said.find("skipping '" + (dir / sn::checkpoint_name(99)).string() + "'") !=
+                  std::string::npos);
+            CHECK(said.find(sn::checkpoint_name(10) + "/" + sn::detail::shard_file_name(0)) !=
+                  std::string::npos);
+            CHECK(said.find("falling back") != std::string::npos);
+            CHECK(said.find("resumed at step 9 ") != std::string::npos);
+        }
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("a checkpoint directory in use by another run is refused, naming the holder") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "locked");
+        std::optional<sn::checkpoint_directory_lock> other;
+        if (world.rank() == 0) {
+            fs::create_directories(dir / ".tmp-step-000000000007");  // left by a crashed save
+            other.emplace(dir);
+            CHECK_FALSE(fs::exists(dir / ".tmp-step-000000000007"));
+        }
+        const auto data = small_data<float>(16, 3);
+        saved_net<float> net(grid.model(), widths);
+        sn::optimizer<float> opt(sn::adam(1e-2));
+        sn::trainer_options o;
+        o.report = false;
+        o.epochs = 1;
+        o.batch = 8;
+        o.checkpoint_dir = dir.string();
+        o.checkpoint_every = 1;
+        {
+            sn::trainer trainer(grid, net, opt, o);
+            const std::string e = error_of([&] { trainer.fit(data); });
+            CHECK(e.find("is in use by another run (host ") != std::string::npos);
+            if (world.rank() == 0)
+                CHECK(e.find("pid " + std::to_string(::getpid())) != std::string::npos);
+            CHECK(same_everywhere(world, e));
+        }
+        other.reset();  // the holder ends: the directory is free again
+        sn::trainer trainer(grid, net, opt, o);
+        CHECK(trainer.fit(data).step_losses.size() == 2);
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
     }
 }

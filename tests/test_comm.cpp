@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,36 @@ TEST_SUITE("mpi") {
         }
         CHECK(message == "rank " + std::to_string(world.size() / 2) + " says no");
         CHECK(sn::agree_on(world, [] { return 42; }) == 42);
+    }
+
+    TEST_CASE("an agreed error knows how many ranks throw it together") {
+        sn::mpi_communicator world;
+        std::size_t group = 0;
+        try {
+            sn::agree(world, std::optional<std::string>("no"));
+        } catch (const sn::agreed_error& e) {
+            group = e.group_size();
+        }
+        CHECK(group == world.size());
+    }
+
+    TEST_CASE("ranks with different settings all stop, naming the setting and the rank") {
+        sn::mpi_communicator world;
+        sn::settings mine;
+        mine.set("--lr", "0.01");
+        mine.set("--epochs", "3");
+        sn::agree_same_settings(world, mine, "options");  // equal everywhere: no error
+        if (world.size() < 2) return;
+        const std::size_t odd = world.size() - 1;
+        if (world.rank() == odd) mine.set("--lr", "0.1");
+        std::string message;
+        try {
+            sn::agree_same_settings(world, mine, "options");
+        } catch (const sn::agreed_error& e) {
+            message = e.what();
+        }
+        CHECK(message == "options differ between ranks: --lr is 0.01 on rank 0, 0.1 on rank " +
+                             std::to_string(odd));
     }
 }
 

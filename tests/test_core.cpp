@@ -2,15 +2,27 @@
 // scales, activations (derivatives, SIMD against scalar) and learning-rate schedules.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "shardnet/core/random.hpp"
+#include "shardnet/core/settings.hpp"
 #include "shardnet/core/shard.hpp"
+#include "shardnet/io/output_file.hpp"
 #include "shardnet/kernels/elementwise.hpp"
 #include "shardnet/layers/activation.hpp"
 #include "shardnet/layers/init.hpp"
+#include "shardnet/net/sequential.hpp"
+#include "shardnet/partition/column_split.hpp"
+#include "shardnet/partition/row_split.hpp"
+#include "shardnet/train/memory_preflight.hpp"
 #include "shardnet/train/schedule.hpp"
 #include "shardnet/train/shuffle.hpp"
 
@@ -164,5 +176,138 @@ TEST_SUITE("serial") {
         for (std::size_t i : a)
             seen[i] = true;
         CHECK(std::count(seen.begin(), seen.end(), true) == 1000);
+    }
+}
+
+// Settings, run identities and output files: what the reliability rules are built on.
+namespace {
+
+enum class colour { red, green };
+struct inner {
+    int a = 1;
+    double b = 0.5;
+};
+struct sample_options {
+    std::size_t count = 3;
+    double rate = 0.1;
+    bool flag = false;
+    colour c = colour::green;
+    std::string name = "x";
+    std::optional<bool> maybe;
+    std::vector<std::int64_t> widths = {4, 5};
+    inner nested;
+    std::ostream* out = nullptr;
+};
+constexpr shardnet::setting_field sample_fields[] = {
+    {"count", shardnet::setting_role::identifies_run},
+    {"rate", shardnet::setting_role::identifies_run},
+    {"flag", shardnet::setting_role::same_on_ranks},
+    {"c", shardnet::setting_role::identifies_run},
+    {"name", shardnet::setting_role::same_on_ranks},
+    {"maybe", shardnet::setting_role::identifies_run},
+    {"widths", shardnet::setting_role::identifies_run},
+    {"nested", shardnet::setting_role::identifies_run},
+    {"out", shardnet::setting_role::per_rank},
+};
+
+}  // namespace
+
+TEST_SUITE("serial") {
+    TEST_CASE("options structs are described field by field, none left out") {
+        static_assert(shardnet::detail::field_count<sample_options>() == 9);
+        sample_options o;
+        const auto run =
+            shardnet::describe_fields(o, sample_fields, shardnet::setting_role::identifies_run);
+        CHECK(run.text() == "count=3\nrate=0.1\nc=1\nmaybe=none\nwidths=4,5\nnested={1,0.5}\n");
+        const auto agree =
+            shardnet::describe_fields(o, sample_fields, shardnet::setting_role::same_on_ranks);
+        CHECK(agree.entries().size() == 8);  // everything but the per-rank stream
+        CHECK(agree.get("name") == std::optional<std::string>("x"));
+        CHECK(shardnet::settings::parse(run.text()) == run);
+
+        sample_options other = o;
+        other.rate = 0.01;
+        other.nested.a = 2;
+        const auto theirs =
+            shardnet::describe_fields(other, sample_fields, shardnet::setting_role::identifies_run);
+        CHECK(shardnet::setting_differences(run, "here", theirs, "there") ==
+              "rate is 0.1 here, 0.01 there; nested is {1,0.5} here, {2,0.5} there");
+        CHECK(shardnet::setting_differences(run, "a", run, "b").empty());
+        shardnet::settings missing;
+        missing.set("count", "3");
+        CHECK(shardnet::setting_differences(missing, "a", run, "b", 1) ==
+              "rate is unset a, 0.1 b (and 4 more)");
+    }
+
+    TEST_CASE("settings keep one line per entry whatever the text") {
+        shardnet::settings s;
+        s.set("a=b", "line one\nline two");
+        s.set("k", "v");
+        s.set("k", "w");  // replaces
+        CHECK(s.text() == "a\\=b=line one\\nline two\nk=w\n");
+        CHECK(shardnet::shortest_decimal(0.984) == "0.984");
+        CHECK(shardnet::shortest_decimal(2.52215887266605) == "2.52215887266605");
+        CHECK(std::stod(shardnet::shortest_decimal(1.0 / 3)) == 1.0 / 3);
+    }
+
+    TEST_CASE("outputs are checked before a run and written whole or not at all") {
+        namespace fs = std::filesystem;
+        const fs::path dir =
+            fs::temp_directory_path() / ("shardnet-out-" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+        const fs::path input = dir / "train.csv";
+        shardnet::write_file_atomically(input, "0,1\n", "test");
+        auto error_of = [](auto&& f) -> std::string {
+            try {
+                f();
+            } catch (const shardnet::error& e) {
+                return e.what();
+            }
+            return "";
+        };
+        CHECK(error_of([&] {
+                  shardnet::check_output_path(input, "--metrics", {input});
+              }).find("is also an input of this run") != std::string::npos);
+        // The same file by another name is still the input.
+        CHECK_FALSE(error_of([&] {
+                        shardnet::check_output_path(dir / "." / "train.csv", "--metrics", {input});
+                    }).empty());
+        CHECK(error_of([&] {
+                  shardnet::check_output_path(dir / "no" / "m.csv", "--metrics", {});
+              }).find("does not exist") != std::string::npos);
+        CHECK(error_of([&] {
+                  shardnet::check_output_path(dir, "--metrics", {});
+              }).find("is a directory") != std::string::npos);
+        CHECK(error_of([&] {
+                  shardnet::check_output_path(dir / "m.csv", "--metrics", {input});
+              }).empty());
+        CHECK_FALSE(fs::exists(dir / "m.csv"));  // checking creates nothing
+
+        CHECK(error_of([&] { shardnet::write_file_atomically("/dev/full", "x", "--losses"); }) ==
+              "--losses '/dev/full' cannot be written: No space left on device");
+        shardnet::write_file_atomically(input, "new\n", "test");
+        std::ifstream in(input);
+        std::string line;
+        std::getline(in, line);
+        CHECK(line == "new");
+        CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+        fs::remove_all(dir);
+    }
+
+    TEST_CASE("the memory preflight counts each rank's shards") {
+        using net = shardnet::sequential<
+            shardnet::dense<float, shardnet::column_split, shardnet::activation::relu>,
+            shardnet::dense<float, shardnet::row_split, shardnet::activation::identity>>;
+        const std::vector<std::size_t> widths = {100, 1000, 10};
+        const auto one = shardnet::estimate_training_memory<net>(widths, 1, 0, 32, 2);
+        CHECK(one.weights == doctest::Approx(4.0 * (100 * 1000 + 1000 + 1000 * 10 + 10)));
+        CHECK(one.optimizer_state == doctest::Approx(2 * one.weights));
+        const auto quarter = shardnet::estimate_training_memory<net>(widths, 4, 3, 32, 2);
+        CHECK(quarter.weights == doctest::Approx(4.0 * (100 * 250 + 250 + 250 * 10 + 10)));
+        CHECK(quarter.total() < one.total());
+        // Widths whose product overflows 64 bits still give a (huge) finite estimate.
+        const auto huge = shardnet::estimate_training_memory<net>(
+            {std::size_t{1} << 40, std::size_t{1} << 40, 10}, 1, 0, 1, 0);
+        CHECK(huge.weights > 1e24);
     }
 }

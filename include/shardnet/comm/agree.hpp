@@ -112,7 +112,7 @@ void agree_same_settings(Comm& comm, const settings& mine, std::string_view what
     comm.broadcast(first.data(), first.size(), 0);
     std::optional<std::string> failure;
     if (first != text)
-        failure = detail::concat(what, ": ranks were started with different settings: ",
+        failure = detail::concat(what, " differ between ranks: ",
                                  setting_differences(settings::parse(first), "on rank 0", mine,
                                                      detail::concat("on rank ", comm.rank())));
     agree(comm, failure);  // unequal hashes mean some rank's text differs: this throws
