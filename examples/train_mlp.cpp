@@ -13,7 +13,8 @@
 // steps (keeping the newest --keep of this run); --resume continues from the newest intact one
 // of the same run, and the run then ends bitwise as if never interrupted. A directory holding
 // checkpoints is refused by a fresh run unless --overwrite. SHARDNET_TEST_KILL=RANK:STEP (tests
-// only) makes that world rank kill itself with SIGKILL once STEP steps are done.
+// only) makes that world rank kill itself with SIGKILL once STEP steps are done;
+// SHARDNET_TEST_FAIL=RANK:STEP makes it throw an error the other ranks cannot see.
 //
 // Every error either stops every rank with the same message (bad options, bad data, ranks
 // started differently) or aborts the whole job: shardnet::collective_main keeps that rule.
@@ -158,13 +159,21 @@ void check_outputs(const config& c) {
 }
 
 /// SHARDNET_TEST_KILL=RANK:STEP: a deterministic stand-in for a node failing mid-run.
-std::function<void(std::size_t)> test_kill_hook(std::size_t world_rank) {
-    const char* spec = std::getenv("SHARDNET_TEST_KILL");
-    unsigned long rank = 0, step = 0;
-    if (spec == nullptr || std::sscanf(spec, "%lu:%lu", &rank, &step) != 2 || rank != world_rank)
-        return {};
-    return [step](std::size_t done) {
-        if (done == step) std::raise(SIGKILL);
+/// SHARDNET_TEST_FAIL=RANK:STEP: that rank alone throws after STEP steps, while the others go on
+/// into the next step's collectives: an error no other rank can see (the job must abort).
+std::function<void(std::size_t)> test_failure_hook(std::size_t world_rank) {
+    unsigned long rank = 0, kill_step = 0, fail_step = 0;
+    const char* kill = std::getenv("SHARDNET_TEST_KILL");
+    const char* fail = std::getenv("SHARDNET_TEST_FAIL");
+    const bool kills =
+        kill && std::sscanf(kill, "%lu:%lu", &rank, &kill_step) == 2 && rank == world_rank;
+    const bool fails =
+        fail && std::sscanf(fail, "%lu:%lu", &rank, &fail_step) == 2 && rank == world_rank;
+    if (!kills && !fails) return {};
+    return [=](std::size_t done) {
+        if (kills && done == kill_step) std::raise(SIGKILL);
+        if (fails && done == fail_step)
+            throw sn::error("injected failure after step " + std::to_string(done));
     };
 }
 
@@ -214,9 +223,11 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     data_sets data = sn::agree_on(world, [&] {
         data_sets d = load_data(c, widths);
         if (!c.no_normalize) {
-            const auto scaler = sn::standardizer<real>::fit(d.train.features);
-            scaler.apply(d.train.features);
-            if (!d.test.empty()) scaler.apply(d.test.features);
+            const std::string train_name = "training set '" + c.train_path + "'";
+            const std::string test_name = "test set '" + c.test_path + "'";
+            const auto scaler = sn::standardizer<real>::fit(d.train.features, train_name);
+            scaler.apply(d.train.features, train_name);
+            if (!d.test.empty()) scaler.apply(d.test.features, test_name);
         }
         return d;
     });
@@ -250,7 +261,7 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     options.overlap_gradient_reduction = c.overlap_gradients;
     options.non_finite =
         c.on_non_finite == "skip" ? sn::non_finite_policy::skip_step : sn::non_finite_policy::stop;
-    options.after_step = test_kill_hook(world.rank());
+    options.after_step = test_failure_hook(world.rank());
     options.run_settings =
         sn::describe_fields(c, config_fields, sn::setting_role::identifies_run, "train_mlp ");
     sn::trainer trainer(grid, net, opt, options);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/printable.hpp"
 #include "shardnet/core/reflect.hpp"
 
 namespace shardnet {
@@ -112,9 +113,15 @@ inline std::string setting_differences(const settings& a, std::string_view a_nam
     auto note = [&](const std::string& key, const std::optional<std::string>& va,
                     const std::optional<std::string>& vb) {
         if (va == vb) return;
+        auto text = [](const std::optional<std::string>& v) {
+            // Values may come from a damaged or hostile checkpoint: quote them printable.
+            return !v           ? std::string("unset")
+                   : v->empty() ? std::string("empty")
+                                : detail::printable(*v, 100);
+        };
         if (count++ < most)
-            found.push_back(detail::concat(key, " is ", va ? *va : "unset", " ", a_name, ", ",
-                                           vb ? *vb : "unset", " ", b_name));
+            found.push_back(
+                detail::concat(key, " is ", text(va), " ", a_name, ", ", text(vb), " ", b_name));
     };
     for (const auto& [key, value] : a.entries())
         note(key, value, b.get(key));
