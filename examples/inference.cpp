@@ -5,7 +5,6 @@
 //   mpiexec -n 3 ./inference examples/data/tiny_mlp
 //
 // It checks itself: the logits must match the ones the Python trainer computed.
-#include <boost/mpi/environment.hpp>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -13,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "shardnet/comm/collective_main.hpp"
 #include "shardnet/shardnet.hpp"
 
 namespace sn = shardnet;
@@ -60,10 +60,9 @@ void import_layer(Layer& layer, Comm& group, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    boost::mpi::environment env(argc, argv);
-    sn::mpi_communicator world;
-    const std::string dir = argc > 1 ? argv[1] : "examples/data/tiny_mlp";
-    try {
+    // Errors are agreed on by every rank or abort the job: see collective_main.
+    return sn::collective_main(argc, argv, "inference", [&](sn::mpi_communicator& world) {
+        const std::string dir = argc > 1 ? argv[1] : "examples/data/tiny_mlp";
         // The Megatron pair: fc1 keeps a block of the 16 hidden units per rank (any P works,
         // 16 need not divide), fc2 sums the ranks' partial logits with one all-reduce.
         using net_type = sn::sequential<sn::dense<float, sn::column_split, sn::activation::relu>,
@@ -99,8 +98,5 @@ int main(int argc, char** argv) {
                       << (ok ? " (ok)" : " (MISMATCH)") << "\n";
         }
         return ok ? 0 : 1;
-    } catch (const sn::error& e) {
-        if (world.rank() == 0) std::cerr << "inference: error: " << e.what() << "\n";
-        return 1;
-    }
+    });
 }
