@@ -28,6 +28,7 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -98,7 +99,11 @@ constexpr sn::setting_field config_fields[] = {
 
 /// Usage errors: values CLI11 parsed but that make no sense. Same arguments, same message.
 void validate(const config& c) {
-    auto fail = [](const auto&... parts) { throw sn::error(sn::detail::concat(parts...)); };
+    auto fail = [](const auto&... parts) {
+        std::ostringstream message;
+        (message << ... << parts);
+        throw sn::error(message.str());
+    };
     constexpr std::int64_t max_width = 2147483647;
     for (std::int64_t w : c.layers)
         if (w < 1 || w > max_width)
@@ -146,7 +151,7 @@ void check_outputs(const config& c) {
     auto inputs = input_files(c);
     if (!c.checkpoint_dir.empty()) {
         for (const auto& input : inputs)
-            if (sn::detail::same_file(c.checkpoint_dir, input))
+            if (sn::same_file(c.checkpoint_dir, input))
                 throw sn::error("--checkpoint-dir '" + c.checkpoint_dir +
                                 "' is also an input of this run");
         inputs.emplace_back(c.checkpoint_dir);

@@ -259,6 +259,7 @@ TEST_SUITE("mpi") {
         // a real crash leaves it behind, for the next save to clear.
         world.barrier();  // rank 0 removes it
         CHECK_FALSE(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+        world.barrier();  // every rank looked before rank 0 makes a leftover of its own
         if (world.rank() == 0) {
             fs::create_directories(dir / (".tmp-" + sn::checkpoint_name(2)));
             write_bytes(dir / (".tmp-" + sn::checkpoint_name(2)) / "manifest.bin", "left over");

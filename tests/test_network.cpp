@@ -462,8 +462,11 @@ TEST_SUITE("mpi") {
             const std::size_t hidden = world.rank() == 0 ? 8 : 9;
             using net_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                             sn::dense<float, sn::row_split, act::identity>>;
-            CHECK_THROWS_WITH_AS(net_type(world, {3, hidden, 2}),
-                                 doctest::Contains("different network configurations"), sn::error);
+            CHECK_THROWS_WITH_AS(
+                net_type(world, {3, hidden, 2}),
+                doctest::Contains("network configurations differ between ranks: widths is "
+                                  "3,8,2 on rank 0, 3,9,2 on rank 1"),
+                sn::error);
         }
     }
 

@@ -19,18 +19,14 @@
 
 namespace shardnet {
 
-namespace detail {
-
 /// Whether a and b name the same file (or would: nonexistent paths compare by their absolute,
-/// normalized form).
+/// normalized form). Not collective.
 inline bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
     std::error_code ec;
     if (std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec))
         return std::filesystem::equivalent(a, b, ec);
     return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
 }
-
-}  // namespace detail
 
 /// Checks that `path` can be written as the output named `what` ("--metrics"): its directory
 /// exists and is writable, it is not a directory, and it is none of `inputs` (nor inside one
@@ -42,7 +38,7 @@ inline void check_output_path(const std::filesystem::path& path, std::string_vie
         throw error(detail::concat(what, " '", path.string(), "': ", parts...));
     };
     for (const auto& input : inputs)
-        if (!input.empty() && detail::same_file(path, input))
+        if (!input.empty() && same_file(path, input))
             fail("is also an input of this run ('", input.string(),
                  "'); an output never overwrites an input");
     std::error_code ec;

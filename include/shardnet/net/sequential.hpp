@@ -21,6 +21,7 @@
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/progress.hpp"
+#include "shardnet/core/settings.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/layers/dense.hpp"
 #include "shardnet/net/conversion.hpp"
@@ -39,6 +40,13 @@ struct network_options {
 };
 
 namespace detail {
+
+/// Every field of network_options: all of them must be the same on every rank of a group.
+inline constexpr setting_field network_option_fields[] = {
+    {"seed", setting_role::same_on_ranks},
+    {"bias", setting_role::same_on_ranks},
+    {"init", setting_role::same_on_ranks},
+};
 
 template <class T, layout Previous, class... Layers>
 struct conversions_between {
@@ -260,22 +268,19 @@ class sequential {
     template <communicator Comm>
     static std::vector<std::size_t> checked_widths(Comm& group, const std::vector<std::size_t>& w,
                                                    const network_options& options) {
-        // A fingerprint of everything that shapes the collective schedule: ranks that were
-        // started differently would otherwise deadlock later, far from the cause.
-        std::size_t h = std::hash<std::size_t>{}(w.size());
-        auto mix = [&h](std::size_t v) { detail::hash_mix(h, v); };
-        for (std::size_t v : w)
-            mix(v);
-        mix(static_cast<std::size_t>(options.seed));
-        mix(options.bias);
-        (mix(std::hash<std::string_view>{}(Layers::partition_type::name)), ...);
-        (mix(std::hash<std::string_view>{}(Layers::activation_type::name)), ...);
-        const bool same = same_on_all_ranks(group, h);
+        // Everything that shapes the collective schedule: ranks that were started differently
+        // would otherwise deadlock later, far from the cause. The options are read field by
+        // field (network_option_fields), so a new option cannot go unchecked.
+        settings config =
+            describe_fields(options, detail::network_option_fields, setting_role::same_on_ranks);
+        config.set("widths", detail::setting_value(w));
+        std::string layers;
+        ((layers += std::string(Layers::partition_type::name) + "/" +
+                    std::string(Layers::activation_type::name) + " "),
+         ...);
+        config.set("layers", layers);
+        agree_same_settings(group, config, "sequential: the network configurations");
         agree_on(group, [&] {
-            if (!same)
-                throw error(
-                    "sequential: ranks were started with different network "
-                    "configurations (widths, seed, bias, partitions or activations)");
             if (w.size() != depth + 1)
                 throw error(detail::concat("sequential: ", depth, " layers need ", depth + 1,
                                            " widths (input, hidden..., output), got ", w.size()));
