@@ -5,7 +5,6 @@
 //   mpiexec -n 2 ./custom_communicator
 //
 // It checks itself: the elements it logged must be the ones the network's plan announced.
-#include <boost/mpi/environment.hpp>
 #include <cstdint>
 #include <iostream>
 #include <numeric>
@@ -13,6 +12,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "shardnet/comm/collective_main.hpp"
 #include "shardnet/shardnet.hpp"
 
 namespace sn = shardnet;
@@ -97,35 +97,38 @@ static_assert(sn::communicator<logging_communicator>);
 }  // namespace
 
 int main(int argc, char** argv) {
-    boost::mpi::environment env(argc, argv);
-    const bool root = sn::mpi_communicator().rank() == 0;
-    logging_communicator group(root ? &std::cout : nullptr);  // only rank 0 prints its log
+    // Errors are agreed on by every rank or abort the job: see collective_main.
+    return sn::collective_main(argc, argv, "custom_communicator", [&](sn::mpi_communicator& world) {
+        const bool root = world.rank() == 0;
+        logging_communicator group(root ? &std::cout : nullptr);  // only rank 0 prints its log
 
-    // replicated -> column -> row -> column: the network every partition's collectives show in.
-    using net_type = sn::sequential<sn::dense<float, sn::replicated, sn::activation::relu>,
-                                    sn::dense<float, sn::column_split, sn::activation::relu>,
-                                    sn::dense<float, sn::row_split, sn::activation::relu>,
-                                    sn::dense<float, sn::column_split>>;
-    if (root) std::cout << "building the network:\n";
-    net_type net(group, {8, 16, 32, 16, 10});
-    const std::size_t batch = 4;
-    if (root) std::cout << net.plan(batch);
+        // replicated -> column -> row -> column: the network every partition's collectives show in.
+        using net_type = sn::sequential<sn::dense<float, sn::replicated, sn::activation::relu>,
+                                        sn::dense<float, sn::column_split, sn::activation::relu>,
+                                        sn::dense<float, sn::row_split, sn::activation::relu>,
+                                        sn::dense<float, sn::column_split>>;
+        if (root) std::cout << "building the network:\n";
+        net_type net(group, {8, 16, 32, 16, 10});
+        const std::size_t batch = 4;
+        if (root) std::cout << net.plan(batch);
 
-    sn::matrix<float> x = sn::matrix<float>::from_shape({batch, 8});
-    x.fill(0.5f);
-    if (root) std::cout << "forward:\n";
-    group.arithmetic_elements = 0;
-    const auto& logits = net.forward(group, x);
-    if (root) std::cout << "backward:\n";
-    sn::matrix<float> dy = logits;  // any gradient of the (sharded) logits will do here
-    net.backward(group, dy);
+        sn::matrix<float> x = sn::matrix<float>::from_shape({batch, 8});
+        x.fill(0.5f);
+        if (root) std::cout << "forward:\n";
+        group.arithmetic_elements = 0;
+        const auto& logits = net.forward(group, x);
+        if (root) std::cout << "backward:\n";
+        sn::matrix<float> dy = logits;  // any gradient of the (sharded) logits will do here
+        net.backward(group, dy);
 
-    const std::size_t planned = group.size() > 1 ? net.plan(batch).model_parallel_elements() : 0;
-    // Over one rank the collectives still run (as copies) but move nothing: the plan says 0.
-    const bool ok = group.size() == 1 || group.arithmetic_elements == planned;
-    if (root)
-        std::cout << "logged " << group.arithmetic_elements
-                  << " arithmetic elements, the plan says " << planned
-                  << (ok ? " (ok)" : " (MISMATCH)") << "\n";
-    return ok ? 0 : 1;
+        const std::size_t planned =
+            group.size() > 1 ? net.plan(batch).model_parallel_elements() : 0;
+        // Over one rank the collectives still run (as copies) but move nothing: the plan says 0.
+        const bool ok = group.size() == 1 || group.arithmetic_elements == planned;
+        if (root)
+            std::cout << "logged " << group.arithmetic_elements
+                      << " arithmetic elements, the plan says " << planned
+                      << (ok ? " (ok)" : " (MISMATCH)") << "\n";
+        return ok ? 0 : 1;
+    });
 }
