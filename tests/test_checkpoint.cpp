@@ -268,13 +268,22 @@ TEST_SUITE("mpi") {
         sn::load_checkpoint(grid, first, net, opt);
         CHECK(bitwise_equal(before, gathered(net, grid.model())));
 
-        // The next save clears the leftovers; keep-last-K prunes.
+        // Saves of other steps leave the leftover alone (it could be another saver's staging);
+        // keep-last-K prunes. The lock a run takes on the directory clears it.
         sn::checkpoint_options keep_two;
         keep_two.keep = 2;
         for (std::uint64_t step = 3; step <= 5; ++step)
             sn::save_checkpoint(grid, dir, step, net, opt, nullptr, keep_two);
         CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{4, 5});
-        CHECK_FALSE(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+        CHECK(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+        world.barrier();
+        if (world.rank() == 0) {
+            // A save killed between its two renames: its complete copy is published.
+            fs::rename(dir / sn::checkpoint_name(5), dir / (".tmp-" + sn::checkpoint_name(5)));
+            sn::checkpoint_directory_lock lock(dir);
+            CHECK_FALSE(fs::exists(dir / (".tmp-" + sn::checkpoint_name(2))));
+            CHECK(sn::list_checkpoints(dir) == std::vector<std::uint64_t>{4, 5});
+        }
         world.barrier();
         if (world.rank() == 0) fs::remove_all(dir);
     }
@@ -317,7 +326,6 @@ namespace {
 using tiny_net = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                 sn::dense<float, sn::row_split, act::identity>>;
 const std::vector<std::size_t> tiny_widths = {4, 5, 3};
-
 
 /// A valid checkpoint of a trained tiny network, made once per process.
 struct corpus {
@@ -692,6 +700,11 @@ TEST_SUITE("mpi") {
             CHECK(said.find("falling back") != std::string::npos);
             CHECK(said.find("resumed at step 9 ") != std::string::npos);
         }
+        // A checkpoint past the run's last epoch is refused, not skipped for an older one.
+        std::ostringstream shorter;
+        const std::string e = error_of([&] { fit(1, true, shorter); });
+        CHECK(e.find("past this run's 1 epochs") != std::string::npos);
+        CHECK(same_everywhere(world, e));
         world.barrier();
         if (world.rank() == 0) fs::remove_all(dir);
     }

@@ -245,6 +245,12 @@ TEST_SUITE("serial") {
         s.set("k", "v");
         s.set("k", "w");  // replaces
         CHECK(s.text() == "a\\=b=line one\\nline two\nk=w\n");
+        s.set("path", "C:\\new\\n");  // a backslash before an n is not a newline
+        CHECK(shardnet::settings::parse(s.text()) == s);
+        CHECK(shardnet::settings::parse(s.text()).get("a=b") ==
+              std::optional<std::string>("line one\nline two"));
+        CHECK(shardnet::detail::setting_value(std::vector<std::string>{"a,b"}) !=
+              shardnet::detail::setting_value(std::vector<std::string>{"a", "b"}));
         CHECK(shardnet::shortest_decimal(0.984) == "0.984");
         CHECK(shardnet::shortest_decimal(2.52215887266605) == "2.52215887266605");
         CHECK(std::stod(shardnet::shortest_decimal(1.0 / 3)) == 1.0 / 3);

@@ -18,14 +18,6 @@
 
 namespace shardnet {
 
-namespace detail {
-/// Folds v into the running hash h (boost::hash_combine's mixing): fingerprints of
-/// configurations that ranks must share.
-inline void hash_mix(std::size_t& h, std::size_t v) {
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-}
-}  // namespace detail
-
 /// The smallest and the largest of the values the ranks of a group passed.
 struct value_range {
     std::int64_t min = 0, max = 0;
@@ -45,7 +37,7 @@ value_range range_on_all_ranks(Comm& comm, std::int64_t value) {
 }
 
 /// Collective over comm's group: whether every rank passed the same value (typically a
-/// fingerprint from detail::hash_mix). range_on_all_ranks of value / 2, so values that differ
+/// hash, as agree_same_settings passes). range_on_all_ranks of value / 2, so values that differ
 /// only in their lowest bit count as the same: meant for hashes, not for sizes or counts.
 template <communicator Comm>
 bool same_on_all_ranks(Comm& comm, std::size_t value) {

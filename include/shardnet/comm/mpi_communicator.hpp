@@ -143,7 +143,9 @@ class mpi_communicator {
     /// Collective over this group.
     template <class T>
     void broadcast(T* data, std::size_t n, std::size_t root) {
-        if (size() == 1) return;
+        // Nothing to send: every rank passes the same n, so all skip together (an empty
+        // vector's data() may be null, which Boost.MPI would dereference).
+        if (size() == 1 || n == 0) return;
         boost::mpi::broadcast(comm_, data, detail::to_mpi_count(n), static_cast<int>(root));
     }
 

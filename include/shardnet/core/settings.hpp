@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <ranges>
 #include <string>
@@ -33,16 +34,14 @@ class settings {
   public:
     using entry = std::pair<std::string, std::string>;
 
-    /// Adds or replaces `key`. Newlines and '=' in keys, and newlines in values, are escaped
-    /// so that text() stays one line per entry.
+    /// Adds or replaces `key`. Any text is allowed in both; text() escapes what it must.
     void set(std::string_view key, std::string_view value) {
-        std::string k = escaped(key, true), v = escaped(value, false);
         for (auto& e : entries_)
-            if (e.first == k) {
-                e.second = std::move(v);
+            if (e.first == key) {
+                e.second = std::string(value);
                 return;
             }
-        entries_.emplace_back(std::move(k), std::move(v));
+        entries_.emplace_back(std::string(key), std::string(value));
     }
 
     /// Adds every entry of `other`, each key prefixed with `prefix`.
@@ -58,27 +57,39 @@ class settings {
         return {};
     }
 
+    /// The entries in the order they were first set.
     const std::vector<entry>& entries() const { return entries_; }
+    /// Whether there is no entry at all.
     bool empty() const { return entries_.empty(); }
 
-    /// "key=value\n" per entry, in order: the form checkpoints store and ranks exchange.
+    /// "key=value\n" per entry, in order: the form checkpoints store and ranks exchange. A
+    /// newline reads "\\n", a backslash "\\\\", and an '=' in a key "\\=".
     std::string text() const {
         std::string out;
-        for (const auto& [k, v] : entries_)
-            out += k + "=" + v + "\n";
+        for (const auto& [k, v] : entries_) {
+            out += escaped(k, true);
+            out += '=';
+            out += escaped(v, false);
+            out += '\n';
+        }
         return out;
     }
 
-    /// Reads text() back. Lines without '=' are kept as keys with an empty value.
+    /// Reads text() back: parse(s.text()) == s. A line without '=' is a key with an empty
+    /// value.
     static settings parse(std::string_view text) {
         settings s;
         while (!text.empty()) {
             const auto end = text.find('\n');
             const std::string_view line = text.substr(0, end);
-            const auto eq = line.find('=');
-            if (!line.empty())
-                s.entries_.emplace_back(std::string(line.substr(0, eq)),
-                                        eq == line.npos ? "" : std::string(line.substr(eq + 1)));
+            if (!line.empty()) {
+                std::size_t eq = 0;
+                while (eq < line.size() && line[eq] != '=')
+                    eq += line[eq] == '\\' ? 2 : 1;  // an escaped '=' belongs to the key
+                s.entries_.emplace_back(
+                    unescaped(line.substr(0, std::min(eq, line.size()))),
+                    eq < line.size() ? unescaped(line.substr(eq + 1)) : std::string());
+            }
             text = end == text.npos ? std::string_view() : text.substr(end + 1);
         }
         return s;
@@ -87,15 +98,28 @@ class settings {
     friend bool operator==(const settings&, const settings&) = default;
 
   private:
+    // Backslash escapes keep text() one line per entry and make it parse back exactly.
     static std::string escaped(std::string_view text, bool key) {
         std::string out;
         for (char c : text) {
             if (c == '\n')
                 out += "\\n";
-            else if (key && c == '=')
-                out += "\\=";
+            else if (c == '\\' || (key && c == '='))
+                out += {'\\', c};
             else
                 out += c;
+        }
+        return out;
+    }
+    static std::string unescaped(std::string_view text) {
+        std::string out;
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            if (text[i] != '\\' || i + 1 == text.size()) {
+                out += text[i];
+                continue;
+            }
+            const char next = text[++i];
+            out += next == 'n' ? '\n' : next;
         }
         return out;
     }
@@ -148,8 +172,8 @@ enum class setting_role {
 /// the count at compile time, so a field added to the struct but not to its list fails to
 /// compile instead of going unchecked.
 struct setting_field {
-    std::string_view name;
-    setting_role role;
+    std::string_view name;  ///< how messages name the field ("--lr", "batch")
+    setting_role role;      ///< its part in the checks
 };
 
 namespace detail {
@@ -171,6 +195,10 @@ std::string setting_value(const V& v) {
         return shortest_decimal(static_cast<double>(v));
     else if constexpr (std::is_integral_v<V>)
         return std::to_string(v);
+    else if constexpr (std::is_same_v<V, std::filesystem::path>)
+        return v.string();
+    else if constexpr (std::is_pointer_v<V> && std::is_convertible_v<V, const char*>)
+        return v ? std::string(v) : "unset";
     else if constexpr (std::is_convertible_v<const V&, std::string_view>)
         return std::string(std::string_view(v));
     else if constexpr (is_optional<V>::value)
@@ -178,10 +206,20 @@ std::string setting_value(const V& v) {
     else if constexpr (std::is_same_v<V, settings>)
         return v.text();
     else if constexpr (std::ranges::range<V>) {
+        // Text items are quoted, so that {"a,b"} and {"a", "b"} read differently.
+        using item_type = std::ranges::range_value_t<V>;
+        constexpr bool text = std::is_convertible_v<const item_type&, std::string_view>;
         std::string out;
         for (const auto& item : v) {
             if (!out.empty()) out += ',';
-            out += setting_value(item);
+            if constexpr (text) {
+                out += '"';
+                for (char c : std::string_view(item))
+                    out += c == '"' || c == '\\' ? std::string{'\\', c} : std::string(1, c);
+                out += '"';
+            } else {
+                out += setting_value(item);
+            }
         }
         return out;
     } else if constexpr (std::is_aggregate_v<V> && !std::is_array_v<V>) {

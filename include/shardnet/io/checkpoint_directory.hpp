@@ -10,19 +10,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <type_traits>
 #include <vector>
 
-#include <chrono>
+#include <cerrno>
 #include <ctime>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/printable.hpp"
 #include "shardnet/io/durable_file.hpp"
 #include "shardnet/io/manifest.hpp"
 
@@ -36,7 +34,8 @@ inline std::string checkpoint_name(std::uint64_t step) {
 }
 
 /// The step of a published checkpoint's directory name, or nothing for any other name
-/// (including the temporary directories of unfinished saves).
+/// (including the temporary directories of unfinished saves, and names that are not exactly
+/// checkpoint_name(step): "step-42" would be read and removed under another name).
 inline std::optional<std::uint64_t> checkpoint_step(std::string_view name) {
     if (name.size() < 6 || name.substr(0, 5) != "step-" || name.size() > 5 + 19) return {};
     std::uint64_t step = 0;
@@ -44,6 +43,7 @@ inline std::optional<std::uint64_t> checkpoint_step(std::string_view name) {
         if (c < '0' || c > '9') return {};
         step = step * 10 + static_cast<std::uint64_t>(c - '0');
     }
+    if (checkpoint_name(step) != name) return {};
     return step;
 }
 
@@ -73,17 +73,15 @@ inline void remove_quietly(const std::filesystem::path& p) {
     std::filesystem::remove_all(p, ec);
 }
 
-/// Rank 0's part of a save that runs before any shard is written: the directory exists, the
-/// leftovers of crashed saves are gone, the staging directory is empty.
+/// Rank 0's part of a save that runs before any shard is written: the directory exists and
+/// this save's staging directory is empty. Only this step's leftovers are touched: another
+/// saver's staging may be in use (the run's lock clears the others, see
+/// checkpoint_directory_lock).
 inline void prepare_staging(const std::filesystem::path& dir,
                             const std::filesystem::path& staging) {
     try {
         std::filesystem::create_directories(dir);
-        for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-            const std::string name = entry.path().filename().string();
-            if (name.rfind(".tmp-step-", 0) == 0 || name.rfind(".old-step-", 0) == 0)
-                remove_quietly(entry.path());
-        }
+        remove_quietly(staging);
         std::filesystem::create_directory(staging);
     } catch (const std::filesystem::filesystem_error& e) {
         throw error(concat("checkpoint directory '", dir.string(),
@@ -126,11 +124,6 @@ inline std::vector<checkpoint_entry> scan_checkpoints(const std::filesystem::pat
     return entries;
 }
 
-/// The run settings a checkpoint recorded ("" for weights-only and version-1 checkpoints).
-inline const std::string& run_settings_of(const checkpoint_manifest& m) {
-    return m.position.run_settings;
-}
-
 /// An exclusive hold on a checkpoint directory for the life of a run: a second run that
 /// tries to take it (on any node that shares the file system's locks) fails with a message
 /// naming the holder. Held by one rank (world rank 0). Taken with flock(2) on DIR/.lock, so
@@ -149,6 +142,15 @@ class checkpoint_directory_lock {
             throw error(detail::concat("checkpoint directory '", dir.string(), "' cannot be used: ",
                                        detail::errno_text(), ec ? " (" + ec.message() + ")" : ""));
         if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK) {
+                const std::string why = detail::errno_text();
+                ::close(fd_);
+                fd_ = -1;
+                throw error(detail::concat("checkpoint directory '", dir.string(),
+                                           "' cannot be locked (does this file system support "
+                                           "flock?): ",
+                                           why));
+            }
             std::string holder(256, '\0');
             const ::ssize_t got = ::pread(fd_, holder.data(), holder.size(), 0);
             holder.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
@@ -156,10 +158,10 @@ class checkpoint_directory_lock {
                 holder.pop_back();
             ::close(fd_);
             fd_ = -1;
-            throw error(detail::concat("checkpoint directory '", dir.string(),
-                                       "' is in use by another run (",
-                                       holder.empty() ? "holder unknown" : holder,
-                                       "); wait for it to end or choose another directory"));
+            throw error(detail::concat(
+                "checkpoint directory '", dir.string(), "' is in use by another run (",
+                holder.empty() ? "holder unknown" : detail::printable(holder, 200),
+                "); wait for it to end or choose another directory"));
         }
         const std::string me = holder_description();
         if (::ftruncate(fd_, 0) != 0 ||
@@ -184,15 +186,33 @@ class checkpoint_directory_lock {
         return detail::concat("host ", host, ", pid ", ::getpid(), ", since ", when, "\n");
     }
 
-    /// Staging directories of saves that never finished (a crash, a full disk): with the lock
-    /// held, no save of another run can be under way, so each is a leftover.
+    /// Staging directories of saves that never finished: with the lock held, no save can be
+    /// under way, so each is a leftover. A save that replaced step-N was killed between its two
+    /// renames if step-N is missing: the complete new copy (.tmp-, its manifest readable) is
+    /// published, or else the old one (.old-) is put back. Everything else is removed.
     void remove_stale_staging() {
         std::error_code ec;
+        std::vector<std::filesystem::path> leftovers;
         for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end;
              it.increment(ec)) {
             const std::string name = it->path().filename().string();
             if (name.rfind(".tmp-step-", 0) == 0 || name.rfind(".old-step-", 0) == 0)
-                detail::remove_quietly(it->path());
+                leftovers.push_back(it->path());
+        }
+        std::sort(leftovers.begin(), leftovers.end());  // ".old-" before ".tmp-" of a step
+        for (auto it = leftovers.rbegin(); it != leftovers.rend(); ++it) {
+            const std::string name = it->filename().string();
+            const std::filesystem::path published = dir_ / name.substr(5);  // "step-..."
+            bool complete = name.rfind(".old-", 0) == 0;
+            if (!complete) try {
+                    read_manifest(*it / "manifest.bin");
+                    complete = true;
+                } catch (const error&) {
+                }
+            if (complete && !std::filesystem::exists(published, ec) &&
+                ::rename(it->c_str(), published.c_str()) == 0)
+                continue;
+            detail::remove_quietly(*it);
         }
     }
 
@@ -209,7 +229,7 @@ inline void prune_checkpoints(const std::filesystem::path& dir, std::uint64_t ke
                               std::size_t keep, const std::string& run_settings) {
     std::size_t mine = 0;
     for (const auto& e : scan_checkpoints(dir)) {
-        if (!e.manifest || run_settings_of(*e.manifest) != run_settings) continue;
+        if (!e.manifest || e.manifest->position.run_settings != run_settings) continue;
         if (++mine > keep && e.step != kept_step) remove_quietly(e.path);
     }
 }

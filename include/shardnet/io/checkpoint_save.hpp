@@ -183,9 +183,25 @@ std::filesystem::path save_checkpoint(process_grid<Comm>& grid, const std::files
             out.close();
             sync_directory(staging);
             if (options.before_publish) options.before_publish();
-            // Saving a step that exists (a fresh run into an old directory) replaces it; the old
-            // one is moved aside first because rename(2) will not replace a non-empty directory.
+            // Saving a step that exists replaces it if the same run wrote it (a resume from an
+            // older checkpoint); the old one is moved aside first because rename(2) will not
+            // replace a non-empty directory. Anything else at that name (another run's
+            // checkpoint, a damaged one, a stray file) is kept as step-N.kept-K, never deleted.
+            const std::string mine = position ? position->run_settings : std::string();
             const std::filesystem::path aside = dir / (".old-" + checkpoint_name(step));
+            bool replace = false;
+            if (std::filesystem::exists(final_path)) try {
+                    replace =
+                        std::filesystem::is_directory(final_path) &&
+                        read_manifest(final_path / "manifest.bin").position.run_settings == mine;
+                } catch (const error&) {
+                }
+            if (std::filesystem::exists(final_path) && !replace) {
+                std::filesystem::path kept;
+                for (int k = 1; kept.empty() || std::filesystem::exists(kept); ++k)
+                    kept = dir / (checkpoint_name(step) + ".kept-" + std::to_string(k));
+                publish_directory(final_path, kept);
+            }
             if (std::filesystem::exists(final_path)) publish_directory(final_path, aside);
             publish_directory(staging, final_path);
             detail::remove_quietly(aside);

@@ -29,8 +29,8 @@ inline bool same_file(const std::filesystem::path& a, const std::filesystem::pat
 }
 
 /// Checks that `path` can be written as the output named `what` ("--metrics"): its directory
-/// exists and is writable, it is not a directory, and it is none of `inputs` (nor inside one
-/// that is a directory). Creates and truncates nothing. Not collective (agree on it).
+/// exists and is writable, it is not a directory, and it is none of `inputs`. Creates and
+/// truncates nothing. Not collective (agree on it).
 /// @throws error naming the option, the path and the reason.
 inline void check_output_path(const std::filesystem::path& path, std::string_view what,
                               const std::vector<std::filesystem::path>& inputs) {
@@ -85,6 +85,14 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
     if (::close(fd) != 0 && why.empty()) why = std::strerror(errno);
     if (why.empty() && !direct && ::rename(target.c_str(), path.c_str()) != 0)
         why = std::strerror(errno);
+    if (why.empty() && !direct) {  // make the rename itself durable
+        std::filesystem::path parent = path.parent_path();
+        const int dir_fd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY);
+        if (dir_fd >= 0) {
+            ::fsync(dir_fd);
+            ::close(dir_fd);
+        }
+    }
     if (!why.empty()) {
         if (!direct) std::filesystem::remove(target, ec);
         fail(why);

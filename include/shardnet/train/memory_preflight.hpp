@@ -29,6 +29,7 @@ class sequential;
 /// enough for their product to overflow 64 bits, and an estimate needs no exactness.
 struct memory_estimate {
     double weights = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
+    /// Everything together: what the rank needs.
     double total() const { return weights + gradients + optimizer_state + activations + workspace; }
 };
 

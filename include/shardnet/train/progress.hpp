@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 #include "shardnet/core/error.hpp"
 
@@ -26,8 +28,10 @@ class progress_reporter {
     /// A live bar is drawn when `bar` is true, or, by default, when `out` is std::cout on a
     /// terminal outside CI (mpiexec hands ranks a pseudo-terminal even when its own output is
     /// a file, so CI=... in the environment also selects plain lines).
+    /// With `append`, an existing metrics file is continued (a resumed run) instead of
+    /// replaced.
     progress_reporter(bool active, std::ostream& out, const std::string& metrics_path,
-                      std::optional<bool> bar = std::nullopt)
+                      std::optional<bool> bar = std::nullopt, bool append = false)
         : active_(active),
           out_(out),
           terminal_(active && bar.value_or(&out == &std::cout && ::isatty(1) &&
@@ -35,8 +39,12 @@ class progress_reporter {
         if (active_ && !metrics_path.empty()) {
             metrics_path_ = metrics_path;
             errno = 0;
-            metrics_.open(metrics_path, std::ios::out | std::ios::trunc);
-            metrics_ << "step,epoch,loss,accuracy,samples_per_s\n";
+            std::error_code ec;
+            const bool continued =
+                append && std::filesystem::file_size(metrics_path, ec) > 0 && !ec;
+            metrics_.open(metrics_path,
+                          std::ios::out | (continued ? std::ios::app : std::ios::trunc));
+            if (!continued) metrics_ << "step,epoch,loss,accuracy,samples_per_s\n";
             check_metrics();  // flushed now, so a full disk shows before the first step
         }
     }

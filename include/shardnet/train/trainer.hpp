@@ -194,6 +194,7 @@ class trainer {
         check_run(train, test);
         steps_per_epoch_ = (train.size() + options_.batch - 1) / options_.batch;
         training_result result;
+        result.step_losses.reserve(options_.epochs * steps_per_epoch_);  // no growth per step
         training_position at;  // where training stands; what a checkpoint records
         at.seed = options_.seed;
         at.batch = options_.batch;
@@ -204,7 +205,9 @@ class trainer {
         // Rank 0 opens the metrics file (which fails or not there alone): agreed.
         std::optional<progress_reporter> progress;
         agree_on(grid_.world(), [&] {
-            progress.emplace(reporter, *options_.out, options_.metrics_path, options_.progress_bar);
+            // A resumed run appends to the metrics of the steps before it.
+            progress.emplace(reporter, *options_.out, options_.metrics_path, options_.progress_bar,
+                             result.resumed_at > 0);
         });
         progress->set_batch(options_.batch);
         for (auto epoch = static_cast<std::size_t>(at.epoch); epoch < options_.epochs; ++epoch)
@@ -252,6 +255,7 @@ class trainer {
             if (options_.resume && options_.overwrite)
                 throw error("trainer: resume and overwrite exclude each other");
         });
+        identity_ = settings();
         settings shared;  // identity plus what only has to agree
         for (const auto role : {setting_role::identifies_run, setting_role::same_on_ranks}) {
             settings& s = role == setting_role::identifies_run ? identity_ : shared;
@@ -305,12 +309,20 @@ class trainer {
                         e.manifest ? "it holds weights only, no training position" : e.problem));
                     continue;
                 }
-                const settings theirs = settings::parse(run_settings_of(*e.manifest));
+                const settings theirs = settings::parse(e.manifest->position.run_settings);
                 if (theirs == identity_) {
                     candidates.push_back(static_cast<std::int64_t>(e.step));
                     continue;
                 }
                 if (!candidates.empty()) break;  // an older run's leftovers behind ours
+                if (theirs.empty())
+                    throw error(detail::concat(
+                        "trainer: checkpoint '", e.path.string(),
+                        "' records no run identity (format ", e.manifest->format_version,
+                        ", or saved without one), so a resume cannot tell whether it belongs to "
+                        "this "
+                        "run. Load its "
+                        "weights with load_checkpoint and train on from them, or move it away"));
                 throw error(detail::concat(
                     "trainer: checkpoint '", e.path.string(), "' was written by another run: ",
                     setting_differences(theirs, "there", identity_, "in this run"),
@@ -328,13 +340,16 @@ class trainer {
         std::string damaged;
         for (const std::int64_t step : candidates) {
             const auto path = dir / checkpoint_name(static_cast<std::uint64_t>(step));
+            std::optional<checkpoint_manifest> loaded;
             try {
-                restore(load_checkpoint(grid_, path, net_, opt_), path, at, result);
-                return;
-            } catch (const agreed_error& e) {
+                loaded = load_checkpoint(grid_, path, net_, opt_);
+            } catch (const agreed_error& e) {  // a damaged shard: the older one may be intact
                 damaged = e.what();
                 note(detail::concat("resume: ", damaged, "; falling back to an older checkpoint"));
+                continue;
             }
+            restore(*loaded, path, at, result);  // its refusals are final, not a fallback
+            return;
         }
         if (!candidates.empty())
             throw agreed_error(detail::concat("trainer: no intact checkpoint of this run in '",
@@ -375,15 +390,15 @@ class trainer {
         if (!newest.manifest)
             whose = detail::concat("entries named like checkpoints (newest '",
                                    newest.path.filename().string(), "': ", newest.problem, ")");
-        else if (settings::parse(run_settings_of(*newest.manifest)) == identity_)
+        else if (settings::parse(newest.manifest->position.run_settings) == identity_)
             whose =
                 detail::concat("checkpoints of this same run (newest '",
                                newest.path.filename().string(), "'): resume to continue it, or ");
         else
             whose = detail::concat(
                 "another run's checkpoints (newest '", newest.path.filename().string(), "': ",
-                setting_differences(settings::parse(run_settings_of(*newest.manifest)), "there",
-                                    identity_, "in this run"),
+                setting_differences(settings::parse(newest.manifest->position.run_settings),
+                                    "there", identity_, "in this run"),
                 "): use another directory, or ");
         return detail::concat("trainer: checkpoint directory '", dir.string(), "' holds ", whose,
                               "set overwrite to remove them and start over");
