@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     # the library's own dependencies
     g++ cmake make libboost-mpi-dev libboost-serialization-dev libxtensor-dev libxsimd-dev
-    libopenmpi-dev openmpi-bin
+    libopenmpi-dev openmpi-bin zlib1g-dev
     # tests, examples and benchmarks only
     doctest-dev libcli11-dev libopenblas-dev pkg-config
     # docs and packaging: the test plot_metrics draws train_mlp's curve (scripts/plot_metrics.sh);
