@@ -1,8 +1,14 @@
 // train_mlp: trains a model-parallel MLP classifier, the main job of shardnet.
 //
-//   mpiexec -n 2 ./train_mlp                       # built-in data, 64-256-256-10,
-//   column,row,column mpiexec -n 4 ./train_mlp --data-parallel 2 --optimizer adamw --epochs 5
+//   mpiexec -n 2 ./train_mlp    # Fashion-MNIST, 784-256-256-10 split column,row,column
+//   mpiexec -n 2 ./train_mlp --data synthetic --layers 64,256,256,10    # built-in data
+//   mpiexec -n 4 ./train_mlp --data-parallel 2 --optimizer adamw --epochs 5
 //   ./train_mlp --train train.csv --test test.csv --layers 784,512,10 --partition column,row
+//
+// The default data is Fashion-MNIST (60,000 training and 10,000 test images of 28x28 pixels, 10
+// classes) from Debian's dataset-fashion-mnist; --data synthetic needs no files. The defaults
+// (784-256-256-10, Adam, lr 0.002, batch 128, 10 epochs) are what we recommend for it on 2 ranks:
+// about 0.90 test accuracy in well under a minute on two cores (README.md has the figures).
 //
 // Partitions are compile-time policies; the command line picks among the instantiated
 // combinations (up to four layers of column, row or replicated). The last line printed is a
@@ -43,15 +49,21 @@ using real = float;
 namespace {
 
 constexpr std::size_t max_layers = 4;
+/// Where Debian's dataset-fashion-mnist puts its four gzipped IDX files.
+constexpr const char* fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+constexpr const char* fashion_mnist_files[] = {
+    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz"};
 
 /// The command line, as parsed. Whole numbers are signed so that "-5" is an error, not 2^64-5.
 struct config {
-    std::vector<std::int64_t> layers = {64, 256, 256, 10};
+    std::vector<std::int64_t> layers = {784, 256, 256, 10};
     std::vector<std::string> partitions = {"column", "row", "column"};
-    std::int64_t data_parallel = 1, epochs = 10, batch = 64;
-    double lr = 1e-3, label_smoothing = 0.0, clip = 0.0;
+    std::int64_t data_parallel = 1, epochs = 10, batch = 128;
+    double lr = 2e-3, label_smoothing = 0.0, clip = 0.0;
     std::string optimizer = "adam";
     std::uint64_t seed = 1;
+    std::string data = "fashion-mnist", data_dir = fashion_mnist_dir;
     std::string train_path, test_path, format = "csv", metrics;
     bool no_normalize = false;
     std::optional<bool> progress_bar;
@@ -78,7 +90,11 @@ constexpr sn::setting_field config_fields[] = {
     {"--clip", sn::setting_role::identifies_run},
     {"--optimizer", sn::setting_role::identifies_run},
     {"--seed", sn::setting_role::identifies_run},
-    {"--train", sn::setting_role::same_on_ranks},  // the data's content identifies the run
+    // Which data and where from: the data's content (checksummed by the trainer) identifies
+    // the run, not its path.
+    {"--data", sn::setting_role::same_on_ranks},
+    {"--data-dir", sn::setting_role::same_on_ranks},
+    {"--train", sn::setting_role::same_on_ranks},
     {"--test", sn::setting_role::same_on_ranks},
     {"--format", sn::setting_role::same_on_ranks},
     {"--metrics", sn::setting_role::same_on_ranks},
@@ -96,6 +112,26 @@ constexpr sn::setting_field config_fields[] = {
     {"--on-non-finite", sn::setting_role::identifies_run},
     {"--overwrite", sn::setting_role::same_on_ranks},
 };
+
+/// Settles --data from what was given: --train or --test without --data mean files. An option
+/// of one data source given with another source is a usage error, never silently ignored.
+void resolve_data(config& c, const CLI::App& app) {
+    auto given = [&](const char* name) { return app.count(name) > 0; };
+    if (!given("--data") && (given("--train") || given("--test"))) c.data = "files";
+    auto only_for = [&](const char* option, const char* data) {
+        if (given(option) && c.data != data)
+            throw sn::error(std::string(option) + " is for --data " + data + ", got --data " +
+                            c.data + (given("--data") ? "" : " (the default)"));
+    };
+    only_for("--data-dir", "fashion-mnist");
+    only_for("--train-samples", "synthetic");
+    only_for("--test-samples", "synthetic");
+    only_for("--train", "files");
+    only_for("--test", "files");
+    only_for("--format", "files");
+    if (c.data == "files" && c.train_path.empty())
+        throw sn::error("--data files needs --train FILE (and optionally --test FILE)");
+}
 
 /// Usage errors: values CLI11 parsed but that make no sense. Same arguments, same message.
 void validate(const config& c) {
@@ -137,6 +173,9 @@ void validate(const config& c) {
 /// The files a run reads: outputs may be none of them.
 std::vector<std::filesystem::path> input_files(const config& c) {
     std::vector<std::filesystem::path> inputs;
+    if (c.data == "fashion-mnist")
+        for (const char* name : fashion_mnist_files)
+            inputs.push_back(std::filesystem::path(c.data_dir) / name);
     for (const std::string& spec : {c.train_path, c.test_path}) {
         if (spec.empty()) continue;
         const auto comma = c.format == "idx" ? spec.find(',') : std::string::npos;
@@ -186,8 +225,36 @@ struct data_sets {
     sn::dataset<real> train, test;
 };
 
+/// Fashion-MNIST's training and test sets from `dir`, where Debian's dataset-fashion-mnist
+/// installs them. Pixels come out of load_idx in [0, 1] (byte / 255).
+data_sets load_fashion_mnist(const std::string& dir) {
+    const std::string install =
+        ": install the Debian package dataset-fashion-mnist (apt-get install "
+        "dataset-fashion-mnist), or pass --data synthetic";
+    std::vector<std::string> paths, missing;
+    for (const char* name : fashion_mnist_files) {
+        paths.push_back((std::filesystem::path(dir) / name).string());
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(paths.back(), ec)) missing.push_back(name);
+    }
+    if (missing.size() == paths.size())
+        throw sn::error("Fashion-MNIST not found in '" + dir + "'" + install);
+    if (!missing.empty()) {
+        std::string names;
+        for (const auto& name : missing)
+            names += (names.empty() ? "" : ", ") + name;
+        throw sn::error("Fashion-MNIST incomplete in '" + dir + "': expected its four files, " +
+                        names + " missing" + install);
+    }
+    sn::idx_options options;
+    options.num_classes = 10;  // a corrupt label fails while loading, naming the file
+    return {sn::load_idx<real>(paths[0], paths[1], options),
+            sn::load_idx<real>(paths[2], paths[3], options)};
+}
+
 data_sets load_data(const config& c, const std::vector<std::size_t>& widths) {
-    if (c.train_path.empty()) {
+    if (c.data == "fashion-mnist") return load_fashion_mnist(c.data_dir);
+    if (c.data == "synthetic") {
         sn::synthetic_options o;
         o.samples = static_cast<std::size_t>(c.train_samples);
         o.width = widths.front();
@@ -228,8 +295,9 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     data_sets data = sn::agree_on(world, [&] {
         data_sets d = load_data(c, widths);
         if (!c.no_normalize) {
-            const std::string train_name = "training set '" + c.train_path + "'";
-            const std::string test_name = "test set '" + c.test_path + "'";
+            const bool files = c.data == "files";
+            const std::string train_name = "training set '" + (files ? c.train_path : c.data) + "'";
+            const std::string test_name = "test set '" + (files ? c.test_path : c.data) + "'";
             const auto scaler = sn::standardizer<real>::fit(d.train.features, train_name);
             scaler.apply(d.train.features, train_name);
             if (!d.test.empty()) scaler.apply(d.test.features, test_name);
@@ -339,16 +407,27 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     app.add_option("--lr", c.lr, "learning rate");
     app.add_option("--optimizer", c.optimizer, "sgd, adam or adamw")
         ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
-    app.add_option("--seed", c.seed, "seed of weights, data order and built-in data");
-    app.add_option("--train", c.train_path, "training set (csv file, or IMAGES,LABELS for idx)");
+    app.add_option("--seed", c.seed, "seed of weights, data order and synthetic data");
+    app.add_option("--data", c.data,
+                   "fashion-mnist (the default: Debian's dataset-fashion-mnist), synthetic "
+                   "(built-in, generated from --seed) or files (--train, --test); --train "
+                   "alone implies files")
+        ->check(CLI::IsMember({"fashion-mnist", "synthetic", "files"}));
+    app.add_option("--data-dir", c.data_dir,
+                   std::string("--data fashion-mnist: the directory of its four .gz files "
+                               "(default ") +
+                       fashion_mnist_dir + ")");
+    app.add_option("--train", c.train_path,
+                   "training set (csv file, or IMAGES,LABELS for idx; .gz or plain)");
     app.add_option("--test", c.test_path, "test set, same format");
-    app.add_option("--format", c.format, "csv or idx")->check(CLI::IsMember({"csv", "idx"}));
+    app.add_option("--format", c.format, "--data files: csv or idx")
+        ->check(CLI::IsMember({"csv", "idx"}));
     app.add_flag("--no-normalize", c.no_normalize, "do not standardize features");
     app.add_option("--metrics", c.metrics, "write per-step metrics to this CSV file");
     app.add_option("--label-smoothing", c.label_smoothing, "label smoothing in [0, 1)");
     app.add_option("--clip", c.clip, "clip gradients to this global norm (0: off)");
-    app.add_option("--train-samples", c.train_samples, "built-in data: training samples");
-    app.add_option("--test-samples", c.test_samples, "built-in data: test samples");
+    app.add_option("--train-samples", c.train_samples, "--data synthetic: training samples");
+    app.add_option("--test-samples", c.test_samples, "--data synthetic: test samples");
     app.add_option("--checkpoint-dir", c.checkpoint_dir, "write checkpoints into this directory");
     app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps");
     app.add_option("--keep", c.keep, "keep the newest K checkpoints of this run (0: all)");
@@ -372,6 +451,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     try {
         app.parse(argc, argv);
         if (lines) c.progress_bar = false;
+        resolve_data(c, app);
         validate(c);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0)

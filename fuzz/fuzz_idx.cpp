@@ -1,4 +1,6 @@
 // Fuzzes the IDX loader: the first byte says where the images file ends and the labels begin.
+// Either part that starts with 1F 8B goes through the gzip path (zlib's inflate); the corpus
+// has gzip seeds (valid, truncated, bad CRC, two members) so that mutations start from there.
 #include <cstddef>
 #include <cstdint>
 #include <sstream>

@@ -6,9 +6,11 @@ set -euo pipefail
 packages=(
     # the library's own dependencies
     g++ cmake make libboost-mpi-dev libboost-serialization-dev libxtensor-dev libxsimd-dev
-    libopenmpi-dev openmpi-bin
+    libopenmpi-dev openmpi-bin zlib1g-dev
     # tests, examples and benchmarks only
     doctest-dev libcli11-dev libopenblas-dev pkg-config
+    # train_mlp's default data: Fashion-MNIST's four gzipped IDX files (about 30 MB)
+    dataset-fashion-mnist
     # docs and packaging: the test plot_metrics draws train_mlp's curve (scripts/plot_metrics.sh);
     # consumer_deb needs dpkg-deb, which every Debian has. The diagram and API reference are
     # made by hand (graphviz, doxygen: see docs/README.md), not in CI.

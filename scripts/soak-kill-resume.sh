@@ -57,7 +57,8 @@ done
 # The two places to adapt when train_mlp's command line changes: the arguments every run
 # shares (the checkpoint directory is added per run), and what a restarted run adds.
 checkpoint_every=4
-common_args=(--epochs 2 --train-samples 600 --test-samples 200 --batch 64
+common_args=(--data synthetic --layers 64,256,256,10 --partition column,row,column
+             --epochs 2 --train-samples 600 --test-samples 200 --batch 64
              --checkpoint-every "$checkpoint_every" --checksum --no-progress-bar)
 resume_args=(--resume)
 # OpenMPI refuses root and more ranks than cores unless told; only this script's runs are told.

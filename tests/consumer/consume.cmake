@@ -47,7 +47,7 @@ elseif(MODE STREQUAL "deb")
     step("read the control fields" dpkg-deb --field ${debs} Package Architecture Depends)
     message(STATUS "${step_output}")
     foreach(dependency libboost-mpi-dev libboost-serialization-dev libxtensor-dev libxsimd-dev
-                       libopenmpi-dev)
+                       libopenmpi-dev zlib1g-dev)
         if(NOT step_output MATCHES "Depends:.*${dependency}")
             message(FATAL_ERROR "the .deb does not declare ${dependency}:\n${step_output}")
         endif()
