@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -73,6 +74,7 @@ struct config {
     bool resume = false, checksum = false, overlap_gradients = false;
     std::string on_non_finite = "stop";
     bool overwrite = false;
+    std::string report_dir;
 };
 
 /// Every field of config, in order, with its command-line name and its part in the checks:
@@ -111,6 +113,7 @@ constexpr sn::setting_field config_fields[] = {
     {"--overlap-gradients", sn::setting_role::same_on_ranks},
     {"--on-non-finite", sn::setting_role::identifies_run},
     {"--overwrite", sn::setting_role::same_on_ranks},
+    {"--report", sn::setting_role::same_on_ranks},
 };
 
 /// Settles --data from what was given: --train or --test without --data mean files. An option
@@ -200,6 +203,56 @@ void check_outputs(const config& c) {
         if (!c.metrics.empty()) inputs.emplace_back(c.metrics);  // two outputs, one file
         sn::check_output_path(c.losses_path, "--losses", inputs);
     }
+    if (!c.report_dir.empty()) {
+        const std::filesystem::path dir = c.report_dir;
+        if (!std::filesystem::is_directory(dir))
+            throw sn::error("--report '" + c.report_dir + "': expected an existing directory");
+        for (const char* name : {"confusion.csv", "per_class.csv"})
+            sn::check_output_path(dir / name, "--report", inputs);
+    }
+}
+
+/// Per-class accuracy and the confusion matrix of the test set, printed, and written as CSV
+/// into --report DIR if given. Rank 0 prints; the files are written atomically, agreed.
+void report_classes(const config& c, const std::vector<std::int64_t>& confusion,
+                    std::size_t classes, sn::mpi_communicator& world) {
+    std::ostringstream per_class, matrix, table;
+    per_class << "class,samples,correct,accuracy\n";
+    matrix << "true";
+    for (std::size_t p = 0; p < classes; ++p)
+        matrix << ",predicted_" << p;
+    matrix << "\n";
+    table << "per-class test accuracy:";
+    for (std::size_t t = 0; t < classes; ++t) {
+        std::int64_t samples = 0;
+        matrix << t;
+        for (std::size_t p = 0; p < classes; ++p) {
+            samples += confusion[t * classes + p];
+            matrix << ',' << confusion[t * classes + p];
+        }
+        matrix << "\n";
+        const std::int64_t correct = confusion[t * classes + t];
+        const double accuracy =
+            samples > 0 ? static_cast<double>(correct) / static_cast<double>(samples) : 0.0;
+        per_class << t << ',' << samples << ',' << correct << ',' << sn::shortest_decimal(accuracy)
+                  << "\n";
+        table << ' ' << t << '=' << std::fixed << std::setprecision(3) << accuracy;
+    }
+    if (world.rank() == 0 && classes <= 20) {
+        std::cout << table.str() << "\nconfusion matrix (rows: true class, columns: predicted):\n";
+        for (std::size_t t = 0; t < classes; ++t) {
+            for (std::size_t p = 0; p < classes; ++p)
+                std::cout << std::setw(6) << confusion[t * classes + p];
+            std::cout << "\n";
+        }
+    }
+    if (c.report_dir.empty()) return;
+    sn::agree_on(world, [&] {
+        if (world.rank() != 0) return;
+        const std::filesystem::path dir = c.report_dir;
+        sn::write_file_atomically(dir / "confusion.csv", matrix.str(), "--report");
+        sn::write_file_atomically(dir / "per_class.csv", per_class.str(), "--report");
+    });
 }
 
 /// SHARDNET_TEST_KILL=RANK:STEP: a deterministic stand-in for a node failing mid-run.
@@ -363,6 +416,8 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
                       << std::dec << " steps=" << result.step_losses.size() << std::endl;
     }
 
+    if (!data.test.empty())
+        report_classes(c, trainer.confusion_matrix(data.test), widths.back(), world);
     if (root) {
         const auto& last = result.epochs.back();
         std::cout << "final: epochs=" << c.epochs
@@ -432,6 +487,8 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps");
     app.add_option("--keep", c.keep, "keep the newest K checkpoints of this run (0: all)");
     app.add_flag("--resume", c.resume, "continue from the newest checkpoint in --checkpoint-dir");
+    app.add_option("--report", c.report_dir,
+                   "write per-class accuracy and the confusion matrix as CSV into this directory");
     app.add_flag("--overwrite", c.overwrite,
                  "remove the checkpoints already in --checkpoint-dir and start over");
     app.add_option("--on-non-finite", c.on_non_finite,

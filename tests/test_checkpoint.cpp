@@ -742,4 +742,41 @@ TEST_SUITE("mpi") {
         world.barrier();
         if (world.rank() == 0) fs::remove_all(dir);
     }
+
+    TEST_CASE("the confusion matrix agrees with the accuracy, on every rank and grid") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world, world.size() % 2 == 0 ? 2 : 1);
+        const auto data = small_data<float>(37, 5);  // 37 rows: batches and replicas uneven
+        saved_net<float> net(grid.model(), widths);  // sharded logits
+        sn::optimizer<float> opt(sn::adam(1e-2));
+        sn::trainer_options o;
+        o.report = false;
+        o.epochs = 2;
+        o.batch = 8;
+        sn::trainer trainer(grid, net, opt, o);
+        trainer.fit(data);
+        const auto counts = trainer.confusion_matrix(data);
+        const std::size_t classes = widths.back();
+        REQUIRE(counts.size() == classes * classes);
+        std::int64_t total = 0, correct = 0;
+        for (std::size_t t = 0; t < classes; ++t)
+            for (std::size_t p = 0; p < classes; ++p) {
+                total += counts[t * classes + p];
+                if (t == p) correct += counts[t * classes + p];
+                // Row t holds exactly the samples labelled t.
+            }
+        CHECK(total == 37);
+        for (std::size_t t = 0; t < classes; ++t) {
+            std::int64_t row = 0;
+            for (std::size_t p = 0; p < classes; ++p)
+                row += counts[t * classes + p];
+            CHECK(row == std::count(data.labels.begin(), data.labels.end(), t));
+        }
+        const auto accuracy = trainer.evaluate(data).accuracy;
+        CHECK(static_cast<double>(correct) / 37.0 == doctest::Approx(accuracy));
+        std::string text;
+        for (auto v : counts)
+            text += std::to_string(v) + ",";
+        CHECK(same_everywhere(world, text));
+    }
 }

@@ -96,6 +96,11 @@ class softmax_cross_entropy {
 
     std::size_t classes() const { return classes_; }
 
+    /// The predicted class of each row of the last evaluate() (or forward_backward() with
+    /// accuracy): the argmax of its logits, ties to the lowest index, the same on every rank of
+    /// the group. Valid until the next call.
+    const std::vector<std::int64_t>& predictions() const { return argmax_; }
+
   private:
     template <layout L, communicator Comm>
     shard_range class_block(Comm& group) const {

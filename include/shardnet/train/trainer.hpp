@@ -238,6 +238,31 @@ class trainer {
         return {totals[0], n ? totals[1] / static_cast<double>(n) : 0.0};
     }
 
+    /// The confusion matrix of the network on `data`: entry [t * classes + p] counts the
+    /// samples of true class t that the network predicts as p (argmax, ties to the lowest
+    /// class). The same on every rank. Holds classes² counts: meant for classifiers of up to
+    /// a few thousand classes. Collective over the whole grid.
+    std::vector<std::int64_t> confusion_matrix(const dataset<value_type>& data) {
+        check_data(data, "evaluation set");
+        const std::size_t classes = net_.widths().back();
+        std::vector<std::int64_t> counts(classes * classes, 0);
+        const std::size_t n = data.size();
+        order_.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+            order_[i] = i;
+        for (std::size_t begin = 0; begin < n; begin += options_.batch) {
+            const std::size_t global_batch = std::min(options_.batch, n - begin);
+            load_rows(data, std::span(order_).subspan(begin, global_batch));
+            const auto& out = net_.forward(grid_.model(), batch_);
+            loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n);
+            const auto& predicted = loss_.predictions();
+            for (std::size_t i = 0; i < labels_.size(); ++i)
+                ++counts[labels_[i] * classes + static_cast<std::size_t>(predicted[i])];
+        }
+        grid_.data().all_reduce(counts.data(), counts.size(), reduce_op::sum);  // replicas' rows
+        return counts;
+    }
+
   private:
     /// Checks everything that must hold before the first step, on every rank together: the
     /// data fit the network, the options make sense, and every rank has the same settings and
