@@ -219,22 +219,13 @@ class trainer {
     /// Mean loss and accuracy over `data`, in batches of options.batch. Collective over the
     /// whole grid.
     evaluation evaluate(const dataset<value_type>& data) {
-        check_data(data, "evaluation set");
         double totals[2] = {0, 0};
-        const std::size_t n = data.size();
-        order_.resize(n);
-        for (std::size_t i = 0; i < n; ++i)
-            order_[i] = i;
-        for (std::size_t begin = 0; begin < n; begin += options_.batch) {
-            const std::size_t global_batch = std::min(options_.batch, n - begin);
-            load_rows(data, std::span(order_).subspan(begin, global_batch));
-            const auto& out = net_.forward(grid_.model(), batch_);
-            const loss_value v =
-                loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n);
+        for_each_evaluated_batch(data, [&](const loss_value& v) {
             totals[0] += v.loss;
             totals[1] += static_cast<double>(v.correct);
-        }
+        });
         grid_.data().all_reduce(totals, 2, reduce_op::sum);
+        const std::size_t n = data.size();
         return {totals[0], n ? totals[1] / static_cast<double>(n) : 0.0};
     }
 
@@ -243,9 +234,24 @@ class trainer {
     /// class). The same on every rank. Holds classes² counts: meant for classifiers of up to
     /// a few thousand classes. Collective over the whole grid.
     std::vector<std::int64_t> confusion_matrix(const dataset<value_type>& data) {
-        check_data(data, "evaluation set");
         const std::size_t classes = net_.widths().back();
         std::vector<std::int64_t> counts(classes * classes, 0);
+        for_each_evaluated_batch(data, [&](const loss_value&) {
+            const auto& predicted = loss_.predictions();
+            for (std::size_t i = 0; i < labels_.size(); ++i)
+                ++counts[labels_[i] * classes + static_cast<std::size_t>(predicted[i])];
+        });
+        grid_.data().all_reduce(counts.data(), counts.size(), reduce_op::sum);  // replicas' rows
+        return counts;
+    }
+
+  private:
+    /// Runs the network over `data` in order, in batches of options.batch (this replica's rows
+    /// of each), and calls `f` with each batch's loss; labels_ and loss_.predictions() then
+    /// hold that batch's rows. Collective over the model-parallel group.
+    template <class F>
+    void for_each_evaluated_batch(const dataset<value_type>& data, F&& f) {
+        check_data(data, "evaluation set");
         const std::size_t n = data.size();
         order_.resize(n);
         for (std::size_t i = 0; i < n; ++i)
@@ -254,16 +260,10 @@ class trainer {
             const std::size_t global_batch = std::min(options_.batch, n - begin);
             load_rows(data, std::span(order_).subspan(begin, global_batch));
             const auto& out = net_.forward(grid_.model(), batch_);
-            loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n);
-            const auto& predicted = loss_.predictions();
-            for (std::size_t i = 0; i < labels_.size(); ++i)
-                ++counts[labels_[i] * classes + static_cast<std::size_t>(predicted[i])];
+            f(loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n));
         }
-        grid_.data().all_reduce(counts.data(), counts.size(), reduce_op::sum);  // replicas' rows
-        return counts;
     }
 
-  private:
     /// Checks everything that must hold before the first step, on every rank together: the
     /// data fit the network, the options make sense, and every rank has the same settings and
     /// the same data (ranks that differ would run different collective schedules, or silently
