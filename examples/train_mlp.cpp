@@ -25,6 +25,7 @@
 // Every error either stops every rank with the same message (bad options, bad data, ranks
 // started differently) or aborts the whole job: shardnet::collective_main keeps that rule.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -37,6 +38,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "shardnet/comm/collective_main.hpp"
@@ -60,6 +62,7 @@ constexpr const char* fashion_mnist_files[] = {
 struct config {
     std::vector<std::int64_t> layers = {784, 256, 256, 10};
     std::vector<std::string> partitions = {"column", "row", "column"};
+    std::string model_grid;  // "RxC"; empty: 1 x (world size / data_parallel)
     std::int64_t data_parallel = 1, epochs = 10, batch = 128;
     double lr = 2e-3, label_smoothing = 0.0, clip = 0.0;
     std::string optimizer = "adam";
@@ -84,6 +87,7 @@ struct config {
 constexpr sn::setting_field config_fields[] = {
     {"--layers", sn::setting_role::identifies_run},
     {"--partition", sn::setting_role::same_on_ranks},  // checkpoints reshard
+    {"--model-grid", sn::setting_role::same_on_ranks},
     {"--data-parallel", sn::setting_role::same_on_ranks},
     {"--epochs", sn::setting_role::identifies_run},  // the learning-rate schedule spans them
     {"--batch", sn::setting_role::identifies_run},
@@ -137,6 +141,23 @@ void resolve_data(config& c, const CLI::App& app) {
 }
 
 /// Usage errors: values CLI11 parsed but that make no sense. Same arguments, same message.
+/// "RxC" as a grid of R rows and C columns of model-parallel ranks.
+sn::grid_shape parse_model_grid(const std::string& text) {
+    const auto x = text.find('x');
+    auto number = [&](std::size_t from, std::size_t to) -> std::size_t {
+        const std::string part = text.substr(from, to - from);
+        if (part.empty() || part.size() > 6 ||
+            part.find_first_not_of("0123456789") != std::string::npos || std::stoul(part) == 0)
+            throw sn::error(
+                "--model-grid: expected RxC with R and C whole numbers of at least 1 "
+                "(2x2, 1x4), got '" +
+                text + "'");
+        return std::stoul(part);
+    };
+    if (x == std::string::npos) number(0, 0);  // throws the message above
+    return {number(0, x), number(x + 1, text.size())};
+}
+
 void validate(const config& c) {
     auto fail = [](const auto&... parts) {
         std::ostringstream message;
@@ -152,6 +173,13 @@ void validate(const config& c) {
              c.layers.size(), " widths (expected ", c.partitions.size() + 1, ")");
     if (c.partitions.size() > max_layers)
         fail("train_mlp is built for up to ", max_layers, " layers, got ", c.partitions.size());
+    const auto block2d_layers = std::count(c.partitions.begin(), c.partitions.end(), "block2d");
+    if (block2d_layers > 0 && block2d_layers != static_cast<std::ptrdiff_t>(c.partitions.size()))
+        fail(
+            "--partition: block2d layers mix with column, row and replicated ones in "
+            "sequential<...>, but train_mlp builds only all-2D or all-1D networks (got ",
+            block2d_layers, " block2d layers of ", c.partitions.size(), ")");
+    if (!c.model_grid.empty()) parse_model_grid(c.model_grid);
     auto at_least = [&](std::int64_t v, std::int64_t low, const char* name) {
         if (v < low) fail(name, ": expected a whole number of at least ", low, ", got ", v);
     };
@@ -362,7 +390,7 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     const std::size_t slots = c.optimizer == "sgd" ? 1 : 2;
     sn::check_memory(world,
                      sn::estimate_training_memory<sn::sequential<Layers...>>(
-                         widths, grid.model_parallel(), grid.model_rank(), replica_batch, slots),
+                         widths, grid.model_grid(), grid.model().position(), replica_batch, slots),
                      "this network");
     sn::network_options net_options;
     net_options.seed = c.seed;
@@ -430,11 +458,26 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     return 0;
 }
 
+// An all-2D network: block2d layers alternating with block2d_transposed ones, so that no
+// layout conversion runs between them.
+template <class... Chosen>
+int dispatch_2d(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
+    constexpr std::size_t index = sizeof...(Chosen);
+    using Partition = std::conditional_t<index % 2 == 0, sn::block2d, sn::block2d_transposed>;
+    if (index + 1 == c.partitions.size())
+        return train<Chosen..., sn::dense<real, Partition, sn::activation::identity>>(c, grid);
+    if constexpr (index + 1 < max_layers)
+        return dispatch_2d<Chosen..., sn::dense<real, Partition, sn::activation::relu>>(c, grid);
+    return 1;  // unreachable: the depth was checked
+}
+
 // Turns the run-time partition list into a compile-time layer list: hidden layers use relu,
 // the last one is linear (its logits go to the loss).
 template <class... Chosen>
 int dispatch(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     constexpr std::size_t index = sizeof...(Chosen);
+    if constexpr (index == 0)
+        if (c.partitions.front() == "block2d") return dispatch_2d<>(c, grid);
     const bool last = index + 1 == c.partitions.size();
     auto next = [&]<class Partition>() {
         if (last)
@@ -453,10 +496,15 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     config c;
     CLI::App app{"Train a model-parallel MLP classifier with shardnet"};
     app.add_option("--layers", c.layers, "widths: input,hidden...,classes")->delimiter(',');
-    app.add_option("--partition", c.partitions, "per layer: column, row or replicated")
+    app.add_option("--partition", c.partitions,
+                   "per layer: column, row or replicated; or block2d for every layer (2D blocks "
+                   "over --model-grid, alternating orientation)")
         ->delimiter(',')
-        ->check(CLI::IsMember({"column", "row", "replicated"}));
+        ->check(CLI::IsMember({"column", "row", "replicated", "block2d"}));
     app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas");
+    app.add_option("--model-grid", c.model_grid,
+                   "RxC: each model-parallel group as R rows x C columns of ranks (the world is "
+                   "data-parallel x R x C; default 1 x world/data-parallel)");
     app.add_option("--epochs", c.epochs, "epochs");
     app.add_option("--batch", c.batch, "global batch size");
     app.add_option("--lr", c.lr, "learning rate");
@@ -536,7 +584,10 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     sn::agree_on(world, [&] {
         if (world.rank() == 0) check_outputs(c);
     });
-    sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel));
+    const sn::grid_shape model_grid =
+        c.model_grid.empty() ? sn::grid_shape{0, 0} : parse_model_grid(c.model_grid);
+    sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel),
+                                                model_grid);
     return dispatch<>(c, grid);
 }
 

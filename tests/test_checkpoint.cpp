@@ -24,6 +24,7 @@
 #include "shardnet/io/checkpoint.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
+#include "shardnet/partition/block2d.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -47,6 +48,11 @@ template <class T>
 using resharded_net = sn::sequential<sn::dense<T, sn::row_split, act::relu>,
                                      sn::dense<T, sn::column_split, act::relu>,
                                      sn::dense<T, sn::replicated, act::identity>>;
+// ...and as 2D blocks, orientation alternating.
+template <class T>
+using grid_net = sn::sequential<sn::dense<T, sn::block2d, act::relu>,
+                                sn::dense<T, sn::block2d_transposed, act::relu>,
+                                sn::dense<T, sn::block2d, act::identity>>;
 // Widths that divide by nothing, so shards are uneven; 7 > 4 ranks, 3 < 4 ranks (empty shards).
 const std::vector<std::size_t> widths = {6, 7, 5, 3};
 
@@ -229,6 +235,55 @@ TEST_SUITE("mpi") {
             REQUIRE(losses.size() == continued.size());
             for (std::size_t i = 0; i < losses.size(); ++i)
                 CHECK(losses[i] == doctest::Approx(continued[i]).epsilon(1e-12));
+        }
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("2D checkpoints reshard to 1D layouts, other grids and smaller worlds, and back") {
+        sn::mpi_communicator world;
+        const std::size_t P = world.size();
+        // A grid with more than one row wherever the world allows: 2 x 2, else P x 1.
+        const sn::grid_shape saved_grid = P == 4 ? sn::grid_shape{2, 2} : sn::grid_shape{P, 1};
+        sn::process_grid<sn::mpi_communicator> grid(world, 1, saved_grid);
+        const fs::path dir = shared_temp_dir(world, "reshard2d");
+        const auto data = small_data<double>(48, 6);
+        sn::network_options options;
+        options.seed = 23;
+        grid_net<double> net(grid.model(), widths, options);
+        sn::optimizer<double> opt(sn::adam(1e-2));
+        train_epochs(grid, net, opt, data, 1, 2);
+        const fs::path saved = sn::save_checkpoint(grid, dir, 6, net, opt);
+        const auto reference = gathered(net, grid.model());
+        const auto continued = train_epochs(grid, net, opt, data, 1, 3);
+
+        auto check_loaded = [&](auto& g, auto& other) {
+            sn::optimizer<double> other_opt(sn::adam(1e-2));
+            sn::load_checkpoint(g, saved, other, other_opt);
+            CHECK(bitwise_equal(reference, gathered(other, g.model())));
+            const auto losses = train_epochs(g, other, other_opt, data, 1, 3);
+            REQUIRE(losses.size() == continued.size());
+            for (std::size_t i = 0; i < losses.size(); ++i)
+                CHECK(losses[i] == doctest::Approx(continued[i]).epsilon(1e-12));
+        };
+        for (std::size_t p = 1; p <= P; ++p) {
+            const bool member = world.rank() < p;
+            sn::mpi_communicator sub = world.split(member ? 0 : 1, static_cast<int>(world.rank()));
+            if (!member) continue;
+            CAPTURE(p);
+            options.seed = 98;
+            {  // into 1D layouts on a 1 x p grid
+                sn::process_grid<sn::mpi_communicator> g(sub);
+                saved_net<double> other(g.model(), widths, options);
+                check_loaded(g, other);
+            }
+            for (std::size_t rows = 1; rows <= p; ++rows) {  // into 2D blocks on every grid
+                if (p % rows != 0) continue;
+                CAPTURE(rows);
+                sn::process_grid<sn::mpi_communicator> g(sub, 1, {rows, p / rows});
+                grid_net<double> other(g.model(), widths, options);
+                check_loaded(g, other);
+            }
         }
         world.barrier();
         if (world.rank() == 0) fs::remove_all(dir);

@@ -120,7 +120,8 @@ TEST_SUITE("mpi") {
                     CHECK(group.counts().all_reduce.elements ==
                           documented::column_split_backward(s.batch, s.n, p, false));
                 CHECK(group.counts().all_gather.calls == 0);
-                const auto ct = sn::column_split::traffic(s.batch, s.n, s.m, p);
+                const auto ct = sn::column_split::traffic(s.batch, s.n, s.m, sn::grid_shape{1, p},
+                                                          {0, group.rank()});
                 CHECK(ct.forward_all_reduce == 0);
                 CHECK(ct.backward_all_reduce ==
                       documented::column_split_backward(s.batch, s.n, p, false));
@@ -136,7 +137,8 @@ TEST_SUITE("mpi") {
                 group.reset();
                 row.backward(group, dy);
                 CHECK(group.counts().arithmetic_calls() == 0);
-                const auto rt = sn::row_split::traffic(s.batch, s.n, s.m, p);
+                const auto rt = sn::row_split::traffic(s.batch, s.n, s.m, sn::grid_shape{1, p},
+                                                       {0, group.rank()});
                 CHECK(rt.forward_all_reduce == documented::row_split_forward(s.batch, s.m, p));
                 CHECK(rt.backward_all_reduce == 0);
             }

@@ -8,12 +8,15 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "reference.hpp"
+#include "shardnet/comm/model_group.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
 #include "shardnet/kernels/cblas_gemm.hpp"
 #include "shardnet/layers/dense.hpp"
+#include "shardnet/partition/block2d.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -39,8 +42,8 @@ dmatrix apply(const dmatrix& z) {
     return y;
 }
 
-template <class T, class Partition, class Activation, class Gemm = sn::xsimd_gemm>
-void check_layer_against_reference(sn::mpi_communicator& group, const layer_case& c, bool bias) {
+template <class T, class Partition, class Activation, class Gemm = sn::xsimd_gemm, class Group>
+void check_layer_against_reference(Group& group, const layer_case& c, bool bias) {
     CAPTURE(c.in);
     CAPTURE(c.out);
     CAPTURE(c.batch);
@@ -103,8 +106,8 @@ void check_layer_against_reference(sn::mpi_communicator& group, const layer_case
     }
 }
 
-template <class T, class Partition>
-void check_all_activations(sn::mpi_communicator& group) {
+template <class T, class Partition, class Group>
+void check_all_activations(Group& group) {
     for (const layer_case& c : cases) {
         check_layer_against_reference<T, Partition, sn::activation::identity>(group, c, true);
         check_layer_against_reference<T, Partition, sn::activation::identity>(group, c, false);
@@ -160,7 +163,75 @@ class overlap_recorder : public sn::mpi_communicator {
 
 }  // namespace
 
+TEST_SUITE("serial") {
+    TEST_CASE_TEMPLATE("a partition map holds every element, and one first copy of each", P,
+                       sn::column_split, sn::row_split, sn::replicated, sn::block2d,
+                       sn::block2d_transposed) {
+        const sn::partition_map map = sn::map_of<P>();
+        for (const sn::grid_shape grid :
+             {sn::grid_shape{1, 1}, sn::grid_shape{1, 3}, sn::grid_shape{3, 1},
+              sn::grid_shape{2, 2}, sn::grid_shape{2, 3}, sn::grid_shape{4, 2}}) {
+            for (const std::size_t in : {1, 5, 7})
+                for (const std::size_t out : {1, 2, 6}) {
+                    CAPTURE(grid.rows);
+                    CAPTURE(grid.cols);
+                    CAPTURE(in);
+                    CAPTURE(out);
+                    // How many ranks hold each element, and how many call themselves its first
+                    // copy: at least one, and exactly one.
+                    std::vector<std::size_t> held(in * out), first(in * out), bias_first(out);
+                    for (std::size_t q = 0; q < grid.size(); ++q) {
+                        const sn::grid_position at = sn::position_of_rank(grid, q);
+                        const sn::shard_range rows = map.weight_rows(in, grid, at);
+                        const sn::shard_range cols = map.weight_cols(out, grid, at);
+                        const bool is_first = map.first_weight_copy(in, out, grid, at);
+                        for (std::size_t i = rows.begin; i < rows.end; ++i)
+                            for (std::size_t j = cols.begin; j < cols.end; ++j) {
+                                ++held[i * out + j];
+                                first[i * out + j] += is_first;
+                            }
+                        if (map.first_bias_copy(out, grid, at))
+                            for (std::size_t j = cols.begin; j < cols.end; ++j)
+                                ++bias_first[j];
+                    }
+                    for (std::size_t e = 0; e < in * out; ++e) {
+                        CHECK(held[e] >= 1);
+                        CHECK(first[e] == 1);
+                    }
+                    for (std::size_t j = 0; j < out; ++j)
+                        CHECK(bias_first[j] == 1);
+                }
+        }
+    }
+}
+
 TEST_SUITE("mpi") {
+    TEST_CASE_TEMPLATE("block2d layers match the double reference on every grid", T, float,
+                       double) {
+        sn::mpi_communicator world;
+        for (std::size_t rows = 1; rows <= world.size(); ++rows) {
+            if (world.size() % rows != 0) continue;
+            CAPTURE(rows);
+            sn::model_group<sn::mpi_communicator> grid(world, {rows, world.size() / rows});
+            check_all_activations<T, sn::block2d>(grid);
+            check_all_activations<T, sn::block2d_transposed>(grid);
+        }
+    }
+
+    TEST_CASE("block2d overlaps its backward all-reduce with the weight gradient") {
+        overlap_recorder world;
+        sn::model_group<overlap_recorder> grid(world, {1, world.size()});
+        sn::dense<float, sn::block2d, sn::activation::relu> layer(grid, 7, 5);
+        const dmatrix x = sn::test::random_dmatrix(4, 7, 1);
+        const dmatrix dy = sn::test::random_dmatrix(4, 5, 2);
+        layer.forward(grid, sn::test::block_of<float>(x, {0, 4}, layer.weight_rows()));
+        layer.backward(grid, sn::test::block_of<float>(dy, {0, 4}, layer.weight_cols()));
+        // The input gradient is summed along the grid row: world.size() ranks here.
+        CHECK(grid.row().starts == (world.size() > 1 ? 1 : 0));
+        CHECK(grid.row().waits == grid.row().starts);
+        CHECK(grid.row().blocking == 0);
+    }
+
     TEST_CASE("column_split overlaps its backward all-reduce with the weight gradient") {
         overlap_recorder group;
         sn::dense<float, sn::column_split, sn::activation::relu> layer(group, 7, 5);

@@ -14,11 +14,13 @@
 
 #include "reference.hpp"
 #include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
+#include "shardnet/partition/block2d.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/replicated.hpp"
 #include "shardnet/partition/row_split.hpp"
@@ -41,6 +43,44 @@ using mixed_net = sn::sequential<
     sn::dense<T, sn::replicated, act::sigmoid>, sn::dense<T, sn::column_split, act::relu>,
     sn::dense<T, sn::row_split, act::identity>>;
 const std::vector<std::size_t> mixed_widths = {5, 7, 6, 4, 9, 3};
+
+// 2D layers with every conversion they meet: replicated -> rows (first block2d), none between
+// block2d and block2d_transposed (columns -> columns), rows -> replicated (column_split after
+// block2d_transposed), sharded -> rows, and columns -> sharded for the loss.
+template <class T>
+using grid_net = sn::sequential<
+    sn::dense<T, sn::block2d, act::gelu>, sn::dense<T, sn::block2d_transposed, act::tanh>,
+    sn::dense<T, sn::column_split, act::relu>, sn::dense<T, sn::block2d, act::identity>>;
+const std::vector<std::size_t> grid_widths = {5, 7, 6, 9, 3};
+// And from 1D into 2D the other way round: sharded -> columns, rows -> sharded (row_split),
+// replicated -> columns, and rows -> sharded for the loss.
+template <class T>
+using grid_net_transposed = sn::sequential<
+    sn::dense<T, sn::column_split, act::relu>, sn::dense<T, sn::block2d_transposed, act::tanh>,
+    sn::dense<T, sn::row_split, act::sigmoid>, sn::dense<T, sn::block2d_transposed, act::identity>>;
+
+/// Every rows x cols grid of p ranks.
+std::vector<sn::grid_shape> grids_of(std::size_t p) {
+    std::vector<sn::grid_shape> grids;
+    for (std::size_t rows = 1; rows <= p; ++rows)
+        if (p % rows == 0) grids.push_back({rows, p / rows});
+    return grids;
+}
+
+using traced_mpi = sn::tracing_communicator<sn::mpi_communicator>;
+
+/// Floating-point elements all-reduced and all-gathered by every communicator of a grid.
+std::size_t grid_elements(sn::model_group<traced_mpi>& g) {
+    std::size_t n = 0;
+    for (traced_mpi* c : {&g.all(), &g.row(), &g.column()})
+        n += c->counts().all_reduce.elements + c->counts().all_gather.elements;
+    return n;
+}
+void reset_grid(sn::model_group<traced_mpi>& g) {
+    g.all().reset();
+    g.row().reset();
+    g.column().reset();
+}
 
 /// MSE of the network on (x, target); gradient into grad. The same value on every rank.
 template <class Net, class Comm>
@@ -118,21 +158,6 @@ class start_recorder : public sn::mpi_communicator {
 }  // namespace
 
 TEST_SUITE("mpi") {
-    TEST_CASE("a dimension is whole on every rank only if every part holds all of it") {
-        // An uneven user split: the first and the last of three parts hold everything, the
-        // middle one half. Asking only the ends would call it whole (replicated).
-        auto uneven = [](std::size_t n, std::size_t parts, std::size_t part) {
-            return part == 0 || part + 1 == parts ? sn::shard_range{0, n}
-                                                  : sn::shard_range{0, n / 2};
-        };
-        auto whole = [](std::size_t n, std::size_t, std::size_t) { return sn::shard_range{0, n}; };
-        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(+uneven, 6, 3));
-        CHECK(sn::detail::whole_on_every_rank<void>(+uneven, 6, 2));
-        CHECK(sn::detail::whole_on_every_rank<void>(+whole, 6, 3));
-        CHECK_FALSE(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 3));
-        CHECK(sn::detail::whole_on_every_rank<void>(&sn::column_split::weight_cols, 6, 1));
-    }
-
     TEST_CASE("a parameter whose type asks for a model-parallel reduction gets it") {
         sn::mpi_communicator world;
         sn::local_communicator one_replica;
@@ -283,9 +308,11 @@ TEST_SUITE("mpi") {
             sn::test::block_of<double>(sn::test::random_dmatrix(5, 4, 1), {0, 5}, {0, 4});
         group.reset();
         net.forward(group, x);
-        CHECK(group.counts().all_gather.calls == 1);
-        CHECK(group.counts().all_gather.elements == 5 * 7);
-        if (group.size() > 1) CHECK(net.plan(5).layers[1].forward_all_gather == 5 * 7);
+        // On one rank the blocks are the whole activation: nothing to gather.
+        const bool gathers = group.size() > 1;
+        CHECK(group.counts().all_gather.calls == (gathers ? 1 : 0));
+        CHECK(group.counts().all_gather.elements == (gathers ? 5 * 7 : 0));
+        CHECK(net.plan(5).layers[1].forward_all_gather == (gathers ? 5 * 7 : 0));
     }
 
     TEST_CASE_TEMPLATE("sharded cross-entropy equals the replicated one, without gathering", T,
@@ -485,6 +512,117 @@ TEST_SUITE("mpi") {
                                  "batch sizes (4 to 5); they must read the same rows",
                                  sn::error);
         }
+    }
+
+    TEST_CASE_TEMPLATE("2D networks: gradients, norm and traffic on every grid equal one rank's",
+                       Net, grid_net<double>, grid_net_transposed<double>) {
+        sn::mpi_communicator world;
+        sn::network_options options;
+        options.seed = 6;
+        const std::size_t batch = 4;
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 31), {0, batch}, {0, 5});
+        const auto target =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 3, 32), {0, batch}, {0, 3});
+        sn::local_communicator alone;
+        Net single(alone, grid_widths, options);
+        sn::matrix<double> grad1;
+        const double loss1 = mse_loss(single, alone, x, target, grad1);
+        single.backward(alone, grad1);
+        const auto reference = gathered_weight_grads(single, alone);
+        const double norm1 = sn::optimizer<double>::global_norm(single.parameters(), alone);
+
+        for (const sn::grid_shape shape : grids_of(world.size())) {
+            CAPTURE(shape.rows);
+            CAPTURE(shape.cols);
+            sn::model_group<traced_mpi> group(traced_mpi{}, shape);
+            Net net(group, grid_widths, options);
+            sn::matrix<double> grad;
+            CHECK(mse_loss(net, group, x, target, grad) == doctest::Approx(loss1).epsilon(1e-13));
+            net.backward(group, grad);
+            const auto analytic = gathered_weight_grads(net, group);
+            for (std::size_t l = 0; l < analytic.size(); ++l) {
+                CAPTURE(l);
+                CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
+            }
+            // Copies of a block (a block2d bias down a grid column) count once.
+            CHECK(sn::optimizer<double>::global_norm(net.parameters(), group) ==
+                  doctest::Approx(norm1).epsilon(1e-12));
+
+            // The collectives move what the plan says, every grid communicator included.
+            const sn::network_plan plan = net.plan(batch);
+            std::size_t planned_forward = plan.output_forward_gather;
+            std::size_t planned_backward = plan.output_backward_gather;
+            for (const auto& l : plan.layers) {
+                planned_forward += l.forward_all_reduce + l.forward_all_gather;
+                planned_backward += l.backward_all_reduce + l.backward_all_gather;
+            }
+            // (On one rank the 1D layers still call their all-reduces, over one rank, which the
+            // plan does not count as traffic.)
+            reset_grid(group);
+            const auto& y = net.forward(group, x);
+            if (world.size() > 1) CHECK(grid_elements(group) == planned_forward);
+            const sn::matrix<double> dy = y;
+            reset_grid(group);
+            net.backward(group, dy);
+            if (world.size() > 1) CHECK(grid_elements(group) == planned_backward);
+            CHECK(plan.model_parallel_elements() == planned_forward + planned_backward);
+            if (world.size() == 1) CHECK(plan.model_parallel_elements() == 0);
+        }
+    }
+
+    TEST_CASE_TEMPLATE("2D training gives the same losses on every data x rows x cols grid", T,
+                       float, double) {
+        sn::mpi_communicator world;
+        sn::synthetic_options data_options;
+        data_options.samples = 60;
+        data_options.width = 5;
+        data_options.classes = 3;
+        const auto data = sn::make_synthetic<T>(data_options);
+        using net_type = grid_net<T>;
+        sn::trainer_options options;
+        options.epochs = 1;
+        options.batch = 6;
+        options.seed = 2;
+        options.report = false;
+        auto run = [&]<class Comm>(sn::process_grid<Comm>& grid) {
+            sn::network_options net_options;
+            net_options.seed = 8;
+            net_type net(grid.model(), grid_widths, net_options);
+            sn::optimizer<T> opt(sn::adam(1e-2));
+            sn::trainer<net_type, Comm> trainer(grid, net, opt, options);
+            return trainer.fit(data).step_losses;
+        };
+        sn::process_grid<sn::local_communicator> single(sn::local_communicator{});
+        const auto reference = run(single);
+        REQUIRE(reference.size() == 10);
+        const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-10;
+        for (std::size_t d = 1; d <= world.size(); ++d) {
+            if (world.size() % d != 0) continue;
+            for (const sn::grid_shape model : grids_of(world.size() / d)) {
+                CAPTURE(d);
+                CAPTURE(model.rows);
+                CAPTURE(model.cols);
+                sn::process_grid<sn::mpi_communicator> grid(world, d, model);
+                CHECK(grid.model_grid() == model);
+                const auto losses = run(grid);
+                REQUIRE(losses.size() == reference.size());
+                double worst = 0;
+                for (std::size_t i = 0; i < losses.size(); ++i)
+                    worst = std::max(
+                        worst, std::abs(losses[i] - reference[i]) / (1 + std::abs(reference[i])));
+                CHECK(worst <= tol);
+            }
+        }
+    }
+
+    TEST_CASE("a grid that does not fit the world stops every rank with the numbers") {
+        sn::mpi_communicator world;
+        const std::size_t p = world.size();
+        CHECK_THROWS_WITH_AS(sn::process_grid<sn::mpi_communicator>(world, 1, {2, p}),
+                             doctest::Contains("needs"), sn::error);
+        CHECK_THROWS_WITH_AS(sn::model_group<sn::mpi_communicator>(world, {p + 1, 1}),
+                             doctest::Contains("grid needs"), sn::error);
     }
 
     TEST_CASE("clipping uses the global norm, each element counted once") {

@@ -4,6 +4,7 @@
 #include "shardnet/version.hpp"
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/memory.hpp"
 #include "shardnet/core/random.hpp"
@@ -20,10 +21,12 @@
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
 
+#include "shardnet/partition/block2d.hpp"
 #include "shardnet/partition/column_split.hpp"
 #include "shardnet/partition/partition.hpp"
 #include "shardnet/partition/replicated.hpp"

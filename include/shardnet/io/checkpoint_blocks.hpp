@@ -21,6 +21,7 @@
 #include "shardnet/io/manifest.hpp"
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/net/visit_layers.hpp"
+#include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
 
@@ -81,14 +82,9 @@ void collect_blocks(Layer& l, std::vector<parameter_block<T>>& blocks,
                     std::vector<checkpoint_layer>& layers) {
     using P = typename Layer::partition_type;
     const std::size_t in = l.input_features(), out = l.output_features();
-    const std::size_t parts = l.parts(), part = l.part();
-    bool weight_first = true, bias_first = true;
-    for (std::size_t q = 0; q < part; ++q) {
-        const bool same_cols = P::weight_cols(out, parts, q) == l.weight_cols();
-        bias_first = bias_first && !same_cols;
-        weight_first =
-            weight_first && !(same_cols && P::weight_rows(in, parts, q) == l.weight_rows());
-    }
+    const partition_map map = Layer::map();
+    const bool weight_first = map.first_weight_copy(in, out, l.grid(), l.position());
+    const bool bias_first = map.first_bias_copy(out, l.grid(), l.position());
     blocks.push_back({l.name() + ".weight", in, out, l.weight_rows(), l.weight_cols(),
                       l.weight().data(), weight_first});
     if (l.has_bias())

@@ -13,6 +13,7 @@
 
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/random.hpp"
@@ -63,7 +64,7 @@ class dense {
     static_assert(gemm_policy<Gemm>,
                   "shardnet::dense<T, Partition, Activation, Gemm>: Gemm must satisfy "
                   "shardnet::gemm_policy (name, gemm<T>(...)); use xsimd_gemm or cblas_gemm");
-    static_assert(Activation::is_linear || Partition::output_layout != layout::partial,
+    static_assert(Activation::is_linear || !Partition::output_layout.has_partial(),
                   "shardnet::dense: a non-linear activation cannot be applied to a partial sum; "
                   "use activation::identity here and apply the activation after the reduction");
 
@@ -73,26 +74,30 @@ class dense {
     using activation_type = Activation;
     using gemm_type = Gemm;
 
-    /// Builds this rank's shard of an in x out layer for the model-parallel group `group`.
-    /// Not collective: each rank generates its own shard from the global indices.
+    /// Builds this rank's shard of an in x out layer for the model-parallel group `group` (a
+    /// model_group, or a plain communicator seen as a 1 x P grid). Not collective: each rank
+    /// generates its own shard from the global indices.
     template <communicator Comm>
     dense(const Comm& group, std::size_t in, std::size_t out, dense_options options = {})
-        : dense(in, out, group.size(), group.rank(), std::move(options)) {}
+        : dense(in, out, grid_of(group), position_of(group), std::move(options)) {}
 
-    /// Builds shard `part` of `parts` of an in x out layer.
-    /// @pre part < parts
+    /// Builds shard `part` of `parts` of an in x out layer (a 1 x parts grid).
+    /// @throws error if part >= parts.
     dense(std::size_t in, std::size_t out, std::size_t parts, std::size_t part,
+          dense_options options = {})
+        : dense(in, out, grid_shape{1, parts}, grid_position{0, part}, std::move(options)) {}
+
+    /// Builds the shard at `at` of a `grid` of ranks of an in x out layer.
+    /// @throws error if `at` is outside the grid.
+    dense(std::size_t in, std::size_t out, grid_shape grid, grid_position at,
           dense_options options = {})
         : in_(in),
           out_(out),
-          parts_(parts),
-          part_(part),
-          rows_(Partition::weight_rows(in, parts, part)),
-          cols_(Partition::weight_cols(out, parts, part)),
+          grid_(checked_grid(grid, at, options)),
+          at_(at),
+          rows_(map().weight_rows(in, grid, at)),
+          cols_(map().weight_cols(out, grid, at)),
           options_(std::move(options)) {
-        if (parts == 0 || part >= parts)
-            throw error(
-                detail::concat(describe(), ": part ", part, " of ", parts, " does not exist"));
         initialize_shard(weight_, options_.init, random_key{options_.seed, options_.layer, 0}, in_,
                          out_, rows_, cols_);
         detail::ensure_shape(weight_grad_, rows_.size(), cols_.size());
@@ -202,17 +207,20 @@ class dense {
     template <communicator Comm>
     matrix<T> gather_weight(Comm& group) const {
         check_group(group);
-        std::vector<std::size_t> counts(parts_);
-        for (std::size_t p = 0; p < parts_; ++p)
-            counts[p] = Partition::weight_rows(in_, parts_, p).size() *
-                        Partition::weight_cols(out_, parts_, p).size();
+        const std::size_t parts = grid_.size();
+        std::vector<std::size_t> counts(parts);
+        for (std::size_t p = 0; p < parts; ++p)
+            counts[p] = map().weight_rows(in_, grid_, position_of_rank(grid_, p)).size() *
+                        map().weight_cols(out_, grid_, position_of_rank(grid_, p)).size();
         std::vector<T> blocks(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
         group.all_gather(weight_.data(), blocks.data(), counts);
         matrix<T> global = matrix<T>::from_shape({in_, out_});
         const T* block = blocks.data();
-        for (std::size_t p = 0; p < parts_; ++p) {
-            const shard_range rows = Partition::weight_rows(in_, parts_, p);
-            const shard_range cols = Partition::weight_cols(out_, parts_, p);
+        // Copies of a block (ranks along a dimension the block is not split over) write the
+        // same values to the same place.
+        for (std::size_t p = 0; p < parts; ++p) {
+            const shard_range rows = map().weight_rows(in_, grid_, position_of_rank(grid_, p));
+            const shard_range cols = map().weight_cols(out_, grid_, position_of_rank(grid_, p));
             for (std::size_t i = 0; i < rows.size(); ++i)
                 std::copy_n(block + i * cols.size(), cols.size(),
                             &global(rows.to_global(i), cols.begin));
@@ -226,15 +234,16 @@ class dense {
     vector<T> gather_bias(Comm& group) const {
         check_group(group);
         if (!options_.bias) return vector<T>::from_shape({0});
-        std::vector<std::size_t> counts(parts_);
-        for (std::size_t p = 0; p < parts_; ++p)
-            counts[p] = Partition::weight_cols(out_, parts_, p).size();
+        const std::size_t parts = grid_.size();
+        std::vector<std::size_t> counts(parts);
+        for (std::size_t p = 0; p < parts; ++p)
+            counts[p] = map().weight_cols(out_, grid_, position_of_rank(grid_, p)).size();
         std::vector<T> blocks(std::accumulate(counts.begin(), counts.end(), std::size_t{0}));
         group.all_gather(bias_.data(), blocks.data(), counts);
         vector<T> global = vector<T>::from_shape({out_});
         const T* block = blocks.data();
-        for (std::size_t p = 0; p < parts_; ++p) {
-            const shard_range cols = Partition::weight_cols(out_, parts_, p);
+        for (std::size_t p = 0; p < parts; ++p) {
+            const shard_range cols = map().weight_cols(out_, grid_, position_of_rank(grid_, p));
             std::copy_n(block, cols.size(), &global(cols.begin));
             block += counts[p];
         }
@@ -247,8 +256,13 @@ class dense {
     shard_range weight_rows() const { return rows_; }
     /// Global columns of W this rank holds; also its block of output features and of b.
     shard_range weight_cols() const { return cols_; }
-    std::size_t parts() const { return parts_; }
-    std::size_t part() const { return part_; }
+    /// The model-parallel group's size and this rank's place in it (its model rank).
+    std::size_t parts() const { return grid_.size(); }
+    std::size_t part() const { return rank_of_position(grid_, at_); }
+    grid_shape grid() const { return grid_; }
+    grid_position position() const { return at_; }
+    /// Where this layer's parameters live (see partition/partition.hpp).
+    static constexpr partition_map map() { return map_of<Partition>(); }
     bool has_bias() const { return options_.bias; }
     const dense_options& options() const { return options_; }
     const std::string& name() const { return options_.name; }
@@ -275,7 +289,7 @@ class dense {
     void check_input(const matrix<T>& x) const {
         if (x.shape(1) != rows_.size())
             throw error(detail::concat(describe(), ": input has ", x.shape(1),
-                                       " features per row on rank ", part_, ", expected ",
+                                       " features per row on rank ", part(), ", expected ",
                                        rows_.size(), width_note(rows_, in_)));
     }
 
@@ -285,7 +299,7 @@ class dense {
             throw error(detail::concat(describe(), ": backward() called before forward()"));
         if (dy.shape(0) != pre_activation_.shape(0) || dy.shape(1) != cols_.size())
             throw error(detail::concat(describe(), ": output gradient is ", dy.shape(0), " x ",
-                                       dy.shape(1), " on rank ", part_, ", expected ",
+                                       dy.shape(1), " on rank ", part(), ", expected ",
                                        pre_activation_.shape(0), " x ", cols_.size(),
                                        width_note(cols_, out_)));
     }
@@ -298,15 +312,29 @@ class dense {
 
     template <communicator Comm>
     void check_group(const Comm& group) const {
-        if (group.size() != parts_ || group.rank() != part_)
-            throw error(detail::concat(describe(), ": built as part ", part_, " of ", parts_,
-                                       " but called from rank ", group.rank(), " of a group of ",
-                                       group.size()));
+        const grid_shape grid = grid_of(group);
+        const grid_position at = position_of(group);
+        if (grid != grid_ || at != at_)
+            throw error(detail::concat(describe(), ": built for position (", at_.row, ", ", at_.col,
+                                       ") of a ", grid_.rows, " x ", grid_.cols,
+                                       " grid but called from position (", at.row, ", ", at.col,
+                                       ") of a ", grid.rows, " x ", grid.cols, " grid"));
+    }
+
+    static grid_shape checked_grid(grid_shape grid, grid_position at,
+                                   const dense_options& options) {
+        if (grid.size() == 0 || at.row >= grid.rows || at.col >= grid.cols)
+            throw error(detail::concat("dense '", options.name, "': position (", at.row, ", ",
+                                       at.col, ") is outside a ", grid.rows, " x ", grid.cols,
+                                       " grid"));
+        return grid;
     }
 
     const T* bias_ptr() const { return options_.bias ? bias_.data() : nullptr; }
 
-    std::size_t in_, out_, parts_, part_;
+    std::size_t in_, out_;
+    grid_shape grid_;
+    grid_position at_;
     shard_range rows_, cols_;
     dense_options options_;
     matrix<T> weight_, weight_grad_;

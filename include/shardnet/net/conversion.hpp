@@ -1,6 +1,8 @@
-// Layout conversions between adjacent layers, each with its backward twin:
-// sharded -> replicated is an all-gather (backward: keep own slice), replicated -> sharded is a
-// local slice (backward: all-gather). Equal layouts convert for free.
+// Layout conversions between adjacent layers, each with its backward twin. A conversion
+// gathers the activation over the ranks that hold its other blocks (all-gather) and keeps the
+// block the next layer takes (a local slice); its backward twin gathers the gradient of the
+// new layout and keeps the slice of the old one. Equal blocks convert for free, so a layout
+// change that splits nothing differently on this grid costs nothing.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +11,9 @@
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/error.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
@@ -25,9 +30,9 @@ void take_columns(const matrix<T>& src, shard_range block, matrix<T>& dst) {
         std::copy_n(&src(i, 0) + block.begin, block.size(), dst.data() + i * block.size());
 }
 
-/// All-gathers column blocks of a batch x n activation held as balanced shards: rank r holds
-/// batch x table.range(r).size(). The gathered blocks arrive rank after rank and are
-/// interleaved back into rows.
+/// All-gathers column blocks of a batch x n activation held as balanced shards over `group`:
+/// its rank r holds batch x table.range(r).size(). The gathered blocks arrive rank after rank
+/// and are interleaved back into rows.
 template <class T, communicator Comm>
 void gather_columns(Comm& group, const matrix<T>& local, const shard_table& table,
                     std::vector<std::size_t>& counts, std::vector<T>& blocks, matrix<T>& out) {
@@ -49,73 +54,102 @@ void gather_columns(Comm& group, const matrix<T>& local, const shard_table& tabl
 
 }  // namespace detail
 
-/// Converts a batch x `features` activation from layout From to layout To and back.
-template <class T, layout From, layout To>
+/// Converts a batch x `features` activation from layout `from` to layout `to` on a model grid,
+/// and its gradient back. Built once per pair of adjacent layers; a step allocates nothing once
+/// the batch size holds.
+template <class T>
 class layout_conversion {
-    static_assert(From != layout::partial,
-                  "shardnet: a partial sum cannot feed the next layer directly; end the layer "
-                  "with a partition whose output is reduced (row_split gives replicated)");
-    static_assert(To != layout::partial, "shardnet: no layer takes a partial-sum input");
-
   public:
-    layout_conversion(std::size_t features, std::size_t parts, std::size_t part)
-        : table_(features, parts), part_(part) {}
+    /// @throws error if either layout holds partial sums: a partial sum cannot feed a layer.
+    layout_conversion(layout from, layout to, std::size_t features, grid_shape grid,
+                      grid_position at)
+        : from_(checked(from, "from")),
+          to_(checked(to, "to")),
+          from_block_(feature_block(from, features, grid, at)),
+          to_block_(feature_block(to, features, grid, at)),
+          from_table_(features, parts_splitting(from, grid)),
+          to_table_(features, parts_splitting(to, grid)),
+          identity_(same_blocks(from, to, features, grid)) {}
 
-    static constexpr bool is_identity = From == To;
+    /// Whether no rank of the grid changes its block: the conversion does nothing.
+    bool is_identity() const { return identity_; }
+    layout from() const { return from_; }
+    layout to() const { return to_; }
 
-    /// Collective over the model-parallel group when an all-gather is needed.
+    /// Collective over the ranks holding the other blocks of `from` when anything is gathered.
     template <communicator Comm>
     const matrix<T>& forward(Comm& group, const matrix<T>& x) {
-        if constexpr (From == To) {
-            return x;
-        } else if constexpr (From == layout::sharded) {
-            detail::gather_columns(group, x, table_, counts_, blocks_, converted_);
-            return converted_;
-        } else {
-            detail::take_columns(x, table_.range(part_), converted_);
-            return converted_;
-        }
+        return identity_ ? x : convert(group, from_, from_table_, to_block_, x, converted_);
     }
 
+    /// The backward twin: from a gradient in `to`, the gradient in `from`.
     template <communicator Comm>
     const matrix<T>& backward(Comm& group, const matrix<T>& dy) {
-        if constexpr (From == To) {
-            return dy;
-        } else if constexpr (From == layout::sharded) {
-            detail::take_columns(dy, table_.range(part_), converted_grad_);
-            return converted_grad_;
-        } else {
-            detail::gather_columns(group, dy, table_, counts_, blocks_, converted_grad_);
-            return converted_grad_;
-        }
+        return identity_ ? dy : convert(group, to_, to_table_, from_block_, dy, converted_grad_);
     }
 
-    /// Elements all-gathered per pass of a batch: forward, backward.
+    /// Elements all-gathered per pass of a batch (forward, backward) and over how many ranks.
     std::size_t forward_gather(std::size_t batch) const {
-        return From == layout::sharded && To == layout::replicated && table_.parts() > 1
-                   ? batch * table_.total()
-                   : 0;
+        return !identity_ && from_table_.parts() > 1 ? batch * from_table_.total() : 0;
     }
     std::size_t backward_gather(std::size_t batch) const {
-        return From == layout::replicated && To == layout::sharded && table_.parts() > 1
-                   ? batch * table_.total()
-                   : 0;
+        return !identity_ && to_table_.parts() > 1 ? batch * to_table_.total() : 0;
     }
+    std::size_t forward_group() const { return from_table_.parts(); }
+    std::size_t backward_group() const { return to_table_.parts(); }
+
     std::string describe() const {
-        if constexpr (From == To)
-            return "none";
-        else if constexpr (From == layout::sharded)
-            return "all-gather (backward: own slice)";
-        else
-            return "own slice (backward: all-gather)";
+        if (identity_) return "none";
+        std::string d(to_string(from_));
+        d += " -> ";
+        d += to_string(to_);
+        d += forward_gather(1) ? " (all-gather" : " (own slice";
+        d += backward_gather(1) ? "; backward: all-gather)" : "; backward: own slice)";
+        return d;
     }
 
   private:
-    shard_table table_;
-    std::size_t part_;
+    static layout checked(layout l, const char* which) {
+        if (l.has_partial())
+            throw error(detail::concat("layout_conversion: cannot convert ", which, " a '",
+                                       to_string(l),
+                                       "' layout; a partial sum must be reduced by its layer"));
+        return l;
+    }
+
+    /// How many blocks a layout has on this grid (the size of the group that gathers them).
+    static std::size_t parts_splitting(layout l, grid_shape grid) {
+        return (l.split_over_rows() ? grid.rows : 1) * (l.split_over_cols() ? grid.cols : 1);
+    }
+
+    static bool same_blocks(layout from, layout to, std::size_t n, grid_shape grid) {
+        for (std::size_t q = 0; q < grid.size(); ++q)
+            if (feature_block(from, n, grid, position_of_rank(grid, q)) !=
+                feature_block(to, n, grid, position_of_rank(grid, q)))
+                return false;
+        return true;
+    }
+
+    /// Gathers `x` (blocks of `held` over the grid) whole when it is split, then keeps `keep`.
+    template <communicator Comm>
+    const matrix<T>& convert(Comm& group, layout held, const shard_table& table, shard_range keep,
+                             const matrix<T>& x, matrix<T>& out) {
+        const matrix<T>* whole = &x;
+        if (auto* over = group_splitting(group, held)) {
+            detail::gather_columns(*over, x, table, counts_, blocks_, gathered_);
+            whole = &gathered_;
+        }
+        detail::take_columns(*whole, keep, out);
+        return out;
+    }
+
+    layout from_, to_;
+    shard_range from_block_, to_block_;
+    shard_table from_table_, to_table_;
+    bool identity_;
     std::vector<std::size_t> counts_;
     std::vector<T> blocks_;
-    matrix<T> converted_, converted_grad_;
+    matrix<T> gathered_, converted_, converted_grad_;
 };
 
 }  // namespace shardnet

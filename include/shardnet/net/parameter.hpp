@@ -1,6 +1,6 @@
 // What optimizers see of a network: every local shard of a parameter with its gradient, and
-// whether its elements are replicated across the model-parallel group (so that global
-// quantities such as the gradient norm count each global element exactly once).
+// whether this rank holds the first copy of its elements in the model-parallel group (so that
+// global quantities such as the gradient norm count each global element exactly once).
 #pragma once
 
 #include <cstddef>
@@ -23,9 +23,10 @@ struct parameter_ref {
     T* value;
     T* grad;
     std::size_t size;  ///< elements of the local shard (may be 0)
-    /// True when every rank of the model-parallel group holds the same elements (a row_split
-    /// bias, a replicated layer); false when the group's shards are disjoint blocks.
-    bool replicated_in_model_group;
+    /// True when no lower rank of the model-parallel group holds the same block (see
+    /// partition_map): sums over the group count the block on this rank only. False on the
+    /// other copies of a row_split bias, a replicated layer or a block2d bias.
+    bool first_copy;
     /// True when the gradient is a partial sum over the model-parallel group and must be
     /// summed there too (from the partition's reduced_over type); false for the built-ins.
     bool reduce_over_model_group = false;

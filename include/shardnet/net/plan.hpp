@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 
 namespace shardnet {
@@ -21,17 +22,26 @@ struct layer_plan {
     layout input_layout = layout::replicated, output_layout = layout::replicated;
     std::size_t forward_all_reduce = 0, backward_all_reduce = 0;
     std::size_t forward_all_gather = 0, backward_all_gather = 0;  ///< of the conversion before
+    /// Ranks in each of those collectives (the model-parallel group, or one grid row or column
+    /// of it for 2D layouts and partitions).
+    std::size_t forward_reduce_group = 1, backward_reduce_group = 1;
+    std::size_t forward_gather_group = 1, backward_gather_group = 1;
 };
 
 /// The plan of a network for one rank.
 struct network_plan {
     std::size_t element_size = 4, batch = 0, model_parallel = 1, data_parallel = 1;
+    grid_shape model_grid{1, 1};
     std::vector<layer_plan> layers;
+    /// The conversion after the last layer, to the layout the loss takes.
+    std::string output_conversion = "none";
+    std::size_t output_forward_gather = 0, output_backward_gather = 0;
+    std::size_t output_forward_group = 1, output_backward_group = 1;
     std::size_t data_parallel_all_reduce = 0;  ///< gradient elements summed across replicas
 
     /// Elements moved by model-parallel collectives in one step (forward + backward).
     std::size_t model_parallel_elements() const {
-        std::size_t n = 0;
+        std::size_t n = output_forward_gather + output_backward_gather;
         for (const auto& l : layers)
             n += l.forward_all_reduce + l.backward_all_reduce + l.forward_all_gather +
                  l.backward_all_gather;
@@ -48,9 +58,13 @@ struct network_plan {
         };
         double b = 0;
         for (const auto& l : layers) {
-            b += ring(l.forward_all_reduce + l.backward_all_reduce, model_parallel, 2.0);
-            b += ring(l.forward_all_gather + l.backward_all_gather, model_parallel, 1.0);
+            b += ring(l.forward_all_reduce, l.forward_reduce_group, 2.0);
+            b += ring(l.backward_all_reduce, l.backward_reduce_group, 2.0);
+            b += ring(l.forward_all_gather, l.forward_gather_group, 1.0);
+            b += ring(l.backward_all_gather, l.backward_gather_group, 1.0);
         }
+        b += ring(output_forward_gather, output_forward_group, 1.0);
+        b += ring(output_backward_gather, output_backward_group, 1.0);
         b += ring(data_parallel_all_reduce, data_parallel, 2.0);
         return b * static_cast<double>(element_size);
     }
@@ -63,10 +77,12 @@ struct network_plan {
         std::ostringstream os;
         os.imbue(out.getloc());
         os << "plan: " << p.layers.size() << " layers, grid " << p.data_parallel
-           << " data-parallel x " << p.model_parallel << " model-parallel, batch " << p.batch
-           << " per replica, " << p.element_size << "-byte elements\n";
+           << " data-parallel x " << p.model_parallel << " model-parallel";
+        if (p.model_grid.rows > 1)
+            os << " (" << p.model_grid.rows << " x " << p.model_grid.cols << ")";
+        os << ", batch " << p.batch << " per replica, " << p.element_size << "-byte elements\n";
         for (const auto& l : p.layers) {
-            os << "  " << std::left << std::setw(5) << l.name << std::setw(13) << l.partition
+            os << "  " << std::left << std::setw(5) << l.name << std::setw(19) << l.partition
                << std::setw(9) << l.activation << "W " << l.in << " x " << l.out << ", local "
                << l.local_rows << " x " << l.local_cols << "; " << to_string(l.input_layout)
                << " -> " << to_string(l.output_layout) << "\n";
@@ -78,6 +94,10 @@ struct network_plan {
             if (l.backward_all_reduce)
                 os << "       backward: all-reduce of " << l.backward_all_reduce << " elements\n";
         }
+        if (p.output_conversion != "none")
+            os << "  after the last layer: " << p.output_conversion << ", "
+               << p.output_forward_gather << " + " << p.output_backward_gather
+               << " elements gathered\n";
         if (p.data_parallel > 1)
             os << "  gradients: all-reduce of " << p.data_parallel_all_reduce
                << " elements over the data-parallel group\n";

@@ -1,7 +1,7 @@
 // sequential<Layers...>: dense layers composed at compile time. Layouts propagate through the
 // types: between two layers the network inserts the conversion the layouts require (nothing
-// between a column_split and a row_split layer), and a composition that cannot be right does
-// not compile.
+// between a column_split and a row_split layer, nor between a block2d and a
+// block2d_transposed layer), and a composition that cannot be right does not compile.
 #pragma once
 
 #include <array>
@@ -18,7 +18,9 @@
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/async.hpp"
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/progress.hpp"
 #include "shardnet/core/settings.hpp"
@@ -48,30 +50,11 @@ inline constexpr setting_field network_option_fields[] = {
     {"init", setting_role::same_on_ranks},
 };
 
-template <class T, layout Previous, class... Layers>
-struct conversions_between {
-    using type = std::tuple<>;
-};
-template <class T, layout Previous, class Layer, class... Rest>
-struct conversions_between<T, Previous, Layer, Rest...> {
-    using head = layout_conversion<T, Previous, Layer::partition_type::input_layout>;
-    using type = decltype(std::tuple_cat(
-        std::declval<std::tuple<head>>(),
-        std::declval<typename conversions_between<T, Layer::partition_type::output_layout,
-                                                  Rest...>::type>()));
-};
-
-/// Whether every one of `parts` ranks holds all n indices under `block` (a partition's
-/// weight_rows or weight_cols), i.e. the dimension is not split. Every part is asked, not only
-/// the first and the last: a user partition may split unevenly, and the answer marks a
-/// parameter replicated in the model-parallel group, so that global quantities such as the
-/// gradient norm count it on one rank only. parts is small.
-template <class Partition>
-bool whole_on_every_rank(shard_range (*block)(std::size_t, std::size_t, std::size_t), std::size_t n,
-                         std::size_t parts) {
-    for (std::size_t part = 0; part < parts; ++part)
-        if (block(n, parts, part) != shard_range{0, n}) return false;
-    return true;
+/// The layout a network hands its loss: the last layer's output, or the 1D sharded layout
+/// when that output is split over one grid dimension only (losses reduce over the whole
+/// model-parallel group, where copies of a block would count more than once).
+constexpr layout loss_layout(layout last) {
+    return last == layout::replicated || last == layout::sharded ? last : layout::sharded;
 }
 
 template <class Layer>
@@ -112,19 +95,29 @@ class sequential {
     static_assert((std::is_same_v<typename Layers::value_type, value_type> && ...),
                   "shardnet::sequential: all layers must use the same element type T");
     static constexpr std::size_t depth = sizeof...(Layers);
+    static_assert((!Layers::partition_type::output_layout.has_partial() && ...),
+                  "shardnet::sequential: a layer's output is a partial sum, which no layer or loss "
+                  "takes; end the layer with a partition whose output is reduced");
+    static_assert((!Layers::partition_type::input_layout.has_partial() && ...),
+                  "shardnet::sequential: no layer takes a partial-sum input");
     static constexpr layout input_layout = layout::replicated;
-    static constexpr layout output_layout = last_layer::partition_type::output_layout;
+    /// What each rank holds of the output: the last layer's output layout, or `sharded` when
+    /// that is split over one dimension of a 2D grid.
+    static constexpr layout output_layout =
+        detail::loss_layout(last_layer::partition_type::output_layout);
 
     /// Builds this rank's shards of every layer. widths = {in, hidden..., out}, depth + 1
-    /// values. Collective over `group`: ranks compare a fingerprint of the configuration
-    /// (widths, seed, partitions, activations) and all throw if any differs.
+    /// values. `group` is the model-parallel group: a model_group (a rows x cols grid, which
+    /// 2D partitions need) or a plain communicator (a 1 x P grid). Collective over `group`:
+    /// ranks compare a fingerprint of the configuration (widths, seed, partitions,
+    /// activations) and all throw if any differs.
     template <communicator Comm>
     sequential(Comm& group, const std::vector<std::size_t>& widths, network_options options = {})
         : widths_(checked_widths(group, widths, options)),
-          parts_(group.size()),
-          part_(group.rank()),
+          grid_(grid_of(group)),
+          at_(position_of(group)),
           layers_(make_layers(group, widths_, options, std::index_sequence_for<Layers...>{})),
-          conversions_(make_conversions(std::index_sequence_for<Layers...>{})) {
+          conversions_(make_conversions()) {
         visit_layers(*this, [this](auto& l, std::size_t index) {
             first_parameter_[index] = parameters_.size();
             add_parameters(l);
@@ -152,7 +145,8 @@ class sequential {
     template <communicator Comm>
     void backward(Comm& group, const matrix<value_type>& dy) {
         check_output_gradient(group, dy);
-        backward_from<depth - 1>(group, dy, [](std::size_t) {});
+        backward_from<depth - 1>(group, conversions_[depth].backward(group, dy),
+                                 [](std::size_t) {});
         state_ = gradient_state::local;
     }
 
@@ -178,16 +172,20 @@ class sequential {
                     if (r) detail::poll(*r);
             };
             const detail::progress_scope progress(poll_pending);
-            backward_from<depth - 1>(model_group, dy, [&](std::size_t layer) {
-                for (std::size_t p = first_parameter_[layer]; p < first_parameter_[layer + 1]; ++p)
-                    if (parameters_[p].size > 0)
-                        pending[p].emplace(start_all_reduce(data_group, parameters_[p].grad,
-                                                            parameters_[p].size, reduce_op::sum));
-            });
+            backward_from<depth - 1>(
+                model_group, conversions_[depth].backward(model_group, dy), [&](std::size_t layer) {
+                    for (std::size_t p = first_parameter_[layer]; p < first_parameter_[layer + 1];
+                         ++p)
+                        if (parameters_[p].size > 0)
+                            pending[p].emplace(start_all_reduce(data_group, parameters_[p].grad,
+                                                                parameters_[p].size,
+                                                                reduce_op::sum));
+                });
             for (auto& r : pending)
                 if (r) r->wait();
         } else {
-            backward_from<depth - 1>(model_group, dy, [](std::size_t) {});
+            backward_from<depth - 1>(model_group, conversions_[depth].backward(model_group, dy),
+                                     [](std::size_t) {});
         }
         // Sums over the model and data groups commute: the model part may come last.
         reduce_over_model(model_group);
@@ -216,7 +214,7 @@ class sequential {
         if (state_ != gradient_state::local)
             throw error("sequential: reduce_gradients() called without a backward() before it");
         for (const auto& p : parameters_)
-            if (p.reduce_over_model_group && parts_ > 1)
+            if (p.reduce_over_model_group && grid_.size() > 1)
                 throw error(detail::concat("sequential: the gradient of ", p.name,
                                            " must also be reduced over the model-parallel "
                                            "group; call reduce_gradients(model, data)"));
@@ -241,9 +239,15 @@ class sequential {
     }
 
     const std::vector<std::size_t>& widths() const { return widths_; }
-    std::size_t model_parallel() const { return parts_; }
-    /// This rank's block of the output features (all of them for a replicated output).
-    shard_range output_block() const { return std::get<depth - 1>(layers_).weight_cols(); }
+    std::size_t model_parallel() const { return grid_.size(); }
+    /// The model-parallel grid the network was built for, and this rank's place in it.
+    grid_shape grid() const { return grid_; }
+    grid_position position() const { return at_; }
+    /// This rank's block of the output features in output_layout (all of them when
+    /// replicated).
+    shard_range output_block() const {
+        return feature_block(output_layout, widths_.back(), grid_, at_);
+    }
 
     /// What one training step of `batch` rows per replica costs on this rank: per layer its
     /// global and local weight shapes, layouts and collectives; with `data_parallel`
@@ -252,9 +256,16 @@ class sequential {
         network_plan p;
         p.element_size = sizeof(value_type);
         p.batch = batch;
-        p.model_parallel = parts_;
+        p.model_parallel = grid_.size();
+        p.model_grid = grid_;
         p.data_parallel = data_parallel;
         visit_layers(*this, [&](const auto& l, auto index) { plan_layer(p, l, index, batch); });
+        const auto& out = conversions_[depth];
+        p.output_conversion = out.describe();
+        p.output_forward_gather = out.forward_gather(batch);
+        p.output_backward_gather = out.backward_gather(batch);
+        p.output_forward_group = out.forward_group();
+        p.output_backward_group = out.backward_group();
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
@@ -262,9 +273,6 @@ class sequential {
     }
 
   private:
-    using conversions_type =
-        typename detail::conversions_between<value_type, layout::replicated, Layers...>::type;
-
     template <communicator Comm>
     static std::vector<std::size_t> checked_widths(Comm& group, const std::vector<std::size_t>& w,
                                                    const network_options& options) {
@@ -298,10 +306,18 @@ class sequential {
             Layers(group, widths[I], widths[I + 1], layer_options<Layers>(options, I))...);
     }
 
-    template <std::size_t... I>
-    conversions_type make_conversions(std::index_sequence<I...>) const {
-        return conversions_type(
-            std::tuple_element_t<I, conversions_type>(widths_[I], parts_, part_)...);
+    /// conversions_[i] comes before layer i; conversions_[depth] after the last layer, to
+    /// output_layout.
+    std::vector<layout_conversion<value_type>> make_conversions() const {
+        constexpr std::array<layout, depth> inputs{Layers::partition_type::input_layout...};
+        constexpr std::array<layout, depth> outputs{Layers::partition_type::output_layout...};
+        std::vector<layout_conversion<value_type>> c;
+        c.reserve(depth + 1);
+        for (std::size_t i = 0; i < depth; ++i)
+            c.emplace_back(i == 0 ? input_layout : outputs[i - 1], inputs[i], widths_[i], grid_,
+                           at_);
+        c.emplace_back(outputs[depth - 1], output_layout, widths_[depth], grid_, at_);
+        return c;
     }
 
     template <class Layer>
@@ -319,15 +335,13 @@ class sequential {
     void add_parameters(Layer& l) {
         using P = typename Layer::partition_type;
         const std::size_t in = l.input_features(), out = l.output_features();
-        const bool cols_whole = detail::whole_on_every_rank<P>(&P::weight_cols, out, parts_);
-        const bool weight_whole =
-            cols_whole && detail::whole_on_every_rank<P>(&P::weight_rows, in, parts_);
+        const partition_map map = Layer::map();
         parameters_.push_back({l.name() + ".weight", l.weight().data(), l.weight_grad().data(),
-                               l.weight().size(), weight_whole || parts_ == 1,
+                               l.weight().size(), map.first_weight_copy(in, out, grid_, at_),
                                weight_gradient_groups_t<P>::model});
         if (l.has_bias())
             parameters_.push_back({l.name() + ".bias", l.bias().data(), l.bias_grad().data(),
-                                   l.bias().size(), cols_whole || parts_ == 1,
+                                   l.bias().size(), map.first_bias_copy(out, grid_, at_),
                                    bias_gradient_groups_t<P>::model});
     }
 
@@ -351,12 +365,12 @@ class sequential {
     template <communicator Comm>
     void check_output_gradient(Comm& group, const matrix<value_type>& dy) {
         agree_on(group, [&] {
-            const std::size_t want = std::get<depth - 1>(layers_).weight_cols().size();
+            const std::size_t want = output_block().size();
             if (!forwarded_) throw error("sequential: backward() called before forward()");
             if (dy.shape(0) != batch_ || dy.shape(1) != want)
                 throw error(detail::concat("sequential: output gradient is ", dy.shape(0), " x ",
-                                           dy.shape(1), " on rank ", part_, ", expected ", batch_,
-                                           " x ", want));
+                                           dy.shape(1), " on rank ", group.rank(), ", expected ",
+                                           batch_, " x ", want));
         });
     }
 
@@ -366,8 +380,8 @@ class sequential {
         agree_on(group, [&] {
             if (x.shape(1) != widths_[0])
                 throw error(detail::concat("sequential: input has ", x.shape(1),
-                                           " features per row on rank ", part_, ", expected ",
-                                           widths_[0]));
+                                           " features per row on rank ", group.rank(),
+                                           ", expected ", widths_[0]));
             if (!batch.same())
                 throw error(detail::concat(
                     "sequential: ranks of a model-parallel group hold different batch sizes (",
@@ -379,12 +393,12 @@ class sequential {
 
     template <std::size_t I, communicator Comm>
     const matrix<value_type>& forward_from(Comm& group, const matrix<value_type>& x) {
-        const auto& converted = std::get<I>(conversions_).forward(group, x);
+        const auto& converted = conversions_[I].forward(group, x);
         const auto& y = std::get<I>(layers_).forward_unchecked(group, converted);
         if constexpr (I + 1 < depth)
             return forward_from<I + 1>(group, y);
         else
-            return y;
+            return conversions_[depth].forward(group, y);
     }
 
     /// Layers I, I-1, ..., 0 backward; layer_done(i) runs as soon as layer i's gradients are
@@ -396,13 +410,13 @@ class sequential {
         const auto& dx = std::get<I>(layers_).backward_unchecked(group, dy, I > 0);
         layer_done(I);
         if constexpr (I > 0)
-            backward_from<I - 1>(group, std::get<I>(conversions_).backward(group, dx), layer_done);
+            backward_from<I - 1>(group, conversions_[I].backward(group, dx), layer_done);
     }
 
     template <class Layer, std::size_t I>
     void plan_layer(network_plan& p, const Layer& l, std::integral_constant<std::size_t, I>,
                     std::size_t batch) const {
-        const auto& c = std::get<I>(conversions_);
+        const auto& c = conversions_[I];
         using P = typename Layer::partition_type;
         layer_plan row;
         row.name = l.name();
@@ -415,20 +429,24 @@ class sequential {
         row.input_layout = P::input_layout;
         row.output_layout = P::output_layout;
         row.conversion = I == 0 ? std::string("none") : c.describe();
-        const step_traffic t = P::traffic(batch, row.in, row.out, parts_);
+        const step_traffic t = P::traffic(batch, row.in, row.out, grid_, at_);
         row.forward_all_reduce = t.forward_all_reduce;
         row.backward_all_reduce = I == 0 ? 0 : t.backward_all_reduce;  // no dx for the data
-        if (I > 0) {
-            row.forward_all_gather = c.forward_gather(batch);
-            row.backward_all_gather = c.backward_gather(batch);
-        }
+        row.forward_reduce_group = t.forward_group;
+        row.backward_reduce_group = t.backward_group;
+        row.forward_all_gather = c.forward_gather(batch);
+        // The data's gradient is not computed: the first conversion has no backward.
+        row.backward_all_gather = I == 0 ? 0 : c.backward_gather(batch);
+        row.forward_gather_group = c.forward_group();
+        row.backward_gather_group = c.backward_group();
         p.layers.push_back(row);
     }
 
     std::vector<std::size_t> widths_;
-    std::size_t parts_, part_;
+    grid_shape grid_;
+    grid_position at_;
     std::tuple<Layers...> layers_;
-    conversions_type conversions_;
+    std::vector<layout_conversion<value_type>> conversions_;
     std::vector<parameter_ref<value_type>> parameters_;
     // Layer i's parameters are parameters_[first_parameter_[i], first_parameter_[i + 1]).
     std::array<std::size_t, depth + 1> first_parameter_{};

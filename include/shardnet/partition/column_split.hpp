@@ -14,7 +14,8 @@
 
 namespace shardnet {
 
-/// Rank r holds W[:, cols_r] and b[cols_r]; takes a replicated input, gives a sharded output.
+/// Model rank r holds W[:, cols_r] and b[cols_r]; takes a replicated input, gives a sharded
+/// output. On a 2D grid it splits over all the group's ranks, as on a 1D one.
 struct column_split {
     static constexpr std::string_view name = "column_split";
     static constexpr layout input_layout = layout::replicated;
@@ -23,14 +24,9 @@ struct column_split {
     /// Elements all-reduced over the model-parallel group in one forward and one backward
     /// pass of a batch (what plans print and tests check against the tracing communicator).
     static step_traffic traffic(std::size_t batch, std::size_t in, std::size_t /*out*/,
-                                std::size_t parts) {
-        if (parts == 1) return {};
-        return {0, batch * in};
-    }
-
-    static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
-    static shard_range weight_cols(std::size_t out, std::size_t parts, std::size_t part) {
-        return balanced_shard(out, parts, part);
+                                grid_shape grid, grid_position /*at*/) {
+        if (grid.size() == 1) return {};
+        return {0, batch * in, 1, grid.size()};
     }
 
     /// z_r = x · W_r + b_r. No communication.

@@ -1,5 +1,7 @@
-// The partition concept: how a dense layer's weight is split over a model-parallel group and
-// the math (with its collectives) that makes the split invisible to the result.
+// The partition concept: how a dense layer's weight is split over a model-parallel grid and
+// the math (with its collectives) that makes the split invisible to the result; and
+// partition_map, the one place that says which block of W and b a rank holds and which ranks
+// hold copies of it.
 #pragma once
 
 #include <concepts>
@@ -8,6 +10,8 @@
 #include <type_traits>
 
 #include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
@@ -63,44 +67,86 @@ using weight_gradient_groups_t = typename detail::weight_gradient_groups<P>::typ
 template <class P>
 using bias_gradient_groups_t = typename detail::bias_gradient_groups<P>::type;
 
-/// Elements one layer all-reduces over its model-parallel group per pass of a batch.
+/// Elements one layer all-reduces per pass of a batch, and over how many ranks.
 struct step_traffic {
     std::size_t forward_all_reduce = 0;
     std::size_t backward_all_reduce = 0;
+    std::size_t forward_group = 1;   ///< ranks in the forward all-reduce
+    std::size_t backward_group = 1;  ///< ranks in the backward all-reduce
 };
 
-/// A partition policy. With W stored in x out and P = parts ranks, it provides:
+/// Where a layer's parameters live on a model grid: the single answer to "which block of W
+/// and b does this rank hold, and which ranks hold copies". W (in x out) is split as the
+/// layer's activations are: its rows as the input layout splits the in features, its
+/// columns (and the bias) as the output layout splits the out features. Ranks whose blocks
+/// are equal hold copies; the lowest-ranked of them is the one that writes the block to a
+/// checkpoint and counts it in a global norm.
+struct partition_map {
+    layout input = layout::replicated;
+    layout output = layout::replicated;
+
+    shard_range weight_rows(std::size_t in, grid_shape grid, grid_position at) const {
+        return feature_block(input, in, grid, at);
+    }
+    /// Also the block of the bias.
+    shard_range weight_cols(std::size_t out, grid_shape grid, grid_position at) const {
+        return feature_block(output, out, grid, at);
+    }
+    /// Whether no lower model rank holds the same block of W.
+    bool first_weight_copy(std::size_t in, std::size_t out, grid_shape grid,
+                           grid_position at) const {
+        const shard_range rows = weight_rows(in, grid, at), cols = weight_cols(out, grid, at);
+        for (std::size_t q = 0; q < rank_of_position(grid, at); ++q) {
+            const grid_position other = position_of_rank(grid, q);
+            if (weight_rows(in, grid, other) == rows && weight_cols(out, grid, other) == cols)
+                return false;
+        }
+        return true;
+    }
+    /// Whether no lower model rank holds the same block of the bias.
+    bool first_bias_copy(std::size_t out, grid_shape grid, grid_position at) const {
+        const shard_range cols = weight_cols(out, grid, at);
+        for (std::size_t q = 0; q < rank_of_position(grid, at); ++q)
+            if (weight_cols(out, grid, position_of_rank(grid, q)) == cols) return false;
+        return true;
+    }
+};
+
+/// A partition policy. With W stored in x out on a model grid, it provides:
 /// - `name`, `input_layout`, `output_layout`: what a rank holds of the layer's input and of
-///   its output (see core/layout.hpp);
-/// - `weight_rows(in, parts, part)`, `weight_cols(out, parts, part)`: the global block of W that
-///   part holds. The layer's local input width is weight_rows().size(), its local output width
-///   and its bias block are weight_cols();
-/// - `forward<Gemm>(comm, x, w, bias, z)`: z = x·w + bias in the output layout (bias may be
+///   its output (see core/layout.hpp); they also fix which block of W it holds (partition_map);
+/// - `forward<Gemm>(group, x, w, bias, z)`: z = x·w + bias in the output layout (bias may be
 ///   null);
-/// - `backward<Gemm>(comm, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients *dx
-/// (input
-///   layout), dw and dbias. dx null means the input gradient is not wanted (skip its product and
-///   its collectives); dbias null means no bias. dw and dbias are this group's full gradient of
-///   the local shard; reductions over data-parallel replicas are not the partition's business.
-/// - `traffic(batch, in, out, parts)`: the elements those collectives move, for plans;
+/// - `backward<Gemm>(group, x, w, dz, dx, dw, dbias)`: from dz (output layout) the gradients
+///   *dx (input layout), dw and dbias. dx null means the input gradient is not wanted (skip its
+///   product and its collectives); dbias null means no bias. dw and dbias are this group's full
+///   gradient of the local shard; reductions over data-parallel replicas are not the
+///   partition's business.
+/// - `traffic(batch, in, out, grid, position)`: the elements those collectives move, for plans;
 /// - optionally `weight_gradient_groups`, `bias_gradient_groups`: reduced_over<...> types (see
 ///   above) when gradients need more than the data-parallel reduction.
-/// Both functions are collective over `comm`, the model-parallel group, and take the layer's GEMM
-/// policy as their first template parameter (default xsimd_gemm), which their local products
-/// use: `template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T> static void
+/// Both functions are collective over `group`, the model-parallel group (a plain communicator,
+/// seen as a 1 x P grid, or a model_group), and take the layer's GEMM policy as their first
+/// template parameter (default xsimd_gemm), which their local products use:
+/// `template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T> static void
 /// forward(Comm&, ...)`.
 template <class P>
 concept partition_policy = requires(std::size_t n, const matrix<double>& cm, matrix<double>& m,
                                     matrix<double>* mp, const double* cb, double* b,
-                                    local_communicator& comm) {
+                                    model_group<local_communicator>& group, grid_shape grid,
+                                    grid_position at) {
     { P::name } -> std::convertible_to<std::string_view>;
     { P::input_layout } -> std::convertible_to<layout>;
     { P::output_layout } -> std::convertible_to<layout>;
-    { P::weight_rows(n, n, n) } -> std::same_as<shard_range>;
-    { P::weight_cols(n, n, n) } -> std::same_as<shard_range>;
-    { P::traffic(n, n, n, n) } -> std::same_as<step_traffic>;
-    P::template forward<xsimd_gemm>(comm, cm, cm, cb, m);
-    P::template backward<xsimd_gemm>(comm, cm, cm, cm, mp, m, b);
+    { P::traffic(n, n, n, grid, at) } -> std::same_as<step_traffic>;
+    P::template forward<xsimd_gemm>(group, cm, cm, cb, m);
+    P::template backward<xsimd_gemm>(group, cm, cm, cm, mp, m, b);
 };
+
+/// The parameter map of partition P.
+template <class P>
+constexpr partition_map map_of() {
+    return {P::input_layout, P::output_layout};
+}
 
 }  // namespace shardnet

@@ -21,12 +21,9 @@ struct replicated {
     /// Elements all-reduced over the model-parallel group in one forward and one backward
     /// pass of a batch (what plans print and tests check against the tracing communicator).
     static step_traffic traffic(std::size_t /*batch*/, std::size_t /*in*/, std::size_t /*out*/,
-                                std::size_t /*parts*/) {
+                                grid_shape /*grid*/, grid_position /*at*/) {
         return {};
     }
-
-    static shard_range weight_rows(std::size_t in, std::size_t, std::size_t) { return {0, in}; }
-    static shard_range weight_cols(std::size_t out, std::size_t, std::size_t) { return {0, out}; }
 
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
     static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,

@@ -13,7 +13,8 @@
 
 namespace shardnet {
 
-/// Rank r holds W[rows_r, :] and the whole b; takes a sharded input, gives a replicated output.
+/// Model rank r holds W[rows_r, :] and the whole b; takes a sharded input, gives a replicated
+/// output. On a 2D grid it splits over all the group's ranks, as on a 1D one.
 struct row_split {
     static constexpr std::string_view name = "row_split";
     static constexpr layout input_layout = layout::sharded;
@@ -22,15 +23,10 @@ struct row_split {
     /// Elements all-reduced over the model-parallel group in one forward and one backward
     /// pass of a batch (what plans print and tests check against the tracing communicator).
     static step_traffic traffic(std::size_t batch, std::size_t /*in*/, std::size_t out,
-                                std::size_t parts) {
-        if (parts == 1) return {};
-        return {batch * out, 0};
+                                grid_shape grid, grid_position /*at*/) {
+        if (grid.size() == 1) return {};
+        return {batch * out, 0, grid.size(), 1};
     }
-
-    static shard_range weight_rows(std::size_t in, std::size_t parts, std::size_t part) {
-        return balanced_shard(in, parts, part);
-    }
-    static shard_range weight_cols(std::size_t out, std::size_t, std::size_t) { return {0, out}; }
 
     /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out.
     /// The bias is added after the reduction, so it counts once whatever P is.

@@ -48,23 +48,23 @@ struct layer_list<sequential<Layers...>> {
 
 }  // namespace detail
 
-/// What one rank (`part` of a model-parallel group of `parts`) holds to train Net with
+/// What the rank at `at` of a model-parallel `grid` holds to train Net with
 /// `widths` on `batch` rows per replica and an optimizer with `optimizer_slots` state arrays
 /// per parameter (SGD with momentum 1, Adam 2). Activations count, for each layer, the blocks of
 /// its input and output this rank holds, with their pre-activation and gradient copies.
 /// Not collective.
 /// @tparam Net a sequential<dense<...>...>.
 template <class Net>
-memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, std::size_t parts,
-                                         std::size_t part, std::size_t batch,
+memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, grid_shape grid,
+                                         grid_position at, std::size_t batch,
                                          std::size_t optimizer_slots) {
     memory_estimate e;
     detail::layer_list<Net>::each([&]<class Layer>(std::size_t i) {
         if (i + 1 >= widths.size()) return;
-        using P = typename Layer::partition_type;
+        const partition_map map = Layer::map();
         const double element = sizeof(typename Layer::value_type);
-        const double rows = static_cast<double>(P::weight_rows(widths[i], parts, part).size());
-        const double cols = static_cast<double>(P::weight_cols(widths[i + 1], parts, part).size());
+        const double rows = static_cast<double>(map.weight_rows(widths[i], grid, at).size());
+        const double cols = static_cast<double>(map.weight_cols(widths[i + 1], grid, at).size());
         const double params = (rows * cols + cols) * element;
         e.weights += params;
         e.gradients += params;
@@ -75,6 +75,15 @@ memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths,
     });
     e.workspace = 16.0 * 1024 * 1024;  // GEMM packing panels and collective scratch
     return e;
+}
+
+/// The same for model rank `part` of a 1D group of `parts`.
+template <class Net>
+memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, std::size_t parts,
+                                         std::size_t part, std::size_t batch,
+                                         std::size_t optimizer_slots) {
+    return estimate_training_memory<Net>(widths, grid_shape{1, parts}, grid_position{0, part},
+                                         batch, optimizer_slots);
 }
 
 /// Collective over `world`: compares what the ranks on each node need (the sum of their

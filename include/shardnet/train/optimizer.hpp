@@ -92,7 +92,7 @@ class optimizer {
     static double global_norm(const std::vector<parameter_ref<T>>& params, Comm& group) {
         double sum = 0;
         for (const auto& p : params) {
-            if (p.replicated_in_model_group && group.rank() != 0) continue;
+            if (!p.first_copy) continue;
             for (std::size_t i = 0; i < p.size; ++i)
                 sum += static_cast<double>(p.grad[i]) * static_cast<double>(p.grad[i]);
         }
