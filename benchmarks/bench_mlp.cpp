@@ -4,6 +4,7 @@
 //   ./bench_mlp --layer-bench                                     one layer vs its GEMMs
 //   mpiexec -n 2 ./bench_mlp --data-parallel                      overlap of the gradient
 //   all-reduce
+//   mpiexec -n 2 ./bench_mlp --runtime-network    network<> (chosen at run time) vs sequential<>
 // Options: --layers 1024,4096,4096,1024 --batch 256 --steps 20 --warmup 3 --optimizer sgd|adam
 // Every timed step is also counted for heap allocations (operator new), which must be 0. Peak
 // resident memory (getrusage) is reported next to what the model needs: (weights + gradients
@@ -115,8 +116,7 @@ template <class Net>
 double activation_mib(Net& net, std::size_t batch, const std::vector<std::size_t>& w) {
     double elements = 0;
     sn::visit_layers(net, [&](const auto& l, std::size_t index) {
-        using L = std::remove_cvref_t<decltype(l)>;
-        const bool linear = std::is_same_v<typename L::activation_type, act::identity>;
+        const bool linear = l.activation_name() == act::identity::name;
         elements += static_cast<double>(batch * l.weight_cols().size()) * (linear ? 1 : 3);
         if (index > 0) elements += static_cast<double>(batch * l.weight_rows().size());
     });
@@ -190,6 +190,67 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
                   << (memory[0] - memory[1]) / model_mib << "\n";
     }
     return 0;
+}
+
+/// The same MLP built twice, as sequential<...> (layers fixed at compile time) and as
+/// network<...> (chosen at run time, layers behind virtual calls), trained step by step in
+/// alternation so that machine load hits both alike. Prints each one's median step and the
+/// ratio; both must allocate nothing per step.
+void bench_runtime_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w,
+                           std::size_t batch, std::size_t steps, std::size_t warmup,
+                           const std::string& optimizer) {
+    sn::network_options options;
+    options.seed = 1;
+    mlp_type fixed(world, w, options);
+    sn::network<float, sn::mpi_communicator> chosen(
+        world, w, {{"column", "relu"}, {"row", "relu"}, {"column", "identity"}}, options);
+    sn::optimizer<float> fixed_opt(make_optimizer(optimizer)),
+        chosen_opt(make_optimizer(optimizer));
+    sn::mean_squared_error<float> loss(w.back());
+    sn::local_communicator one_replica;
+    const auto x = filled(batch, w.front(), value);
+    const auto target =
+        filled(batch, w.back(), [](std::size_t i, std::size_t j) { return value(i + 1000, j); });
+    sn::matrix<float> grad;
+    std::vector<double> seconds[2];
+    std::size_t allocated[2] = {0, 0};
+    double losses[2] = {0, 0};
+    auto step = [&](auto& net, auto& opt, int which, bool timed) {
+        world.barrier();
+        const std::size_t before = allocations.load();
+        const auto start = clock_type::now();
+        const auto& y = net.forward(world, x);
+        losses[which] =
+            loss.forward_backward<sn::layout::sharded>(world, y, target, batch, grad).loss;
+        net.backward(world, grad, one_replica);
+        opt.step(net, world);
+        const double t = std::chrono::duration<double>(clock_type::now() - start).count();
+        if (timed) {
+            seconds[which].push_back(t);
+            allocated[which] += allocations.load() - before;
+        }
+    };
+    for (std::size_t s = 0; s < warmup + steps; ++s) {
+        // Alternate which goes first, so neither always follows the other's cache footprint.
+        if (s % 2 == 0) {
+            step(fixed, fixed_opt, 0, s >= warmup);
+            step(chosen, chosen_opt, 1, s >= warmup);
+        } else {
+            step(chosen, chosen_opt, 1, s >= warmup);
+            step(fixed, fixed_opt, 0, s >= warmup);
+        }
+    }
+    double medians[2] = {median(seconds[0]), median(seconds[1])};
+    world.all_reduce(medians, 2, sn::reduce_op::max);
+    if (world.rank() == 0)
+        std::cout << std::fixed << std::setprecision(3) << "runtime: ranks=" << world.size()
+                  << " batch=" << batch << " optimizer=" << optimizer
+                  << " sequential_step_ms=" << medians[0] * 1e3
+                  << " network_step_ms=" << medians[1] * 1e3
+                  << " network_over_sequential=" << std::setprecision(4) << medians[1] / medians[0]
+                  << " allocations_per_step=" << allocated[0] / std::max<std::size_t>(steps, 1)
+                  << "," << allocated[1] / std::max<std::size_t>(steps, 1)
+                  << " same_loss=" << (losses[0] == losses[1] ? "yes" : "no") << "\n";
 }
 
 /// Data parallelism on every rank (each a whole replica, batch / P rows): steps with no
@@ -298,7 +359,7 @@ int main(int argc, char** argv) {
     CLI::App app{"shardnet training-step benchmark"};
     std::vector<std::size_t> layers = {1024, 4096, 4096, 1024};
     std::size_t batch = 256, steps = 20, warmup = 3;
-    bool layer_bench = false, data_parallel = false;
+    bool layer_bench = false, data_parallel = false, runtime_network = false;
     std::string optimizer = "sgd";
     app.add_option("--layers", layers, "widths (3 layers: column, row, column)")->delimiter(',');
     app.add_option("--batch", batch, "batch size (global: split over replicas when data-parallel)");
@@ -309,6 +370,8 @@ int main(int argc, char** argv) {
     app.add_flag("--layer-bench", layer_bench, "time one 4096->4096 layer vs its GEMMs instead");
     app.add_flag("--data-parallel", data_parallel,
                  "every rank a replica: how much of the gradient all-reduce backward hides");
+    app.add_flag("--runtime-network", runtime_network,
+                 "network<> chosen at run time against sequential<>, alternating steps");
     CLI11_PARSE(app, argc, argv);
     if (layers.size() != 4) {
         if (world.rank() == 0) std::cerr << "--layers needs 4 widths\n";
@@ -323,6 +386,10 @@ int main(int argc, char** argv) {
     }
     if (data_parallel) {
         bench_data_parallel(world, layers, batch, steps, warmup);
+        return 0;
+    }
+    if (runtime_network) {
+        bench_runtime_network(world, layers, batch, steps, warmup, optimizer);
         return 0;
     }
     return bench_network(world, layers, batch, steps, warmup, optimizer);

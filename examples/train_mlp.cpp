@@ -10,10 +10,11 @@
 // (784-256-256-10, Adam, lr 0.002, batch 128, 10 epochs) are what we recommend for it on 2 ranks:
 // about 0.90 test accuracy in well under a minute on two cores (README.md has the figures).
 //
-// Partitions are compile-time policies; the command line picks among the instantiated
-// combinations (up to four layers of column, row or replicated). The last line printed is a
-// machine-readable summary: final: epochs=E train_loss=X test_loss=Y test_accuracy=Z
-// samples_per_s=R
+// The network is chosen at run time (shardnet::network): any depth, and per layer a partition
+// (column, row, replicated, block2d) and an activation (--activation; relu for hidden layers
+// and identity for the last by default). 2D layers run on --model-grid RxC. The last line
+// printed is a machine-readable summary: final: epochs=E train_loss=X test_loss=Y
+// test_accuracy=Z samples_per_s=R
 //
 // Fault tolerance: --checkpoint-dir DIR --checkpoint-every N saves a sharded checkpoint every N
 // steps (keeping the newest --keep of this run); --resume continues from the newest intact one
@@ -51,7 +52,6 @@ using real = float;
 
 namespace {
 
-constexpr std::size_t max_layers = 4;
 /// Where Debian's dataset-fashion-mnist puts its four gzipped IDX files.
 constexpr const char* fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
 constexpr const char* fashion_mnist_files[] = {
@@ -62,7 +62,8 @@ constexpr const char* fashion_mnist_files[] = {
 struct config {
     std::vector<std::int64_t> layers = {784, 256, 256, 10};
     std::vector<std::string> partitions = {"column", "row", "column"};
-    std::string model_grid;  // "RxC"; empty: 1 x (world size / data_parallel)
+    std::vector<std::string> activations;  // empty: relu for hidden layers, identity last
+    std::string model_grid;                // "RxC"; empty: 1 x (world size / data_parallel)
     std::int64_t data_parallel = 1, epochs = 10, batch = 128;
     double lr = 2e-3, label_smoothing = 0.0, clip = 0.0;
     std::string optimizer = "adam";
@@ -87,6 +88,7 @@ struct config {
 constexpr sn::setting_field config_fields[] = {
     {"--layers", sn::setting_role::identifies_run},
     {"--partition", sn::setting_role::same_on_ranks},  // checkpoints reshard
+    {"--activation", sn::setting_role::identifies_run},
     {"--model-grid", sn::setting_role::same_on_ranks},
     {"--data-parallel", sn::setting_role::same_on_ranks},
     {"--epochs", sn::setting_role::identifies_run},  // the learning-rate schedule spans them
@@ -171,14 +173,9 @@ void validate(const config& c) {
     if (c.partitions.size() + 1 != c.layers.size())
         fail("--partition names ", c.partitions.size(), " layers but --layers gives ",
              c.layers.size(), " widths (expected ", c.partitions.size() + 1, ")");
-    if (c.partitions.size() > max_layers)
-        fail("train_mlp is built for up to ", max_layers, " layers, got ", c.partitions.size());
-    const auto block2d_layers = std::count(c.partitions.begin(), c.partitions.end(), "block2d");
-    if (block2d_layers > 0 && block2d_layers != static_cast<std::ptrdiff_t>(c.partitions.size()))
-        fail(
-            "--partition: block2d layers mix with column, row and replicated ones in "
-            "sequential<...>, but train_mlp builds only all-2D or all-1D networks (got ",
-            block2d_layers, " block2d layers of ", c.partitions.size(), ")");
+    if (!c.activations.empty() && c.activations.size() != c.partitions.size())
+        fail("--activation names ", c.activations.size(), " layers but --partition names ",
+             c.partitions.size());
     if (!c.model_grid.empty()) parse_model_grid(c.model_grid);
     auto at_least = [&](std::int64_t v, std::int64_t low, const char* name) {
         if (v < low) fail(name, ": expected a whole number of at least ", low, ", got ", v);
@@ -365,7 +362,20 @@ sn::optimizer_options optimizer_for(const config& c, std::size_t total_steps) {
     return o;
 }
 
-template <class... Layers>
+/// The layers the command line asks for: its partitions and activations.
+std::vector<sn::layer_spec> layer_specs(const config& c) {
+    std::vector<sn::layer_spec> specs(c.partitions.size());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        specs[i].partition = c.partitions[i];
+        specs[i].activation = !c.activations.empty()         ? c.activations[i]
+                              : i + 1 == c.partitions.size() ? "identity"
+                                                             : "relu";
+    }
+    return specs;
+}
+
+using net_type = sn::network<real, sn::model_group<sn::mpi_communicator>>;
+
 int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     auto& world = grid.world();
     const bool root = world.rank() == 0;
@@ -388,13 +398,18 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
 
     const std::size_t replica_batch = (batch + replicas - 1) / replicas;
     const std::size_t slots = c.optimizer == "sgd" ? 1 : 2;
+    const std::vector<sn::layer_spec> specs =
+        sn::agree_on(world, [&] { return sn::resolve_layer_specs(layer_specs(c)); });
+    std::vector<sn::partition_map> maps;
+    for (const auto& s : specs)
+        maps.push_back(sn::builtin_partition_map(s.partition));
     sn::check_memory(world,
-                     sn::estimate_training_memory<sn::sequential<Layers...>>(
-                         widths, grid.model_grid(), grid.model().position(), replica_batch, slots),
+                     sn::estimate_training_memory(maps, sizeof(real), widths, grid.model_grid(),
+                                                  grid.model().position(), replica_batch, slots),
                      "this network");
     sn::network_options net_options;
     net_options.seed = c.seed;
-    sn::sequential<Layers...> net(grid.model(), widths, net_options);
+    net_type net(grid.model(), widths, specs, net_options);
     if (root) std::cout << net.plan(replica_batch, replicas) << std::flush;
 
     const std::size_t steps =
@@ -458,49 +473,20 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     return 0;
 }
 
-// An all-2D network: block2d layers alternating with block2d_transposed ones, so that no
-// layout conversion runs between them.
-template <class... Chosen>
-int dispatch_2d(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
-    constexpr std::size_t index = sizeof...(Chosen);
-    using Partition = std::conditional_t<index % 2 == 0, sn::block2d, sn::block2d_transposed>;
-    if (index + 1 == c.partitions.size())
-        return train<Chosen..., sn::dense<real, Partition, sn::activation::identity>>(c, grid);
-    if constexpr (index + 1 < max_layers)
-        return dispatch_2d<Chosen..., sn::dense<real, Partition, sn::activation::relu>>(c, grid);
-    return 1;  // unreachable: the depth was checked
-}
-
-// Turns the run-time partition list into a compile-time layer list: hidden layers use relu,
-// the last one is linear (its logits go to the loss).
-template <class... Chosen>
-int dispatch(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
-    constexpr std::size_t index = sizeof...(Chosen);
-    if constexpr (index == 0)
-        if (c.partitions.front() == "block2d") return dispatch_2d<>(c, grid);
-    const bool last = index + 1 == c.partitions.size();
-    auto next = [&]<class Partition>() {
-        if (last)
-            return train<Chosen..., sn::dense<real, Partition, sn::activation::identity>>(c, grid);
-        if constexpr (index + 1 < max_layers)
-            return dispatch<Chosen..., sn::dense<real, Partition, sn::activation::relu>>(c, grid);
-        return 1;  // unreachable: the depth was checked
-    };
-    const std::string& name = c.partitions[index];
-    if (name == "column") return next.template operator()<sn::column_split>();
-    if (name == "row") return next.template operator()<sn::row_split>();
-    return next.template operator()<sn::replicated>();
-}
-
 int run(sn::mpi_communicator& world, int argc, char** argv) {
     config c;
     CLI::App app{"Train a model-parallel MLP classifier with shardnet"};
     app.add_option("--layers", c.layers, "widths: input,hidden...,classes")->delimiter(',');
     app.add_option("--partition", c.partitions,
-                   "per layer: column, row or replicated; or block2d for every layer (2D blocks "
-                   "over --model-grid, alternating orientation)")
+                   "per layer: column, row, replicated or block2d (2D blocks over --model-grid; "
+                   "consecutive block2d layers alternate orientation)")
         ->delimiter(',')
         ->check(CLI::IsMember({"column", "row", "replicated", "block2d"}));
+    app.add_option("--activation", c.activations,
+                   "per layer: relu, gelu, tanh, sigmoid or identity (default: relu, and "
+                   "identity for the last layer)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"relu", "gelu", "tanh", "sigmoid", "identity"}));
     app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas");
     app.add_option("--model-grid", c.model_grid,
                    "RxC: each model-parallel group as R rows x C columns of ranks (the world is "
@@ -588,7 +574,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         c.model_grid.empty() ? sn::grid_shape{0, 0} : parse_model_grid(c.model_grid);
     sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel),
                                                 model_grid);
-    return dispatch<>(c, grid);
+    return train(c, grid);
 }
 
 }  // namespace

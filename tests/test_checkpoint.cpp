@@ -22,6 +22,7 @@
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/io/checkpoint.hpp"
+#include "shardnet/net/network.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/block2d.hpp"
@@ -285,6 +286,40 @@ TEST_SUITE("mpi") {
                 check_loaded(g, other);
             }
         }
+        world.barrier();
+        if (world.rank() == 0) fs::remove_all(dir);
+    }
+
+    TEST_CASE("checkpoints move between sequential<> and network<> with the same layers, bitwise") {
+        sn::mpi_communicator world;
+        sn::process_grid<sn::mpi_communicator> grid(world);
+        const fs::path dir = shared_temp_dir(world, "runtime");
+        const auto data = small_data<double>(48, 6);
+        sn::network_options options;
+        options.seed = 31;
+        using runtime_net = sn::network<double, sn::model_group<sn::mpi_communicator>>;
+        const std::vector<sn::layer_spec> specs = {
+            {"column", "relu"}, {"row", "relu"}, {"column", "identity"}};
+        saved_net<double> fixed(grid.model(), widths, options);
+        sn::optimizer<double> opt(sn::adam(1e-2));
+        train_epochs(grid, fixed, opt, data, 1, 2);
+        const fs::path from_fixed = sn::save_checkpoint(grid, dir / "fixed", 6, fixed, opt);
+
+        options.seed = 77;  // different initial weights: the load must replace them all
+        runtime_net chosen(grid.model(), widths, specs, options);
+        sn::optimizer<double> chosen_opt(sn::adam(1e-2));
+        sn::load_checkpoint(grid, from_fixed, chosen, chosen_opt);
+        CHECK(bitwise_equal(gathered(fixed, grid.model()), gathered(chosen, grid.model())));
+        // The same math from the same state: the same losses, bit for bit.
+        CHECK(train_epochs(grid, fixed, opt, data, 1, 3) ==
+              train_epochs(grid, chosen, chosen_opt, data, 1, 3));
+
+        const fs::path from_chosen =
+            sn::save_checkpoint(grid, dir / "chosen", 12, chosen, chosen_opt);
+        saved_net<double> back(grid.model(), widths, options);
+        sn::optimizer<double> back_opt(sn::adam(1e-2));
+        sn::load_checkpoint(grid, from_chosen, back, back_opt);
+        CHECK(bitwise_equal(gathered(chosen, grid.model()), gathered(back, grid.model())));
         world.barrier();
         if (world.rank() == 0) fs::remove_all(dir);
     }

@@ -18,6 +18,7 @@
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
+#include "shardnet/net/network.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/block2d.hpp"
@@ -59,6 +60,13 @@ using grid_net_transposed = sn::sequential<
     sn::dense<T, sn::column_split, act::relu>, sn::dense<T, sn::block2d_transposed, act::tanh>,
     sn::dense<T, sn::row_split, act::sigmoid>, sn::dense<T, sn::block2d_transposed, act::identity>>;
 
+// The same layers, chosen at run time: block2d after a block2d becomes block2d_transposed.
+const std::vector<sn::layer_spec> grid_specs = {
+    {"block2d", "gelu"}, {"block2d", "tanh"}, {"column", "relu"}, {"block2d", "identity"}};
+
+template <class T>
+using runtime_net = sn::network<T, sn::model_group<sn::mpi_communicator>>;
+
 /// Every rows x cols grid of p ranks.
 std::vector<sn::grid_shape> grids_of(std::size_t p) {
     std::vector<sn::grid_shape> grids;
@@ -88,8 +96,9 @@ double mse_loss(Net& net, Comm& group, const sn::matrix<double>& x,
                 const sn::matrix<double>& target, sn::matrix<double>& grad) {
     sn::mean_squared_error<double> loss(target.shape(1));
     const auto& y = net.forward(group, x);
-    return loss.template forward_backward<Net::output_layout>(group, y, target, x.shape(0), grad)
-        .loss;
+    return sn::detail::with_loss_layout(net.output(), [&]<sn::layout L>() {
+        return loss.template forward_backward<L>(group, y, target, x.shape(0), grad).loss;
+    });
 }
 
 /// Every layer's weight gradient, gathered whole. Collective over group.
@@ -112,6 +121,33 @@ void nudge(Net& net, std::size_t layer, std::size_t row, std::size_t col, double
         if (index == layer && l.weight_rows().contains(row) && l.weight_cols().contains(col))
             l.weight()(l.weight_rows().to_local(row), l.weight_cols().to_local(col)) += h;
     });
+}
+
+/// Central differences of the MSE on `entries` weights of every layer against `analytic`, the
+/// gathered weight gradients; h chosen for double: the truncation error is O(h^2) ~ 1e-10 and
+/// rounding O(eps / h) ~ 1e-10. Collective over group.
+template <class Net, class Comm>
+void check_finite_differences(Net& net, Comm& group, const sn::matrix<double>& x,
+                              const sn::matrix<double>& target,
+                              const std::vector<std::size_t>& widths,
+                              const std::vector<sn::matrix<double>>& analytic,
+                              std::size_t entries) {
+    const double h = 1e-5;
+    sn::matrix<double> grad;
+    for (std::size_t l = 0; l < analytic.size(); ++l)
+        for (std::size_t k = 0; k < entries; ++k) {
+            const std::size_t i = (3 * k + l) % widths[l], j = (5 * k + 2 * l) % widths[l + 1];
+            nudge(net, l, i, j, h);
+            const double up = mse_loss(net, group, x, target, grad);
+            nudge(net, l, i, j, -2 * h);
+            const double down = mse_loss(net, group, x, target, grad);
+            nudge(net, l, i, j, h);
+            const double numeric = (up - down) / (2 * h);
+            CAPTURE(l);
+            CAPTURE(i);
+            CAPTURE(j);
+            CHECK(std::abs(numeric - analytic[l](i, j)) <= 1e-7 * (1.0 + std::abs(numeric)));
+        }
 }
 
 /// A user-defined partition whose weight gradient is only a partial sum over the model-parallel
@@ -212,25 +248,8 @@ TEST_SUITE("mpi") {
             CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
         }
 
-        // Central differences on a few entries of every layer, h chosen for double: the
-        // truncation error is O(h^2) ~ 1e-10 and rounding O(eps / h) ~ 1e-10.
-        const double h = 1e-5;
-        for (std::size_t l = 0; l < analytic.size(); ++l) {
-            const std::size_t rows = mixed_widths[l], cols = mixed_widths[l + 1];
-            for (std::size_t k = 0; k < 4; ++k) {
-                const std::size_t i = (3 * k + l) % rows, j = (5 * k + 2 * l) % cols;
-                nudge(net, l, i, j, h);
-                const double up = mse_loss(net, world, x, target, grad);
-                nudge(net, l, i, j, -2 * h);
-                const double down = mse_loss(net, world, x, target, grad);
-                nudge(net, l, i, j, h);
-                const double numeric = (up - down) / (2 * h);
-                CAPTURE(l);
-                CAPTURE(i);
-                CAPTURE(j);
-                CHECK(std::abs(numeric - analytic[l](i, j)) <= 1e-7 * (1.0 + std::abs(numeric)));
-            }
-        }
+        // Central differences on a few entries of every layer.
+        check_finite_differences(net, world, x, target, mixed_widths, analytic, 4);
     }
 
     TEST_CASE("a column -> row pair issues one all-reduce forward and one backward") {
@@ -614,6 +633,104 @@ TEST_SUITE("mpi") {
                 CHECK(worst <= tol);
             }
         }
+    }
+
+    TEST_CASE_TEMPLATE(
+        "network<> trains bitwise as sequential<> with the same layers, on every "
+        "grid",
+        T, float, double) {
+        sn::mpi_communicator world;
+        sn::synthetic_options data_options;
+        data_options.samples = 60;
+        data_options.width = 5;
+        data_options.classes = 3;
+        const auto data = sn::make_synthetic<T>(data_options);
+        sn::trainer_options options;
+        options.epochs = 1;
+        options.batch = 6;
+        options.seed = 2;
+        options.report = false;
+        sn::network_options net_options;
+        net_options.seed = 8;
+        for (std::size_t d = 1; d <= world.size(); ++d) {
+            if (world.size() % d != 0) continue;
+            for (const sn::grid_shape model : grids_of(world.size() / d)) {
+                CAPTURE(d);
+                CAPTURE(model.rows);
+                CAPTURE(model.cols);
+                sn::process_grid<sn::mpi_communicator> grid(world, d, model);
+                grid_net<T> fixed(grid.model(), grid_widths, net_options);
+                runtime_net<T> chosen(grid.model(), grid_widths, grid_specs, net_options);
+                CHECK(chosen.layer_specs()[1].partition == "block2d_transposed");
+                CHECK(chosen.output() == grid_net<T>::output_layout);
+                std::vector<std::vector<double>> losses;
+                auto fit = [&](auto& net) {
+                    sn::optimizer<T> opt(sn::adam(1e-2));
+                    sn::trainer trainer(grid, net, opt, options);
+                    losses.push_back(trainer.fit(data).step_losses);
+                };
+                fit(fixed);
+                fit(chosen);
+                CHECK(losses[0] == losses[1]);
+                const auto a = gathered_weight_grads(fixed, grid.model());
+                const auto b = gathered_weight_grads(chosen, grid.model());
+                for (std::size_t l = 0; l < a.size(); ++l)
+                    CHECK(xt::amax(xt::abs(a[l] - b[l]))() == 0);
+                std::ostringstream plan_a, plan_b;
+                plan_a << fixed.plan(6, d);
+                plan_b << chosen.plan(6, d);
+                CHECK(plan_a.str() == plan_b.str());
+            }
+        }
+    }
+
+    TEST_CASE("a deep network chosen at run time matches finite differences and one rank") {
+        sn::mpi_communicator world;
+        // Seven layers, every partition and activation, uneven widths.
+        const std::vector<std::size_t> widths = {5, 9, 7, 8, 6, 7, 5, 3};
+        const std::vector<sn::layer_spec> specs = {
+            {"column", "relu"},  {"row", "gelu"},    {"replicated", "tanh"}, {"block2d", "sigmoid"},
+            {"block2d", "relu"}, {"column", "gelu"}, {"block2d", "identity"}};
+        sn::network_options options;
+        options.seed = 12;
+        const std::size_t batch = 4;
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 41), {0, batch}, {0, 5});
+        const auto target =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 3, 42), {0, batch}, {0, 3});
+        // One rank, as a one-rank model group (the same network type).
+        sn::model_group<sn::mpi_communicator> alone(world.split(static_cast<int>(world.rank()), 0));
+        runtime_net<double> single(alone, widths, specs, options);
+        sn::matrix<double> grad1;
+        mse_loss(single, alone, x, target, grad1);
+        single.backward(alone, grad1);
+        const auto reference = gathered_weight_grads(single, alone);
+
+        const sn::grid_shape shape =
+            world.size() == 4 ? sn::grid_shape{2, 2} : sn::grid_shape{1, world.size()};
+        sn::model_group<sn::mpi_communicator> group(world, shape);
+        runtime_net<double> net(group, widths, specs, options);
+        REQUIRE(net.layer_count() == 7);
+        sn::matrix<double> grad;
+        mse_loss(net, group, x, target, grad);
+        net.backward(group, grad);
+        const auto analytic = gathered_weight_grads(net, group);
+        for (std::size_t l = 0; l < analytic.size(); ++l) {
+            CAPTURE(l);
+            CHECK(xt::amax(xt::abs(analytic[l] - reference[l]))() < 1e-12);
+        }
+        check_finite_differences(net, group, x, target, widths, analytic, 3);
+    }
+
+    TEST_CASE("a network chosen at run time refuses unknown names on every rank, naming them") {
+        sn::model_group<sn::mpi_communicator> group(sn::mpi_communicator{});
+        CHECK_THROWS_WITH_AS(runtime_net<float>(group, {4, 3}, {{"diagonal", "relu"}}),
+                             doctest::Contains("layer 1: unknown partition 'diagonal'"), sn::error);
+        CHECK_THROWS_WITH_AS(
+            runtime_net<float>(group, {4, 3, 2}, {{"row", "relu"}, {"row", "swish"}}),
+            doctest::Contains("layer 2: unknown activation 'swish': expected one of"), sn::error);
+        CHECK_THROWS_WITH_AS(runtime_net<float>(group, {4, 3}, {{"row", "relu"}, {"row", "relu"}}),
+                             doctest::Contains("2 layers need 3 widths"), sn::error);
     }
 
     TEST_CASE("a grid that does not fit the world stops every rank with the numbers") {

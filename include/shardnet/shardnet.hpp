@@ -36,7 +36,11 @@
 #include "shardnet/layers/dense.hpp"
 #include "shardnet/layers/init.hpp"
 
+#include "shardnet/net/any_layer.hpp"
+#include "shardnet/net/builtin_layers.hpp"
 #include "shardnet/net/conversion.hpp"
+#include "shardnet/net/network.hpp"
+#include "shardnet/net/network_core.hpp"
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/net/plan.hpp"
 #include "shardnet/net/sequential.hpp"

@@ -80,9 +80,8 @@ struct parameter_block {
 template <class Layer, class T>
 void collect_blocks(Layer& l, std::vector<parameter_block<T>>& blocks,
                     std::vector<checkpoint_layer>& layers) {
-    using P = typename Layer::partition_type;
     const std::size_t in = l.input_features(), out = l.output_features();
-    const partition_map map = Layer::map();
+    const partition_map map = l.map();
     const bool weight_first = map.first_weight_copy(in, out, l.grid(), l.position());
     const bool bias_first = map.first_bias_copy(out, l.grid(), l.position());
     blocks.push_back({l.name() + ".weight", in, out, l.weight_rows(), l.weight_cols(),
@@ -90,8 +89,8 @@ void collect_blocks(Layer& l, std::vector<parameter_block<T>>& blocks,
     if (l.has_bias())
         blocks.push_back({l.name() + ".bias", 1, out, shard_range{0, 1}, l.weight_cols(),
                           l.bias().data(), bias_first});
-    layers.push_back({l.name(), std::string(P::name), std::string(Layer::activation_type::name), in,
-                      out, static_cast<std::uint8_t>(l.has_bias() ? 1 : 0)});
+    layers.push_back({l.name(), std::string(l.partition_name()), std::string(l.activation_name()),
+                      in, out, static_cast<std::uint8_t>(l.has_bias() ? 1 : 0)});
 }
 
 /// Every parameter's block in the order of net.parameters() (which optimizers index by),

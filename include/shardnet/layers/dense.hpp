@@ -263,6 +263,22 @@ class dense {
     grid_position position() const { return at_; }
     /// Where this layer's parameters live (see partition/partition.hpp).
     static constexpr partition_map map() { return map_of<Partition>(); }
+    static constexpr std::string_view partition_name() { return Partition::name; }
+    static constexpr std::string_view activation_name() { return Activation::name; }
+    static constexpr layout input_layout() { return Partition::input_layout; }
+    static constexpr layout output_layout() { return Partition::output_layout; }
+    /// What this rank's collectives move in one pass of `batch` rows (the partition's traffic).
+    step_traffic traffic(std::size_t batch) const {
+        return Partition::traffic(batch, in_, out_, grid_, at_);
+    }
+    /// Whether the local weight (bias) gradient is a partial sum over the model-parallel group
+    /// (see reduced_over in partition/partition.hpp).
+    static constexpr bool weight_gradient_over_model_group() {
+        return weight_gradient_groups_t<Partition>::model;
+    }
+    static constexpr bool bias_gradient_over_model_group() {
+        return bias_gradient_groups_t<Partition>::model;
+    }
     bool has_bias() const { return options_.bias; }
     const dense_options& options() const { return options_; }
     const std::string& name() const { return options_.name; }

@@ -48,23 +48,22 @@ struct layer_list<sequential<Layers...>> {
 
 }  // namespace detail
 
-/// What the rank at `at` of a model-parallel `grid` holds to train Net with
-/// `widths` on `batch` rows per replica and an optimizer with `optimizer_slots` state arrays
-/// per parameter (SGD with momentum 1, Adam 2). Activations count, for each layer, the blocks of
-/// its input and output this rank holds, with their pre-activation and gradient copies.
-/// Not collective.
-/// @tparam Net a sequential<dense<...>...>.
-template <class Net>
-memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, grid_shape grid,
-                                         grid_position at, std::size_t batch,
-                                         std::size_t optimizer_slots) {
+/// What the rank at `at` of a model-parallel `grid` holds to train a network of
+/// `element_size`-byte elements whose layer i has the parameter map maps[i], with `widths` on
+/// `batch` rows per replica and an optimizer with `optimizer_slots` state arrays per parameter
+/// (SGD with momentum 1, Adam 2). Activations count, for each layer, the blocks of its input
+/// and output this rank holds, with their pre-activation and gradient copies. Not collective.
+inline memory_estimate estimate_training_memory(const std::vector<partition_map>& maps,
+                                                std::size_t element_size,
+                                                const std::vector<std::size_t>& widths,
+                                                grid_shape grid, grid_position at,
+                                                std::size_t batch, std::size_t optimizer_slots) {
     memory_estimate e;
-    detail::layer_list<Net>::each([&]<class Layer>(std::size_t i) {
-        if (i + 1 >= widths.size()) return;
-        const partition_map map = Layer::map();
-        const double element = sizeof(typename Layer::value_type);
-        const double rows = static_cast<double>(map.weight_rows(widths[i], grid, at).size());
-        const double cols = static_cast<double>(map.weight_cols(widths[i + 1], grid, at).size());
+    const double element = static_cast<double>(element_size);
+    for (std::size_t i = 0; i < maps.size() && i + 1 < widths.size(); ++i) {
+        const double rows = static_cast<double>(maps[i].weight_rows(widths[i], grid, at).size());
+        const double cols =
+            static_cast<double>(maps[i].weight_cols(widths[i + 1], grid, at).size());
         const double params = (rows * cols + cols) * element;
         e.weights += params;
         e.gradients += params;
@@ -72,9 +71,20 @@ memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths,
         // This rank's input and output blocks (a replicated layout holds all of it), with the
         // pre-activation and the gradients of each.
         e.activations += 3.0 * static_cast<double>(batch) * (rows + cols) * element;
-    });
+    }
     e.workspace = 16.0 * 1024 * 1024;  // GEMM packing panels and collective scratch
     return e;
+}
+
+/// The same for Net, a sequential<dense<...>...>.
+template <class Net>
+memory_estimate estimate_training_memory(const std::vector<std::size_t>& widths, grid_shape grid,
+                                         grid_position at, std::size_t batch,
+                                         std::size_t optimizer_slots) {
+    std::vector<partition_map> maps;
+    detail::layer_list<Net>::each([&]<class Layer>(std::size_t) { maps.push_back(Layer::map()); });
+    return estimate_training_memory(maps, sizeof(typename Net::value_type), widths, grid, at, batch,
+                                    optimizer_slots);
 }
 
 /// The same for model rank `part` of a 1D group of `parts`.

@@ -24,6 +24,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/io/checkpoint.hpp"
+#include "shardnet/net/network_core.hpp"
 #include "shardnet/net/visit_layers.hpp"
 #include "shardnet/train/cross_entropy.hpp"
 #include "shardnet/train/dataset.hpp"
@@ -260,7 +261,9 @@ class trainer {
             const std::size_t global_batch = std::min(options_.batch, n - begin);
             load_rows(data, std::span(order_).subspan(begin, global_batch));
             const auto& out = net_.forward(grid_.model(), batch_);
-            f(loss_.template evaluate<Net::output_layout>(grid_.model(), out, labels_, n));
+            f(detail::with_loss_layout(net_.output(), [&]<layout L>() {
+                return loss_.template evaluate<L>(grid_.model(), out, labels_, n);
+            }));
         }
     }
 
@@ -290,10 +293,11 @@ class trainer {
         }
         std::string widths = std::to_string(net_.widths().front()), activations;
         visit_layers(net_, [&](auto& layer, auto) {
-            using layer_type = std::remove_reference_t<decltype(layer)>;
-            widths += "," + std::to_string(layer.output_features());
+            // Appended piece by piece: g++ 12 warns falsely (-Wrestrict) on "," + string.
+            widths += ',';
+            widths += std::to_string(layer.output_features());
             if (!activations.empty()) activations += ',';
-            activations += layer_type::activation_type::name;
+            activations += layer.activation_name();
             if (!layer.has_bias()) activations += " (no bias)";
         });
         identity_.set("network.widths", widths);
@@ -506,8 +510,10 @@ class trainer {
                                          std::size_t global_batch, bool accuracy) {
         load_rows(train, std::span(order_).subspan(begin, global_batch));
         const auto& out = net_.forward(grid_.model(), batch_);
-        const loss_value local = loss_.template forward_backward<Net::output_layout>(
-            grid_.model(), out, labels_, global_batch, grad_, accuracy);
+        const loss_value local = detail::with_loss_layout(net_.output(), [&]<layout L>() {
+            return loss_.template forward_backward<L>(grid_.model(), out, labels_, global_batch,
+                                                      grad_, accuracy);
+        });
         if (options_.overlap_gradient_reduction) {
             net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
         } else {
