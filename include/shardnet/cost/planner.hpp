@@ -159,8 +159,10 @@ inline plan default_plan(const machine& m, const network_shape& net, std::size_t
 /// "column,row,block2d" for a plan's partitions.
 inline std::string partitions_text(const std::vector<partition_kind>& partitions) {
     std::string out;
-    for (std::size_t i = 0; i < partitions.size(); ++i)
-        out += (i ? "," : "") + std::string(to_string(partitions[i]));
+    for (std::size_t i = 0; i < partitions.size(); ++i) {
+        if (i) out += ',';
+        out += to_string(partitions[i]);
+    }
     return out;
 }
 
