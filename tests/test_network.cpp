@@ -17,6 +17,7 @@
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
 #include "shardnet/comm/tracing_communicator.hpp"
+#include "shardnet/cost/step_model.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/column_split.hpp"
@@ -259,6 +260,49 @@ TEST_SUITE("mpi") {
         out.str("");
         out << std::setw(6) << 7 << ' ' << 2.0 / 3.0;
         CHECK(out.str() == "****+7 +6.666666666667e-01");
+    }
+
+    TEST_CASE("the cost model predicts the collectives the network issues (1D partitions)") {
+        // Every 1D partition and conversion (mixed_net), on this run's P ranks: the calls and
+        // element counts of cost::predict_step, phase by phase, against the tracing counts.
+        namespace sc = shardnet::cost;
+        sn::tracing_communicator<sn::mpi_communicator> group;
+        mixed_net<double> net(group, mixed_widths);
+        const std::size_t batch = 4;
+        const auto x =
+            sn::test::block_of<double>(sn::test::random_dmatrix(batch, 5, 1), {0, batch}, {0, 5});
+        group.reset();
+        sn::matrix<double> dy = net.forward(group, x);
+        const sn::traffic forward = group.counts();
+        group.reset();
+        net.backward(group, dy);
+        const sn::traffic backward = group.counts();
+
+        using k = sc::partition_kind;
+        const sc::step_prediction predicted = sc::predict_step(
+            sc::cluster_machine(), sc::network_shape{mixed_widths, batch, 1, 8},
+            {1, 1, group.size()}, {k::row, k::column, k::replicated, k::column, k::row});
+        sn::traffic model_forward, model_backward;
+        for (const auto& l : predicted.layers)
+            for (const auto& c : l.collectives) {
+                const bool ahead = c.phase == sc::step_phase::forward ||
+                                   c.phase == sc::step_phase::convert_forward;
+                sn::traffic& t = ahead ? model_forward : model_backward;
+                sn::collective_count& n =
+                    c.kind == sc::collective_kind::all_reduce ? t.all_reduce : t.all_gather;
+                ++n.calls;
+                n.elements += c.elements;
+                n.bytes += c.elements * sizeof(double);
+            }
+        if (group.size() > 1) {
+            CHECK(forward.all_reduce == model_forward.all_reduce);
+            CHECK(forward.all_gather == model_forward.all_gather);
+            CHECK(backward.all_reduce == model_backward.all_reduce);
+            CHECK(backward.all_gather == model_backward.all_gather);
+            CHECK(forward.reduce_scatter.calls + backward.reduce_scatter.calls == 0);
+        } else {
+            CHECK(model_forward.arithmetic_calls() + model_backward.arithmetic_calls() == 0);
+        }
     }
 
     TEST_CASE("the first layer computes no input gradient and so communicates nothing back") {
