@@ -18,10 +18,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/cost/calibrate.hpp"
@@ -258,14 +260,16 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         // with the flat rate of the machine given (the default, the best 1D and the best plan);
         // a shape no plan of these runs is priced by its nearest measured neighbour.
         std::vector<sc::gemm_shape> shapes;
-        if (!automatic)
-            add_shapes(shapes, sc::predict_step(m, net, grid, partitions));
-        else
-            for (const auto& s :
-                 {sc::default_plan(m, net, o.ranks).prediction,
-                  sc::best_plan(m, net, o.ranks, sc::partition_family::one_d).prediction,
-                  sc::best_plan(m, net, o.ranks, sc::partition_family::all).prediction})
-                add_shapes(shapes, s);
+        agreed([&] {  // every rank plans the same, so a plan that fits nowhere stops them all
+            if (!automatic)
+                add_shapes(shapes, sc::predict_step(m, net, grid, partitions));
+            else
+                for (const auto& s :
+                     {sc::default_plan(m, net, o.ranks).prediction,
+                      sc::best_plan(m, net, o.ranks, sc::partition_family::one_d).prediction,
+                      sc::best_plan(m, net, o.ranks, sc::partition_family::all).prediction})
+                    add_shapes(shapes, s);
+        });
         sc::calibration_options co;
         // GEMMs take half the budget, collectives a third, the memory pass the rest.
         co.gemm_budget_s = o.budget * 0.5;
@@ -302,16 +306,25 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                              "those of --machine "
                           << o.machine << " (start under mpirun -np N to measure them)\n";
             }
-            if (!o.write.empty()) {
-                std::ofstream out(o.write, std::ios::binary);
-                out << sc::write_machine(m);
-                if (!out.flush())
-                    throw sn::error(
-                        sn::detail::concat("--write '", o.write, "' cannot be written"));
-                std::cout << "wrote " << o.write << "\n";
-            }
         }
+        // Rank 0 writes; every rank learns whether it could.
+        sn::agree_on(world, [&] {
+            if (!root || o.write.empty()) return;
+            std::ofstream out(o.write, std::ios::binary);
+            out << sc::write_machine(m);
+            if (!out.flush())
+                throw sn::error(sn::detail::concat("--write '", o.write, "' cannot be written"));
+            std::cout << "wrote " << o.write << "\n";
+        });
     }
+    // Plans are computed on every rank (the same on each), so that an error stops all of them.
+    std::optional<sc::plan> base, one_d, best;
+    if (automatic && o.scaling.empty())
+        agreed([&] {
+            base = sc::default_plan(m, net, o.ranks);
+            one_d = sc::best_plan(m, net, o.ranks, sc::partition_family::one_d);
+            best = sc::best_plan(m, net, o.ranks, sc::partition_family::all);
+        });
     if (!root) return 0;
     if (!o.scaling.empty()) {
         print_scaling(m, net, o);
@@ -331,12 +344,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         return 0;
     }
 
-    const sc::plan base = sc::default_plan(m, net, o.ranks);
-    const sc::plan one_d = sc::best_plan(m, net, o.ranks, sc::partition_family::one_d);
-    const sc::plan best = sc::best_plan(m, net, o.ranks, sc::partition_family::all);
     std::cout << "network: " << net.widths.size() - 1 << " layers, global batch " << net.batch
               << ", " << o.optimizer << ", " << o.ranks << " ranks\n";
-    std::cout << "per layer and partition on the chosen grid " << grid_text(best.grid)
+    std::cout << "per layer and partition on the chosen grid " << grid_text(best->grid)
               << " (input arriving in the layout the partition wants):\n";
     for (std::size_t i = 0; i < net.layers(); ++i) {
         std::cout << "layer " << i + 1 << " (" << net.widths[i] << " x " << net.widths[i + 1]
@@ -345,7 +355,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                        sc::partition_kind::replicated, sc::partition_kind::block2d})
             for (auto orient : {sc::orientation::a, sc::orientation::b}) {
                 if (orient == sc::orientation::b && k != sc::partition_kind::block2d) continue;
-                const auto l = sc::predict_layer(m, net, best.grid, i, k, orient,
+                const auto l = sc::predict_layer(m, net, best->grid, i, k, orient,
                                                  sc::detail::input_of(k, orient));
                 std::cout << layer_line(l) << "\n";
             }
@@ -358,17 +368,18 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                   << " memory=" << fixed(p.prediction.memory_bytes / double(1u << 30), 2) << "GiB"
                   << (p.prediction.memory_bytes > m.memory_bytes ? " (does not fit)" : "") << "\n";
     };
-    summary("default", base);
-    summary("best_1d", one_d);
-    summary("best", best);
+    summary("default", *base);
+    summary("best_1d", *one_d);
+    summary("best", *best);
     std::cout << "chosen plan in detail:\n";
-    print_step(best.prediction, o.verbose);
-    std::cout << "chosen: " << sc::partitions_text(best.partitions)
-              << " grid=" << grid_text(best.grid)
-              << " predicted_samples_per_s=" << fixed(best.prediction.samples_per_s(), 1)
-              << " speedup_vs_default=" << fixed(base.prediction.seconds / best.prediction.seconds)
-              << " speedup_vs_best_1d=" << fixed(one_d.prediction.seconds / best.prediction.seconds)
-              << std::endl;
+    print_step(best->prediction, o.verbose);
+    std::cout << "chosen: " << sc::partitions_text(best->partitions)
+              << " grid=" << grid_text(best->grid)
+              << " predicted_samples_per_s=" << fixed(best->prediction.samples_per_s(), 1)
+              << " speedup_vs_default="
+              << fixed(base->prediction.seconds / best->prediction.seconds)
+              << " speedup_vs_best_1d="
+              << fixed(one_d->prediction.seconds / best->prediction.seconds) << std::endl;
     return 0;
 }
 
