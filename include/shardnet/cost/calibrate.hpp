@@ -62,9 +62,10 @@ inline double median(std::vector<double> v) {
     return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
-/// Repeats `run` (which every rank enters together) until `budget_s` has passed or 50 runs,
-/// at least 3; returns the median of the runs, the slowest rank's (all ranks agree on it, so
-/// all leave the loop together).
+/// Repeats `run` (which every rank enters together) until `budget_s` has passed or 50 runs;
+/// returns the median of the runs, the slowest rank's (all ranks agree on it, so all leave the
+/// loop together). At least one run: a shape that takes longer than its share is measured once
+/// rather than overrunning the budget.
 template <class Comm, class Run>
 double timed_median(Comm& world, double budget_s, Run&& run) {
     run();  // warm: page faults, packing buffers, MPI connections
@@ -79,12 +80,16 @@ double timed_median(Comm& world, double budget_s, Run&& run) {
         times.push_back(elapsed);
         double spent = since(start);
         world.all_reduce(&spent, 1, reduce_op::max);
-        if (i >= 2 && spent > budget_s) break;
+        if (spent > budget_s) break;
     }
     return median(times);
 }
 
 using aligned_floats = std::vector<float, xsimd::aligned_allocator<float>>;
+
+inline double gemm_flops(const gemm_shape& s) {
+    return 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
+}
 
 }  // namespace detail
 
@@ -108,21 +113,40 @@ calibration_report calibrate(Comm& world, machine& m, std::vector<gemm_shape> sh
         if (s.m && s.n && s.k && std::find(distinct.begin(), distinct.end(), s) == distinct.end())
             distinct.push_back(s);
     m.gemm_table.clear();
-    const double per_shape =
-        distinct.empty() ? 0.0 : options.gemm_budget_s / static_cast<double>(distinct.size());
-    for (const auto& s : distinct) {
-        // Operands stored as the layer stores them: x is m x k (or k x m for dW), w k x n ...
+    auto measure = [&](const gemm_shape& s, double budget_s) {
+        // Operands stored as the layer stores them: x is m x k (k x m for dW), w k x n (n x k
+        // for dx).
         aligned_floats a(s.m * s.k, 0.5f), b(s.k * s.n, 0.25f), c(s.m * s.n, 0.0f);
         const bool ta = s.kind == gemm_kind::weight_gradient;
         const bool tb = s.kind == gemm_kind::input_gradient;
-        const double t = timed_median(world, per_shape, [&] {
+        const double t = timed_median(world, budget_s, [&] {
             gemm<float>(ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no,
                         s.m, s.n, s.k, 1.0f, a.data(), ta ? s.m : s.k, b.data(), tb ? s.k : s.n,
                         0.0f, c.data(), s.n);
         });
-        const double flops =
-            2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
-        m.gemm_table.push_back({s.kind, s.m, s.n, s.k, flops / std::max(t, 1e-9) / 1e9});
+        return gemm_flops(s) / std::max(t, 1e-9) / 1e9;
+    };
+    // A first guess of the rate, from a product that takes milliseconds, sizes the proxies below.
+    const double guess = distinct.empty() ? 0.0 : measure({gemm_kind::forward, 256, 256, 256}, 0.0);
+    for (std::size_t i = 0; i < distinct.size(); ++i) {
+        const gemm_shape& s = distinct[i];
+        // What is left of the budget, shared by the shapes left: one slow shape does not starve
+        // the others, nor make the whole overrun.
+        const double per_shape = std::max(0.0, options.gemm_budget_s - since(start)) /
+                                 static_cast<double>(distinct.size() - i);
+        // A shape whose run (warm-up and median of at least one) would not fit in its share is
+        // measured on a proxy: its largest extent halved until a run takes a quarter of the
+        // share, never below 256. At those sizes the rate no longer depends on the size (the
+        // blocking's panels are full), and the budget holds. The table keeps the real shape.
+        gemm_shape proxy = s;
+        while (gemm_flops(proxy) / (guess * 1e9) > per_shape / 4) {
+            std::size_t& largest = proxy.m >= proxy.n && proxy.m >= proxy.k ? proxy.m
+                                   : proxy.n >= proxy.k                     ? proxy.n
+                                                                            : proxy.k;
+            if (largest < 512) break;
+            largest /= 2;
+        }
+        m.gemm_table.push_back({s.kind, s.m, s.n, s.k, measure(proxy, per_shape)});
     }
 
     {  // The optimizer's pass (SGD with momentum): reads w, g, v, writes v, w: 20 bytes/element.
