@@ -1,17 +1,18 @@
 // shardnet_plan: predicts a training step's time from the cost model, and chooses partitions.
 //
 //   shardnet_plan --ranks 1024 --machine cluster --layers 8192,32768,32768,8192 --batch 512
-//   shardnet_plan --ranks 2 --machine my.machine --layers 1024,4096,4096,1024 --partition
-//   column,row,column mpirun -np 2 shardnet_plan --calibrate --write here.machine --ranks 2
-//       --layers 1024,4096,4096,1024 --partition column,row,column --batch 256 --optimizer sgd
+//   shardnet_plan --ranks 2 --machine my.machine --layers 1024,4096,4096,1024
+//                 --partition column,row,column
+//   mpirun -np 2 shardnet_plan --calibrate --write here.machine --ranks 2 --batch 256
+//                 --layers 1024,4096,4096,1024 --partition column,row,column --optimizer sgd
 //
 // --calibrate measures this machine (at most --budget seconds, 60 by default) with the library's
 // own GEMM at the shapes the network needs and with mpi_communicator between the ranks it was
 // started on; started on one rank, it measures no collective and keeps the network figures of
-// --machine (docs/scaling.md). The last line is machine-readable:
-//   predicted: samples_per_s=R step_ms=T                          (explicit partitions)
-//   chosen: P1,P2,... grid=DxRxC predicted_samples_per_s=R speedup_vs_default=X
-//   speedup_vs_best_1d=Y
+// --machine (docs/scaling.md). Machine-readable lines:
+//   predicted: samples_per_s=R step_ms=T   (explicit partitions, or the plan auto chose)
+//   chosen: P1,P2,... grid=DxRxC predicted_samples_per_s=R speedup_vs_default=X ...
+//           ... speedup_vs_best_1d=Y       (auto only: the last line, all on one line)
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -373,6 +374,8 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     summary("best", *best);
     std::cout << "chosen plan in detail:\n";
     print_step(best->prediction, o.verbose);
+    std::cout << "predicted: samples_per_s=" << fixed(best->prediction.samples_per_s(), 1)
+              << " step_ms=" << fixed(best->prediction.seconds * 1e3) << "\n";
     std::cout << "chosen: " << sc::partitions_text(best->partitions)
               << " grid=" << grid_text(best->grid)
               << " predicted_samples_per_s=" << fixed(best->prediction.samples_per_s(), 1)
