@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "shardnet/comm/collective_main.hpp"
+#include "shardnet/cost/auto_plan.hpp"
 #include "shardnet/io/output_file.hpp"
 #include "shardnet/shardnet.hpp"
 #include "shardnet/train/memory_preflight.hpp"
@@ -170,12 +171,15 @@ void validate(const config& c) {
     for (std::int64_t w : c.layers)
         if (w < 1 || w > max_width)
             fail("--layers: every width must be a whole number from 1 to ", max_width, ", got ", w);
-    if (c.partitions.size() + 1 != c.layers.size())
+    const bool automatic = c.partitions.size() == 1 && c.partitions[0] == "auto";
+    if (!automatic && c.partitions.size() + 1 != c.layers.size())
         fail("--partition names ", c.partitions.size(), " layers but --layers gives ",
              c.layers.size(), " widths (expected ", c.partitions.size() + 1, ")");
-    if (!c.activations.empty() && c.activations.size() != c.partitions.size())
-        fail("--activation names ", c.activations.size(), " layers but --partition names ",
-             c.partitions.size());
+    if (!automatic && std::count(c.partitions.begin(), c.partitions.end(), "auto") > 0)
+        fail("--partition auto chooses every layer's partition: give it alone");
+    if (!c.activations.empty() && c.activations.size() + 1 != c.layers.size())
+        fail("--activation names ", c.activations.size(), " layers but --layers gives ",
+             c.layers.size(), " widths (expected ", c.layers.size() - 1, ")");
     if (!c.model_grid.empty()) parse_model_grid(c.model_grid);
     auto at_least = [&](std::int64_t v, std::int64_t low, const char* name) {
         if (v < low) fail(name, ": expected a whole number of at least ", low, ", got ", v);
@@ -473,15 +477,54 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     return 0;
 }
 
+/// --partition auto: measures this machine (about 10 s at most) and sets the partitions, the
+/// data-parallel replicas and the model grid to the planner's choice, printed before training.
+/// Collective over world.
+void plan_partitions(config& c, sn::mpi_communicator& world) {
+    namespace sc = sn::cost;
+    sc::network_shape net;
+    net.widths.assign(c.layers.begin(), c.layers.end());
+    net.batch = static_cast<std::size_t>(c.batch);
+    net.optimizer_slots = c.optimizer == "sgd" ? 1 : 2;
+    net.element_bytes = sizeof(real);
+    // The built-in cluster's network figures stand where one rank has nothing to measure.
+    sc::machine m = sc::cluster_machine();
+    const auto report = sc::calibrate_for(world, m, net, 10.0);
+    const sc::plan_choice choice =
+        sn::agree_on(world, [&] { return sc::choose_plans(m, net, world.size()); });
+    // Measurements are agreed, so every rank chose the same; a difference must not hang.
+    const std::string line = choice.line();
+    const bool same = sn::same_on_all_ranks(world, std::hash<std::string>{}(line));
+    sn::agree_on(world, [&] {
+        if (!same) throw sn::error("--partition auto: ranks chose different plans");
+    });
+    if (world.rank() == 0)
+        std::cout << "planner: measured this machine in " << std::fixed << std::setprecision(1)
+                  << report.seconds << std::defaultfloat << " s ("
+                  << (report.collectives_measured ? "GEMMs and collectives" : "GEMMs")
+                  << "); default " << sc::partitions_text(choice.default_plan.partitions)
+                  << " grid=" << sc::grid_text(choice.default_plan.grid) << ", best 1D "
+                  << sc::partitions_text(choice.best_1d.partitions)
+                  << " grid=" << sc::grid_text(choice.best_1d.grid) << "\n"
+                  << line << std::endl;
+    c.partitions.clear();
+    for (const auto kind : choice.chosen.partitions)
+        c.partitions.emplace_back(sc::to_string(kind));
+    c.data_parallel = static_cast<std::int64_t>(choice.chosen.grid.data);
+    c.model_grid =
+        std::to_string(choice.chosen.grid.rows) + "x" + std::to_string(choice.chosen.grid.cols);
+}
+
 int run(sn::mpi_communicator& world, int argc, char** argv) {
     config c;
     CLI::App app{"Train a model-parallel MLP classifier with shardnet"};
     app.add_option("--layers", c.layers, "widths: input,hidden...,classes")->delimiter(',');
     app.add_option("--partition", c.partitions,
                    "per layer: column, row, replicated or block2d (2D blocks over --model-grid; "
-                   "consecutive block2d layers alternate orientation)")
+                   "consecutive block2d layers alternate orientation); or auto: the planner "
+                   "measures this machine and chooses them, --data-parallel and --model-grid")
         ->delimiter(',')
-        ->check(CLI::IsMember({"column", "row", "replicated", "block2d"}));
+        ->check(CLI::IsMember({"column", "row", "replicated", "block2d", "auto"}));
     app.add_option("--activation", c.activations,
                    "per layer: relu, gelu, tanh, sigmoid or identity (default: relu, and "
                    "identity for the last layer)")
@@ -544,6 +587,11 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         if (lines) c.progress_bar = false;
         resolve_data(c, app);
         validate(c);
+        if (c.partitions == std::vector<std::string>{"auto"})
+            for (const char* chosen : {"--data-parallel", "--model-grid"})
+                if (app.count(chosen) > 0)
+                    throw sn::error(std::string("--partition auto chooses ") + chosen +
+                                    " itself: leave it out");
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0)
             help = 1;
@@ -570,6 +618,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     sn::agree_on(world, [&] {
         if (world.rank() == 0) check_outputs(c);
     });
+    if (c.partitions == std::vector<std::string>{"auto"}) plan_partitions(c, world);
     const sn::grid_shape model_grid =
         c.model_grid.empty() ? sn::grid_shape{0, 0} : parse_model_grid(c.model_grid);
     sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel),

@@ -51,21 +51,23 @@ inline constexpr setting_field network_option_fields[] = {
     {"init", setting_role::same_on_ranks},
 };
 
-/// The layout a network hands its loss: the last layer's output, or the 1D sharded layout
-/// when that output is split over one grid dimension only (losses reduce over the whole
-/// model-parallel group, where copies of a block would count more than once).
-constexpr layout loss_layout(layout last) {
-    return last == layout::replicated || last == layout::sharded ? last : layout::sharded;
+}  // namespace detail
+
+/// Calls `f.template operator()<L>(group)` with the group and layout a loss takes for a
+/// network output in layout `output` on the model-parallel group `model`: the ranks that hold
+/// the output's different blocks, with L = sharded, or `model` with L = replicated when every
+/// rank holds all of it. The blocks are then balanced shards of the classes over that group,
+/// as the losses expect. Ranks holding copies of a block (along the other grid dimension of a
+/// 2D output) compute the same loss each for itself: nothing is gathered or converted.
+template <communicator Comm, class F>
+decltype(auto) with_loss_group(Comm& model, layout output, F&& f) {
+    SHARDNET_ASSERT(!output.has_partial());
+    if (auto* holders = group_splitting(model, output))
+        return f.template operator()<layout::sharded>(*holders);
+    return f.template operator()<layout::replicated>(model);
 }
 
-/// Calls f.template operator()<L>() with L the network output layout `l` (replicated or
-/// sharded, see loss_layout) as a constant, for losses that take it as a template argument.
-template <class F>
-decltype(auto) with_loss_layout(layout l, F&& f) {
-    SHARDNET_ASSERT(l == layout::replicated || l == layout::sharded);
-    if (l == layout::sharded) return f.template operator()<layout::sharded>();
-    return f.template operator()<layout::replicated>();
-}
+namespace detail {
 
 /// He initialization for relu and gelu layers, Xavier for the others.
 template <class Activation>
@@ -116,7 +118,7 @@ class network_core {
             const matrix<T>& converted = conversions_[i].forward(group, *y);
             self().with_layer(i, [&](auto& l) { y = &l.forward_unchecked(group, converted); });
         }
-        return conversions_[depth()].forward(group, *y);
+        return *y;
     }
 
     /// Back-propagates dy (the loss gradient w.r.t. the output, in output()) through every
@@ -216,7 +218,8 @@ class network_core {
     /// The model-parallel grid the network was built for, and this rank's place in it.
     grid_shape grid() const { return grid_; }
     grid_position position() const { return at_; }
-    /// What each rank holds of the output (replicated or sharded: see loss_layout).
+    /// What each rank holds of the output: the last layer's output layout. with_loss_group
+    /// gives a loss the group and layout to take it in.
     layout output() const { return output_; }
     /// This rank's block of the output features (all of them when replicated).
     shard_range output_block() const { return feature_block(output_, widths_.back(), grid_, at_); }
@@ -233,12 +236,6 @@ class network_core {
         p.data_parallel = data_parallel;
         for (std::size_t i = 0; i < depth(); ++i)
             self().with_layer(i, [&](const auto& l) { plan_layer(p, l, i, batch); });
-        const auto& out = conversions_[depth()];
-        p.output_conversion = out.describe();
-        p.output_forward_gather = out.forward_gather(batch);
-        p.output_backward_gather = out.backward_gather(batch);
-        p.output_forward_group = out.forward_group();
-        p.output_backward_group = out.backward_group();
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
@@ -260,7 +257,7 @@ class network_core {
     /// @throws error if a layer's output is a partial sum (no layer or loss takes one).
     void finish_construction() {
         layout previous = input_layout;
-        conversions_.reserve(depth() + 1);
+        conversions_.reserve(depth());
         first_parameter_.assign(depth() + 1, 0);
         for (std::size_t i = 0; i < depth(); ++i)
             self().with_layer(i, [&](auto& l) {
@@ -273,8 +270,7 @@ class network_core {
                 add_parameters(l);
             });
         first_parameter_[depth()] = parameters_.size();
-        output_ = loss_layout(previous);
-        conversions_.emplace_back(previous, output_, widths_[depth()], grid_, at_);
+        output_ = previous;
     }
 
     ~network_core() = default;
@@ -323,7 +319,7 @@ class network_core {
     /// before the layers below it.
     template <communicator Comm, class LayerDone>
     void backward_layers(Comm& group, const matrix<T>& dy, LayerDone&& layer_done) {
-        const matrix<T>* grad = &conversions_[depth()].backward(group, dy);
+        const matrix<T>* grad = &dy;
         for (std::size_t i = depth(); i-- > 0;) {
             // The first layer skips its input gradient: nobody needs the gradient of the data,
             // and for a column_split first layer that also saves its backward all-reduce.

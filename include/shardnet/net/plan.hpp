@@ -33,15 +33,11 @@ struct network_plan {
     std::size_t element_size = 4, batch = 0, model_parallel = 1, data_parallel = 1;
     grid_shape model_grid{1, 1};
     std::vector<layer_plan> layers;
-    /// The conversion after the last layer, to the layout the loss takes.
-    std::string output_conversion = "none";
-    std::size_t output_forward_gather = 0, output_backward_gather = 0;
-    std::size_t output_forward_group = 1, output_backward_group = 1;
     std::size_t data_parallel_all_reduce = 0;  ///< gradient elements summed across replicas
 
     /// Elements moved by model-parallel collectives in one step (forward + backward).
     std::size_t model_parallel_elements() const {
-        std::size_t n = output_forward_gather + output_backward_gather;
+        std::size_t n = 0;
         for (const auto& l : layers)
             n += l.forward_all_reduce + l.backward_all_reduce + l.forward_all_gather +
                  l.backward_all_gather;
@@ -63,8 +59,6 @@ struct network_plan {
             b += ring(l.forward_all_gather, l.forward_gather_group, 1.0);
             b += ring(l.backward_all_gather, l.backward_gather_group, 1.0);
         }
-        b += ring(output_forward_gather, output_forward_group, 1.0);
-        b += ring(output_backward_gather, output_backward_group, 1.0);
         b += ring(data_parallel_all_reduce, data_parallel, 2.0);
         return b * static_cast<double>(element_size);
     }
@@ -94,10 +88,6 @@ struct network_plan {
             if (l.backward_all_reduce)
                 os << "       backward: all-reduce of " << l.backward_all_reduce << " elements\n";
         }
-        if (p.output_conversion != "none")
-            os << "  after the last layer: " << p.output_conversion << ", "
-               << p.output_forward_gather << " + " << p.output_backward_gather
-               << " elements gathered\n";
         if (p.data_parallel > 1)
             os << "  gradients: all-reduce of " << p.data_parallel_all_reduce
                << " elements over the data-parallel group\n";

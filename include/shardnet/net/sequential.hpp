@@ -80,10 +80,9 @@ class sequential : public detail::network_core<sequential<Layers...>,
     static_assert((!Layers::partition_type::input_layout.has_partial() && ...),
                   "shardnet::sequential: no layer takes a partial-sum input");
     static constexpr std::size_t depth = sizeof...(Layers);
-    /// What each rank holds of the output: the last layer's output layout, or `sharded` when
-    /// that is split over one dimension of a 2D grid. The same as output().
-    static constexpr layout output_layout =
-        detail::loss_layout(last_layer::partition_type::output_layout);
+    /// What each rank holds of the output: the last layer's output layout. The same as
+    /// output(); with_loss_group gives a loss the group and layout to take it in.
+    static constexpr layout output_layout = last_layer::partition_type::output_layout;
     /// Names the network in messages.
     static constexpr const char* kind = "sequential";
 

@@ -261,8 +261,8 @@ class trainer {
             const std::size_t global_batch = std::min(options_.batch, n - begin);
             load_rows(data, std::span(order_).subspan(begin, global_batch));
             const auto& out = net_.forward(grid_.model(), batch_);
-            f(detail::with_loss_layout(net_.output(), [&]<layout L>() {
-                return loss_.template evaluate<L>(grid_.model(), out, labels_, n);
+            f(with_loss_group(grid_.model(), net_.output(), [&]<layout L>(auto& group) {
+                return loss_.template evaluate<L>(group, out, labels_, n);
             }));
         }
     }
@@ -510,10 +510,11 @@ class trainer {
                                          std::size_t global_batch, bool accuracy) {
         load_rows(train, std::span(order_).subspan(begin, global_batch));
         const auto& out = net_.forward(grid_.model(), batch_);
-        const loss_value local = detail::with_loss_layout(net_.output(), [&]<layout L>() {
-            return loss_.template forward_backward<L>(grid_.model(), out, labels_, global_batch,
-                                                      grad_, accuracy);
-        });
+        const loss_value local =
+            with_loss_group(grid_.model(), net_.output(), [&]<layout L>(auto& group) {
+                return loss_.template forward_backward<L>(group, out, labels_, global_batch, grad_,
+                                                          accuracy);
+            });
         if (options_.overlap_gradient_reduction) {
             net_.backward(grid_.model(), grad_, grid_.data());  // reduces as it goes
         } else {

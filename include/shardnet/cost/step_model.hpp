@@ -1,0 +1,450 @@
+// A training step's predicted time on a grid of D replicas x R x C model ranks: per layer its
+// three local GEMMs, every collective with its group and element count, the element-wise
+// passes, and the memory a rank needs. Communication is never assumed hidden behind
+// computation: the library overlaps only the data-parallel gradient reduction, and only when
+// asked, so the model adds every term (docs/scaling.md writes each one out).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardnet/core/error.hpp"
+#include "shardnet/cost/collective_cost.hpp"
+#include "shardnet/cost/machine.hpp"
+
+namespace shardnet::cost {
+
+/// How a layer's W (in x out) is split over the model group (docs/design.md).
+enum class partition_kind { column, row, replicated, block2d };
+
+inline constexpr std::string_view to_string(partition_kind k) {
+    return k == partition_kind::column       ? "column"
+           : k == partition_kind::row        ? "row"
+           : k == partition_kind::replicated ? "replicated"
+                                             : "block2d";
+}
+
+/// Parses a partition name as train_mlp spells it. @throws error naming what was got.
+inline partition_kind parse_partition(std::string_view name) {
+    for (partition_kind k : {partition_kind::column, partition_kind::row,
+                             partition_kind::replicated, partition_kind::block2d})
+        if (name == to_string(k)) return k;
+    throw error(shardnet::detail::concat(
+        "expected a partition of column, row, replicated or block2d, got '", name, "'"));
+}
+
+/// block2d's two orientations. a: input split over the grid rows (block i of R), output over
+/// the grid columns (block j of C). b: the transpose. A block2d layer right after a block2d
+/// layer of orientation a takes b and vice versa, otherwise a, so that consecutive 2D layers
+/// need no conversion between them.
+enum class orientation { a, b };
+
+/// What each model rank holds of a batch x n activation.
+enum class flow_layout {
+    replicated,  ///< all n features
+    flat,        ///< block r of R·C (the 1D "sharded" layout), r = i·C + j
+    over_rows,   ///< block i of R, the same on the C ranks of grid row i
+    over_cols,   ///< block j of C, the same on the R ranks of grid column j
+};
+
+inline constexpr std::string_view to_string(flow_layout l) {
+    return l == flow_layout::replicated  ? "replicated"
+           : l == flow_layout::flat      ? "sharded"
+           : l == flow_layout::over_rows ? "sharded over grid rows"
+                                         : "sharded over grid columns";
+}
+
+/// D replicas x R rows x C columns of model ranks. 1D partitions use all R·C model ranks as one
+/// group, so for them only R·C matters.
+struct grid_shape {
+    std::size_t data = 1, rows = 1, cols = 1;
+    std::size_t model() const { return rows * cols; }
+    std::size_t ranks() const { return data * rows * cols; }
+    friend bool operator==(const grid_shape&, const grid_shape&) = default;
+};
+
+/// The network and the step it trains.
+struct network_shape {
+    std::vector<std::size_t> widths;  ///< input, hidden..., output
+    std::size_t batch = 0;            ///< global batch; a replica takes ceil(batch / D) rows
+    std::size_t optimizer_slots = 2;  ///< state copies per parameter: SGD momentum 1, Adam 2
+    std::size_t element_bytes = 4;    ///< float
+
+    std::size_t layers() const { return widths.size() - 1; }
+    /// Rows per replica, as train_mlp splits the batch.
+    std::size_t replica_batch(std::size_t data) const { return (batch + data - 1) / data; }
+};
+
+/// @throws error if the network or grid cannot be planned, naming what was expected.
+inline void check_shape(const network_shape& net, const grid_shape& grid) {
+    using shardnet::detail::concat;
+    if (net.widths.size() < 2)
+        throw error(concat("expected at least 2 widths (input, output), got ", net.widths.size()));
+    for (std::size_t i = 0; i < net.widths.size(); ++i)
+        if (net.widths[i] == 0) throw error(concat("width ", i, ": expected at least 1, got 0"));
+    if (net.batch == 0) throw error("batch: expected at least 1, got 0");
+    if (grid.data == 0 || grid.rows == 0 || grid.cols == 0)
+        throw error(concat("grid: expected every extent at least 1, got ", grid.data, "x",
+                           grid.rows, "x", grid.cols));
+}
+
+/// One local product: its kind, shape and predicted time on the largest shard.
+struct gemm_call {
+    gemm_kind kind = gemm_kind::forward;
+    std::size_t m = 0, n = 0, k = 0;
+    double seconds = 0;
+};
+
+/// When a collective happens in the step, which determines whom it waits for.
+enum class step_phase { convert_forward, forward, convert_backward, backward, data_parallel, loss };
+
+inline constexpr std::string_view to_string(step_phase p) {
+    switch (p) {
+        case step_phase::convert_forward:
+            return "convert_forward";
+        case step_phase::forward:
+            return "forward";
+        case step_phase::convert_backward:
+            return "convert_backward";
+        case step_phase::backward:
+            return "backward";
+        case step_phase::data_parallel:
+            return "data_parallel";
+        case step_phase::loss:
+            return "loss";
+    }
+    return "?";
+}
+
+enum class collective_kind { all_reduce, all_gather };
+
+/// One collective of a step: over `group` ranks, on a buffer of `elements` (n for an
+/// all-reduce, the gathered total for an all-gather: what tracing_communicator counts).
+struct collective_call {
+    collective_kind kind = collective_kind::all_reduce;
+    step_phase phase = step_phase::forward;
+    std::size_t group = 1;
+    std::size_t elements = 0;
+    collective_cost cost;
+};
+
+/// One layer of a predicted step, on the rank with the largest blocks (the others wait for it
+/// at the next collective).
+struct layer_prediction {
+    partition_kind partition = partition_kind::column;
+    orientation orient = orientation::a;  ///< block2d only
+    std::size_t in = 0, out = 0, local_rows = 0, local_cols = 0, local_bias = 0;
+    flow_layout input = flow_layout::replicated, output = flow_layout::replicated;
+    std::vector<gemm_call> gemms;
+    /// The conversion before the layer, its own collectives, its gradients' all-reduce over the
+    /// replicas (and, for the last layer, the conversion of its output for the loss).
+    std::vector<collective_call> collectives;
+    double elementwise_s = 0;  ///< bias, activation and optimizer passes
+    double memory_bytes = 0;   ///< parameters, gradients, optimizer state and activations
+
+    double gemm_s() const {
+        double s = 0;
+        for (const auto& g : gemms)
+            s += g.seconds;
+        return s;
+    }
+    /// Collectives of a phase (all of them without an argument).
+    double communication_s() const {
+        double s = 0;
+        for (const auto& c : collectives)
+            s += c.cost.seconds;
+        return s;
+    }
+    double communication_s(step_phase phase) const {
+        double s = 0;
+        for (const auto& c : collectives)
+            if (c.phase == phase) s += c.cost.seconds;
+        return s;
+    }
+    double seconds() const { return gemm_s() + communication_s() + elementwise_s; }
+};
+
+/// A whole step.
+struct step_prediction {
+    grid_shape grid;
+    std::size_t replica_batch = 0, global_batch = 0;
+    std::vector<layer_prediction> layers;
+    std::vector<collective_call> step_collectives;  ///< loss and bookkeeping
+    double seconds = 0;
+    double memory_bytes = 0;
+
+    double samples_per_s() const {
+        return seconds > 0 ? static_cast<double>(global_batch) / seconds : 0.0;
+    }
+};
+
+namespace detail {
+
+inline std::size_t ceil_div(std::size_t a, std::size_t b) {
+    return (a + b - 1) / b;
+}
+
+/// Layouts that are the same thing on this grid are made one, so that a conversion between
+/// them is free: over a grid dimension of extent 1 nothing is split, and a 1 x C grid's
+/// columns are its flat 1D order (likewise R x 1).
+inline flow_layout normalized(flow_layout l, const grid_shape& g) {
+    if (g.model() == 1) return flow_layout::replicated;
+    switch (l) {
+        case flow_layout::over_rows:
+            return g.rows == 1 ? flow_layout::replicated : (g.cols == 1 ? flow_layout::flat : l);
+        case flow_layout::over_cols:
+            return g.cols == 1 ? flow_layout::replicated : (g.rows == 1 ? flow_layout::flat : l);
+        default:
+            return l;
+    }
+}
+
+/// How many ranks a layout splits the features over.
+inline std::size_t split_over(flow_layout l, const grid_shape& g) {
+    switch (normalized(l, g)) {
+        case flow_layout::replicated:
+            return 1;
+        case flow_layout::flat:
+            return g.model();
+        case flow_layout::over_rows:
+            return g.rows;
+        case flow_layout::over_cols:
+            return g.cols;
+    }
+    return 1;
+}
+
+/// Features of n this rank holds (the largest block).
+inline std::size_t held(flow_layout l, const grid_shape& g, std::size_t n) {
+    return ceil_div(n, split_over(l, g));
+}
+
+inline flow_layout input_of(partition_kind k, orientation o) {
+    switch (k) {
+        case partition_kind::column:
+        case partition_kind::replicated:
+            return flow_layout::replicated;
+        case partition_kind::row:
+            return flow_layout::flat;
+        case partition_kind::block2d:
+            return o == orientation::a ? flow_layout::over_rows : flow_layout::over_cols;
+    }
+    return flow_layout::replicated;
+}
+
+inline flow_layout output_of(partition_kind k, orientation o) {
+    switch (k) {
+        case partition_kind::column:
+            return flow_layout::flat;
+        case partition_kind::row:
+        case partition_kind::replicated:
+            return flow_layout::replicated;
+        case partition_kind::block2d:
+            return o == orientation::a ? flow_layout::over_cols : flow_layout::over_rows;
+    }
+    return flow_layout::replicated;
+}
+
+// A group of one rank sends nothing (the communicators return at once): such calls are not
+// listed, so that the list is what crosses between ranks.
+inline void add_all_reduce(std::vector<collective_call>& out, const machine& m, step_phase phase,
+                           std::size_t group, std::size_t elements, std::size_t element_bytes) {
+    if (group > 1 && elements > 0)
+        out.push_back({collective_kind::all_reduce, phase, group, elements,
+                       all_reduce_cost(m, group, static_cast<double>(elements * element_bytes))});
+}
+
+inline void add_all_gather(std::vector<collective_call>& out, const machine& m, step_phase phase,
+                           std::size_t group, std::size_t elements, std::size_t element_bytes) {
+    if (group > 1 && elements > 0)
+        out.push_back({collective_kind::all_gather, phase, group, elements,
+                       all_gather_cost(m, group, static_cast<double>(elements * element_bytes))});
+}
+
+/// The conversion of a batch x n activation from layout `from` to layout `to`: gather to
+/// replicated over the group `from` is split over, then slice; its backward twin gathers the
+/// gradient over the group `to` is split over. Nothing when the layouts are the same.
+inline void add_conversion(std::vector<collective_call>& out, const machine& m, const grid_shape& g,
+                           flow_layout from, flow_layout to, std::size_t rows, std::size_t n,
+                           std::size_t element_bytes) {
+    if (normalized(from, g) == normalized(to, g)) return;
+    add_all_gather(out, m, step_phase::convert_forward, split_over(from, g), rows * n,
+                   element_bytes);
+    add_all_gather(out, m, step_phase::convert_backward, split_over(to, g), rows * n,
+                   element_bytes);
+}
+
+// Bytes read and written per element by the element-wise passes the model counts (only when the
+// machine gives memory_bytes_per_s): forward bias add and activation (read + write each: 16),
+// backward activation derivative and bias-gradient sum (16); the last layer has no activation
+// (8 forward, 4 backward). Per parameter and step, the optimizer reads gradient, weight and
+// state and writes weight and state, plus the finite check's read of the gradient: SGD with
+// momentum 24 bytes, Adam 32.
+inline constexpr double hidden_forward_bytes = 16, hidden_backward_bytes = 16;
+inline constexpr double last_forward_bytes = 8, last_backward_bytes = 4;
+inline double optimizer_bytes(std::size_t slots) {
+    return slots <= 1 ? 24.0 : 32.0;
+}
+
+}  // namespace detail
+
+/// The orientation a block2d layer takes after a layer of partition `previous` and
+/// orientation `previous_orient` (`first` for the first layer).
+inline orientation orientation_after(bool first, partition_kind previous,
+                                     orientation previous_orient) {
+    if (!first && previous == partition_kind::block2d && previous_orient == orientation::a)
+        return orientation::b;
+    return orientation::a;
+}
+
+/// Predicts layer `index` of `net` under `partition` (with orientation `orient` if block2d),
+/// its input arriving in layout `previous_output` (ignored for the first layer, whose input is
+/// the data: every rank slices what it needs, and no input gradient is computed).
+/// @pre check_shape(net, grid) passed; index < net.layers().
+inline layer_prediction predict_layer(const machine& m, const network_shape& net,
+                                      const grid_shape& g, std::size_t index,
+                                      partition_kind partition, orientation orient,
+                                      flow_layout previous_output) {
+    using detail::ceil_div;
+    const std::size_t rows = net.replica_batch(g.data);
+    const std::size_t bytes = net.element_bytes;
+    const std::size_t model = g.model();
+    const bool first = index == 0;
+    const bool last = index + 1 == net.layers();
+    layer_prediction p;
+    p.partition = partition;
+    p.orient = partition == partition_kind::block2d ? orient : orientation::a;
+    p.in = net.widths[index];
+    p.out = net.widths[index + 1];
+    p.input = detail::input_of(partition, p.orient);
+    p.output = detail::output_of(partition, p.orient);
+
+    // The largest block: balanced shards give the first n % parts parts ceil(n / parts).
+    const std::size_t r_in = p.orient == orientation::a ? g.rows : g.cols;
+    const std::size_t r_out = p.orient == orientation::a ? g.cols : g.rows;
+    switch (partition) {
+        case partition_kind::column:
+            p.local_rows = p.in, p.local_cols = ceil_div(p.out, model), p.local_bias = p.local_cols;
+            break;
+        case partition_kind::row:
+            p.local_rows = ceil_div(p.in, model), p.local_cols = p.out, p.local_bias = p.out;
+            break;
+        case partition_kind::replicated:
+            p.local_rows = p.in, p.local_cols = p.out, p.local_bias = p.out;
+            break;
+        case partition_kind::block2d:
+            p.local_rows = ceil_div(p.in, r_in), p.local_cols = ceil_div(p.out, r_out);
+            p.local_bias = p.local_cols;
+            break;
+    }
+
+    if (!first)
+        detail::add_conversion(p.collectives, m, g, previous_output, p.input, rows, p.in, bytes);
+
+    auto gemm = [&](gemm_kind kind, std::size_t gm, std::size_t gn, std::size_t gk) {
+        p.gemms.push_back({kind, gm, gn, gk, m.gemm_seconds(kind, gm, gn, gk)});
+    };
+    gemm(gemm_kind::forward, rows, p.local_cols, p.local_rows);
+    if (!first) gemm(gemm_kind::input_gradient, rows, p.local_rows, p.local_cols);
+    gemm(gemm_kind::weight_gradient, p.local_rows, p.local_cols, rows);
+
+    auto all_reduce = [&](step_phase phase, std::size_t group, std::size_t elements) {
+        detail::add_all_reduce(p.collectives, m, phase, group, elements, bytes);
+    };
+    switch (partition) {
+        case partition_kind::column:
+            if (!first) all_reduce(step_phase::backward, model, rows * p.in);
+            break;
+        case partition_kind::row:
+            all_reduce(step_phase::forward, model, rows * p.out);
+            break;
+        case partition_kind::replicated:
+            break;
+        case partition_kind::block2d:
+            // Partial products are summed over the ranks that hold the same output block (the
+            // r_in ranks along the input dimension); input gradients over the other dimension.
+            all_reduce(step_phase::forward, r_in, rows * p.local_cols);
+            if (!first) all_reduce(step_phase::backward, r_out, rows * p.local_rows);
+            break;
+    }
+
+    // Every rank's own gradient blocks are summed over the replicas, one all-reduce per
+    // parameter (weight, bias), as the trainer issues them.
+    all_reduce(step_phase::data_parallel, g.data, p.local_rows * p.local_cols);
+    all_reduce(step_phase::data_parallel, g.data, p.local_bias);
+
+    const double parameters = static_cast<double>(p.local_rows * p.local_cols + p.local_bias);
+    const std::size_t in_held = detail::held(p.input, g, p.in);
+    const std::size_t out_held = detail::held(p.output, g, p.out);
+    if (m.memory_bytes_per_s > 0) {
+        const double out_elements = static_cast<double>(rows * out_held);
+        const double pass_bytes =
+            out_elements * (last ? detail::last_forward_bytes + detail::last_backward_bytes
+                                 : detail::hidden_forward_bytes + detail::hidden_backward_bytes);
+        p.elementwise_s = (pass_bytes + parameters * detail::optimizer_bytes(net.optimizer_slots)) /
+                          m.memory_bytes_per_s;
+    }
+    // Weights, gradients and optimizer state; the input kept for dW, the product, the output
+    // and its gradient; the gathered buffer of a conversion.
+    const bool converts = p.communication_s(step_phase::convert_forward) > 0 ||
+                          p.communication_s(step_phase::convert_backward) > 0;
+    const double gathered = converts ? static_cast<double>(rows * std::max(p.in, p.out)) : 0.0;
+    p.memory_bytes =
+        static_cast<double>(bytes) * (parameters * static_cast<double>(2 + net.optimizer_slots) +
+                                      static_cast<double>(rows * in_held) +
+                                      3.0 * static_cast<double>(rows * out_held) + gathered);
+    return p;
+}
+
+/// The step-level collectives: the loss on sharded logits (three all-reduces of one value per
+/// row: max, sum, target logit) over the ranks that hold the logits' different blocks (all of
+/// the model group for the flat layout, one grid row or column for a 2D output: the loss takes
+/// the logits where they are, see shardnet::with_loss_group), the finite-gradient flag over the
+/// model group, and the loss and accuracy totals over the replicas.
+inline std::vector<collective_call> step_collectives(const machine& m, const network_shape& net,
+                                                     const grid_shape& g, flow_layout logits) {
+    std::vector<collective_call> out;
+    const std::size_t rows = net.replica_batch(g.data);
+    if (detail::normalized(logits, g) != flow_layout::replicated)
+        for (int i = 0; i < 3; ++i)
+            detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), rows,
+                                   net.element_bytes);
+    detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
+    detail::add_all_reduce(out, m, step_phase::loss, g.data, 2, 8);
+    return out;
+}
+
+/// Predicts a training step of `net` on grid `g` with one partition per layer; block2d layers
+/// take their orientation by orientation_after.
+/// @throws error if the shapes are bad or the partitions do not name one per layer.
+inline step_prediction predict_step(const machine& m, const network_shape& net, const grid_shape& g,
+                                    const std::vector<partition_kind>& partitions) {
+    check_shape(net, g);
+    if (partitions.size() != net.layers())
+        throw error(shardnet::detail::concat(
+            "expected ", net.layers(), " partitions (one per layer), got ", partitions.size()));
+    step_prediction s;
+    s.grid = g;
+    s.global_batch = net.batch;
+    s.replica_batch = net.replica_batch(g.data);
+    flow_layout previous = flow_layout::replicated;
+    orientation previous_orient = orientation::a;
+    for (std::size_t i = 0; i < partitions.size(); ++i) {
+        const orientation o =
+            orientation_after(i == 0, i == 0 ? partitions[0] : partitions[i - 1], previous_orient);
+        s.layers.push_back(predict_layer(m, net, g, i, partitions[i], o, previous));
+        previous = s.layers.back().output;
+        previous_orient = s.layers.back().orient;
+        s.seconds += s.layers.back().seconds();
+        s.memory_bytes += s.layers.back().memory_bytes;
+    }
+    s.step_collectives = step_collectives(m, net, g, previous);
+    for (const auto& c : s.step_collectives)
+        s.seconds += c.cost.seconds;
+    return s;
+}
+
+}  // namespace shardnet::cost

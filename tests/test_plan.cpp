@@ -1,0 +1,408 @@
+// The cost model and the planner: collective formulas against hand-computed values, the traffic
+// each partition causes against the table of issue 12, plans that do not change between runs
+// or through a machine file, the machine file's errors, and a calibration on a tiny problem
+// (its shape and sanity only: tests never assert a time).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "shardnet/comm/local_communicator.hpp"
+#include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/cost/calibrate.hpp"
+#include "shardnet/cost/planner.hpp"
+
+namespace sc = shardnet::cost;
+using sc::partition_kind;
+using sc::step_phase;
+
+namespace {
+
+/// alpha 1 us, beta 1 ns/byte (1 GB/s), gamma 0.1 ns/byte (10 GB/s): round numbers by hand.
+sc::machine round_machine() {
+    sc::machine m;
+    m.name = "round";
+    m.latency_s = 1e-6;
+    m.bandwidth_bytes_per_s = 1e9;
+    m.reduce_bytes_per_s = 1e10;
+    return m;
+}
+
+/// One collective as (kind, phase, group, elements), for comparing lists.
+struct call {
+    sc::collective_kind kind;
+    step_phase phase;
+    std::size_t group, elements;
+    friend bool operator==(const call&, const call&) = default;
+};
+
+std::vector<call> calls_of(const sc::layer_prediction& l) {
+    std::vector<call> out;
+    for (const auto& c : l.collectives)
+        out.push_back({c.kind, c.phase, c.group, c.elements});
+    return out;
+}
+
+constexpr auto all_reduce = sc::collective_kind::all_reduce;
+constexpr auto all_gather = sc::collective_kind::all_gather;
+
+std::vector<partition_kind> kinds(std::initializer_list<partition_kind> k) {
+    return k;
+}
+
+/// `text` with the line that starts with `key` replaced by `line`.
+std::string with_line(const std::string& text, const std::string& key, const std::string& line) {
+    const std::size_t at = text.find("\n" + key) + 1;
+    const std::size_t end = text.find('\n', at);
+    return text.substr(0, at) + line + text.substr(end);
+}
+
+void check_message(const std::string& text, const std::string& expected) {
+    std::string got;
+    try {
+        sc::read_machine(text, "test.machine");
+    } catch (const shardnet::error& e) {
+        got = e.what();
+    }
+    CAPTURE(text);
+    CAPTURE(got);
+    CHECK(got.find(expected) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_SUITE("serial") {
+    TEST_CASE("collective formulas give the hand-computed values") {
+        const sc::machine m = round_machine();
+        // (p-1) alpha + (p-1)/p n beta = 3 us + 0.75 * 4000 ns
+        CHECK(sc::ring_all_gather(m, 4, 4000) == doctest::Approx(6e-6).epsilon(1e-12));
+        // lg 8 alpha + 7/8 * 8000 ns
+        CHECK(sc::recursive_doubling_all_gather(m, 8, 8000) == doctest::Approx(10e-6));
+        // Bruck on 6 ranks: ceil(lg 6) = 3 rounds + 5/6 * 6000 ns
+        CHECK(sc::recursive_doubling_all_gather(m, 6, 6000) == doctest::Approx(8e-6));
+        // lg 4 (alpha + n beta + n gamma) = 2 (1 + 1 + 0.1) us
+        CHECK(sc::recursive_doubling_all_reduce(m, 4, 1000) == doctest::Approx(4.2e-6));
+        // 2 lg 4 alpha + 2 * 3/4 * 1e6 ns + 3/4 * 1e5 ns
+        CHECK(sc::rabenseifner_all_reduce(m, 4, 1e6) == doctest::Approx(1.579e-3));
+        // 6 ranks: the 4-rank cost plus 2 alpha + 2 n beta + n gamma for the 2 extra ranks
+        CHECK(sc::rabenseifner_all_reduce(m, 6, 1e6) == doctest::Approx(1.579e-3 + 2.102e-3));
+        // 2 (p-1) alpha + the same bandwidth and reduction terms as Rabenseifner
+        CHECK(sc::ring_all_reduce(m, 4, 1e6) == doctest::Approx(1.581e-3));
+        CHECK(sc::ring_all_reduce(m, 1, 1e6) == 0);
+        CHECK(sc::rabenseifner_all_reduce(m, 1, 1e6) == 0);
+    }
+
+    TEST_CASE("the algorithm changes where MPICH changes it") {
+        const sc::machine m = round_machine();
+        using a = sc::collective_algorithm;
+        CHECK(sc::all_reduce_cost(m, 4, 2048).algorithm == a::recursive_doubling);
+        CHECK(sc::all_reduce_cost(m, 4, 2049).algorithm == a::rabenseifner);
+        CHECK(sc::all_gather_cost(m, 4, 512 * 1024 - 1).algorithm == a::recursive_doubling);
+        CHECK(sc::all_gather_cost(m, 4, 512 * 1024).algorithm == a::ring);
+        CHECK(sc::all_gather_cost(m, 6, 80 * 1024 - 1).algorithm == a::bruck);
+        CHECK(sc::all_gather_cost(m, 6, 80 * 1024).algorithm == a::ring);
+        CHECK(sc::all_reduce_cost(m, 1, 1e6).algorithm == a::none);
+        CHECK(sc::all_reduce_cost(m, 1, 1e6).seconds == 0);
+        CHECK(sc::all_reduce_cost(m, 4, 1e6).seconds ==
+              doctest::Approx(sc::rabenseifner_all_reduce(m, 4, 1e6)));
+    }
+
+    TEST_CASE("1D partitions cause the traffic of the table") {
+        const sc::machine m = round_machine();
+        sc::network_shape net{{8, 12, 10, 6}, 5, 1, 4};
+        const sc::grid_shape g{1, 1, 4};
+        // column, row, column: the Megatron pair then a column; the first layer sends nothing.
+        const auto s = sc::predict_step(
+            m, net, g,
+            kinds({partition_kind::column, partition_kind::row, partition_kind::column}));
+        CHECK(calls_of(s.layers[0]).empty());
+        CHECK(calls_of(s.layers[1]) == std::vector<call>{{all_reduce, step_phase::forward, 4, 50}});
+        CHECK(calls_of(s.layers[2]) ==
+              std::vector<call>{{all_reduce, step_phase::backward, 4, 50}});
+        CHECK(s.layers[0].local_rows == 8);
+        CHECK(s.layers[0].local_cols == 3);
+        CHECK(s.layers[1].local_rows == 3);
+        CHECK(s.layers[1].local_cols == 10);
+        CHECK(s.layers[0].gemms.size() == 2);  // no input gradient for the data
+        CHECK(s.layers[1].gemms.size() == 3);
+        // Sharded logits: three all-reduces of one value per row, the gradient flag, and
+        // nothing over a data group of one.
+        CHECK(s.step_collectives.size() == 4);
+
+        // row first: forward all-reduce, no backward; column -> replicated: gather forward;
+        // replicated -> row: gather backward (the gradient of the slice).
+        const auto t = sc::predict_step(
+            m, net, g,
+            kinds({partition_kind::row, partition_kind::column, partition_kind::replicated}));
+        CHECK(calls_of(t.layers[0]) == std::vector<call>{{all_reduce, step_phase::forward, 4, 60}});
+        CHECK(calls_of(t.layers[1]) ==
+              std::vector<call>{{all_reduce, step_phase::backward, 4, 60}});
+        CHECK(calls_of(t.layers[2]) ==
+              std::vector<call>{{all_gather, step_phase::convert_forward, 4, 50}});
+        const auto u = sc::predict_step(
+            m, net, g,
+            kinds({partition_kind::replicated, partition_kind::row, partition_kind::row}));
+        CHECK(calls_of(u.layers[1]) ==
+              std::vector<call>{{all_gather, step_phase::convert_backward, 4, 60},
+                                {all_reduce, step_phase::forward, 4, 50}});
+        CHECK(calls_of(u.layers[2]) ==
+              std::vector<call>{{all_gather, step_phase::convert_backward, 4, 50},
+                                {all_reduce, step_phase::forward, 4, 30}});
+
+        // Uneven shards: 10 over 3 ranks gives 4, 3, 3; the largest block is priced.
+        const auto v = sc::predict_step(m, sc::network_shape{{7, 10}, 2, 1, 4}, {1, 1, 3},
+                                        kinds({partition_kind::column}));
+        CHECK(v.layers[0].local_cols == 4);
+        // One rank: nothing crosses between ranks.
+        const auto w = sc::predict_step(
+            m, net, {1, 1, 1},
+            kinds({partition_kind::column, partition_kind::row, partition_kind::column}));
+        for (const auto& l : w.layers)
+            CHECK(l.collectives.empty());
+        CHECK(w.step_collectives.empty());
+    }
+
+    TEST_CASE("block2d alternates orientation and reduces over one grid dimension each way") {
+        const sc::machine m = round_machine();
+        sc::network_shape net{{8, 12, 10, 6}, 5, 1, 4};
+        const sc::grid_shape g{1, 2, 3};  // R = 2, C = 3
+        const auto s = sc::predict_step(
+            m, net, g,
+            kinds({partition_kind::block2d, partition_kind::block2d, partition_kind::block2d}));
+        // A: W[8/R, 12/C] = 4 x 4; forward sum over the R = 2 ranks of a grid column.
+        CHECK(s.layers[0].orient == sc::orientation::a);
+        CHECK(s.layers[0].local_rows == 4);
+        CHECK(s.layers[0].local_cols == 4);
+        CHECK(calls_of(s.layers[0]) ==
+              std::vector<call>{{all_reduce, step_phase::forward, 2, 5 * 4}});
+        // B: W[12/C, 10/R] = 4 x 5; forward over C = 3, backward B x |rows_j| over R = 2; no
+        // conversion after an A layer.
+        CHECK(s.layers[1].orient == sc::orientation::b);
+        CHECK(s.layers[1].local_rows == 4);
+        CHECK(s.layers[1].local_cols == 5);
+        CHECK(calls_of(s.layers[1]) ==
+              std::vector<call>{{all_reduce, step_phase::forward, 3, 5 * 5},
+                                {all_reduce, step_phase::backward, 2, 5 * 4}});
+        // A again: W[10/R, 6/C] = 5 x 2; its output, over the C = 3 grid columns, goes to the
+        // loss as it is: nothing is gathered, and the loss reduces over those 3 ranks.
+        CHECK(s.layers[2].orient == sc::orientation::a);
+        CHECK(calls_of(s.layers[2]) ==
+              std::vector<call>{{all_reduce, step_phase::forward, 2, 5 * 2},
+                                {all_reduce, step_phase::backward, 3, 5 * 5}});
+        CHECK(s.step_collectives.front().group == 3);
+        // From a 1D layer: row's replicated output is sliced (free) into block2d's input over the
+        // grid rows, whose backward gathers the gradient over R = 2.
+        const auto t = sc::predict_step(
+            m, net, g,
+            kinds({partition_kind::row, partition_kind::block2d, partition_kind::column}));
+        CHECK(t.layers[1].orient == sc::orientation::a);
+        CHECK(calls_of(t.layers[1]) ==
+              std::vector<call>{{all_gather, step_phase::convert_backward, 2, 5 * 12},
+                                {all_reduce, step_phase::forward, 2, 5 * 4},
+                                {all_reduce, step_phase::backward, 3, 5 * 6}});
+        // block2d's output over the C grid columns gathered (over 3) before a column layer.
+        CHECK(calls_of(t.layers[2]) ==
+              std::vector<call>{{all_gather, step_phase::convert_forward, 3, 5 * 10},
+                                {all_reduce, step_phase::backward, 6, 5 * 10}});
+    }
+
+    TEST_CASE("replicas all-reduce each gradient block; the batch is split over them") {
+        const sc::machine m = round_machine();
+        sc::network_shape net{{8, 12, 10}, 5, 1, 4};
+        const auto s = sc::predict_step(m, net, {2, 1, 2},
+                                        kinds({partition_kind::column, partition_kind::row}));
+        CHECK(s.replica_batch == 3);
+        CHECK(calls_of(s.layers[0]) ==
+              std::vector<call>{{all_reduce, step_phase::data_parallel, 2, 8 * 6},
+                                {all_reduce, step_phase::data_parallel, 2, 6}});
+        CHECK(calls_of(s.layers[1]) ==
+              std::vector<call>{{all_reduce, step_phase::forward, 2, 3 * 10},
+                                {all_reduce, step_phase::data_parallel, 2, 6 * 10},
+                                {all_reduce, step_phase::data_parallel, 2, 10}});
+        // Memory: weights, gradients and one state copy (SGD) per parameter, and activations.
+        CHECK(s.layers[0].memory_bytes == 4.0 * ((8 * 6 + 6) * 3 + 3 * 8 + 3.0 * 3 * 6));
+    }
+
+    TEST_CASE("GEMM time: the nearest measured shape, the flat rate without one") {
+        sc::machine m;
+        m.gemm_gflops = 100;
+        CHECK(m.gemm_seconds(sc::gemm_kind::forward, 100, 100, 100) == doctest::Approx(2e-5));
+        CHECK(m.gemm_seconds(sc::gemm_kind::forward, 0, 100, 100) == 0);
+        m.gemm_table = {{sc::gemm_kind::forward, 64, 64, 64, 50},
+                        {sc::gemm_kind::forward, 1024, 1024, 1024, 150},
+                        {sc::gemm_kind::weight_gradient, 64, 64, 64, 20}};
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::forward, 70, 60, 64) == 50);
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::forward, 900, 1000, 2000) == 150);
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::weight_gradient, 900, 1000, 2000) == 20);
+        // No row of that kind: the nearest of any kind.
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::input_gradient, 900, 1000, 2000) == 150);
+    }
+
+    TEST_CASE("plans are the same every time, and after a machine file round trip") {
+        sc::machine m = sc::cluster_machine();
+        m.gemm_table = {{sc::gemm_kind::forward, 256, 512, 1024, 123.25},
+                        {sc::gemm_kind::input_gradient, 256, 1024, 512, 97.5},
+                        {sc::gemm_kind::weight_gradient, 1024, 512, 256, 88.125}};
+        m.memory_bytes_per_s = 3.3e10;
+        m.reduce_bytes_per_s = 7.1e9;
+        const sc::network_shape net{{1024, 4096, 4096, 1024}, 256, 2, 4};
+        const sc::plan a = sc::best_plan(m, net, 64, sc::partition_family::all);
+        const sc::plan b = sc::best_plan(m, net, 64, sc::partition_family::all);
+        CHECK(a.partitions == b.partitions);
+        CHECK(a.grid == b.grid);
+        CHECK(a.prediction.seconds == b.prediction.seconds);
+
+        const std::string text = sc::write_machine(m);
+        const sc::machine read = sc::read_machine(text, "round trip");
+        CHECK(read == m);
+        CHECK(sc::write_machine(read) == text);
+        const sc::plan c = sc::best_plan(read, net, 64, sc::partition_family::all);
+        CHECK(c.partitions == a.partitions);
+        CHECK(c.grid == a.grid);
+        CHECK(c.prediction.seconds == a.prediction.seconds);
+        CHECK(sc::read_machine(sc::write_machine(sc::cluster_machine()), "x") ==
+              sc::cluster_machine());
+    }
+
+    TEST_CASE("the planner never beats itself: best <= best 1D <= default, all fit") {
+        const sc::machine m = sc::cluster_machine();
+        for (std::size_t ranks : {1u, 2u, 6u, 16u, 64u}) {
+            CAPTURE(ranks);
+            const sc::network_shape net{{1024, 4096, 4096, 1024}, 256, 2, 4};
+            const auto base = sc::default_plan(m, net, ranks);
+            const auto one_d = sc::best_plan(m, net, ranks, sc::partition_family::one_d);
+            const auto best = sc::best_plan(m, net, ranks, sc::partition_family::all);
+            CHECK(best.prediction.seconds <= one_d.prediction.seconds);
+            CHECK(one_d.prediction.seconds <= base.prediction.seconds);
+            CHECK(best.grid.ranks() == ranks);
+            CHECK(best.prediction.memory_bytes <= m.memory_bytes);
+            for (auto k : one_d.partitions)
+                CHECK(k != partition_kind::block2d);
+        }
+    }
+
+    TEST_CASE("memory per rank is a constraint: a network too big for replicas is sharded") {
+        sc::machine m = sc::cluster_machine();
+        const sc::network_shape net{{8192, 32768, 32768, 8192}, 512, 2, 4};
+        // Replicated everywhere needs 4 copies of 1.6 G parameters: 25 GB, more than 16 GiB.
+        const auto replicated =
+            sc::predict_step(m, net, {1024, 1, 1},
+                             kinds({partition_kind::replicated, partition_kind::replicated,
+                                    partition_kind::replicated}));
+        CHECK(replicated.memory_bytes > m.memory_bytes);
+        const auto best = sc::best_plan(m, net, 1024, sc::partition_family::all);
+        CHECK(best.prediction.memory_bytes <= m.memory_bytes);
+        m.memory_bytes = 1e6;
+        CHECK_THROWS_WITH_AS(sc::best_plan(m, net, 4, sc::partition_family::all),
+                             doctest::Contains("no plan of 4 ranks fits"), shardnet::error);
+    }
+
+    TEST_CASE("the goal of issue 12: 1024 ranks of cluster choose block2d for the wide layers") {
+        const sc::machine m = sc::cluster_machine();
+        const sc::network_shape net{{8192, 32768, 32768, 8192}, 512, 2, 4};
+        const auto base = sc::default_plan(m, net, 1024);
+        const auto one_d = sc::best_plan(m, net, 1024, sc::partition_family::one_d);
+        const auto best = sc::best_plan(m, net, 1024, sc::partition_family::all);
+        CHECK(best.partitions[1] == partition_kind::block2d);
+        CHECK(base.prediction.seconds / best.prediction.seconds >= 1.5);
+        CHECK(one_d.prediction.seconds / best.prediction.seconds >= 1.15);
+    }
+
+    TEST_CASE("machine files: bad input is refused, naming what was expected and got") {
+        const std::string good = sc::write_machine(sc::cluster_machine());
+        check_message("", "expected 'shardnet-machine 1' first, got an empty file");
+        check_message("hello 1\n", "line 1: expected 'shardnet-machine 1' first, got 'hello 1'");
+        check_message("shardnet-machine 2\n", "line 1: expected format version 1");
+        check_message(good + "colour blue\n", "expected one of name, latency_s");
+        check_message(good + "latency_s 1e-6\n", "'latency_s' given twice");
+        check_message(with_line(good, "latency_s", "latency_s fast"),
+                      "latency_s: expected a finite number of at least 0, got 'fast'");
+        check_message(with_line(good, "bandwidth_bytes_per_s", "bandwidth_bytes_per_s 0"),
+                      "bandwidth_bytes_per_s: expected a finite number above 0, got '0'");
+        check_message(with_line(good, "memory_bytes ", "# no memory"),
+                      "expected a line 'memory_bytes VALUE', got none");
+        check_message(good + "gemm forward 1 2 3\n", "expected 'gemm KIND M N K GFLOPS'");
+        check_message(good + "gemm sideways 1 2 3 4\n",
+                      "gemm: expected a kind of forward, input_gradient or weight_gradient, got "
+                      "'sideways'");
+        check_message(good + "gemm forward 1 -2 3 4\n",
+                      "gemm: expected N as a whole number above 0, got '-2'");
+        check_message(good + "gemm forward 1 2 3 inf\n", "got 'inf'");
+        check_message("shardnet-machine 1\nname two words\n",
+                      "line 2: expected 'name VALUE' (2 words), got 3 words");
+        CHECK_THROWS_WITH_AS(sc::load_machine("/nonexistent/x.machine"),
+                             "machine file '/nonexistent/x.machine' cannot be opened",
+                             shardnet::error);
+        // Comments, blank lines and CRLF are fine.
+        std::string crlf;
+        for (char ch : "# a comment\n\n" + good)
+            if (ch == '\n')
+                crlf += "\r\n";
+            else if (ch)
+                crlf += ch;
+        CHECK(sc::read_machine(crlf, "crlf") == sc::cluster_machine());
+    }
+
+    TEST_CASE("partition names are parsed, and a wrong one is named") {
+        CHECK(sc::parse_partition("block2d") == partition_kind::block2d);
+        CHECK_THROWS_WITH_AS(sc::parse_partition("diagonal"),
+                             "expected a partition of column, row, replicated or block2d, got "
+                             "'diagonal'",
+                             shardnet::error);
+        CHECK_THROWS_WITH_AS(sc::predict_step(sc::cluster_machine(), {{4, 4}, 2, 1, 4}, {},
+                                              kinds({partition_kind::row, partition_kind::row})),
+                             "expected 1 partitions (one per layer), got 2", shardnet::error);
+    }
+
+    TEST_CASE("calibration on one rank: a rate per distinct shape, no collective") {
+        shardnet::local_communicator self;
+        sc::machine m = sc::cluster_machine();
+        sc::calibration_options o;
+        o.gemm_budget_s = o.collective_budget_s = o.memory_budget_s = 0.001;
+        o.memory_pass_bytes = 1 << 16;
+        const std::vector<sc::gemm_shape> shapes = {{sc::gemm_kind::forward, 8, 16, 24},
+                                                    {sc::gemm_kind::input_gradient, 8, 24, 16},
+                                                    {sc::gemm_kind::weight_gradient, 24, 16, 8},
+                                                    {sc::gemm_kind::forward, 8, 16, 24},
+                                                    {sc::gemm_kind::forward, 0, 16, 24}};
+        const auto report = sc::calibrate(self, m, shapes, o);
+        REQUIRE(m.gemm_table.size() == 3);
+        for (const auto& r : m.gemm_table) {
+            CHECK(std::isfinite(r.gflops));
+            CHECK(r.gflops > 0);
+        }
+        CHECK(m.gemm_table[2].kind == sc::gemm_kind::weight_gradient);
+        CHECK(std::isfinite(m.memory_bytes_per_s));
+        CHECK(m.memory_bytes_per_s > 0);
+        CHECK_FALSE(report.collectives_measured);
+        CHECK(m.latency_s == sc::cluster_machine().latency_s);  // kept: nothing to measure
+        // A calibrated machine plans, and its file reads back equal.
+        CHECK(sc::read_machine(sc::write_machine(m), "calibrated") == m);
+        const auto p = sc::predict_step(m, {{24, 16, 8}, 8, 1, 4}, {},
+                                        kinds({partition_kind::column, partition_kind::row}));
+        CHECK(std::isfinite(p.seconds));
+        CHECK(p.seconds > 0);
+    }
+}
+
+TEST_SUITE("mpi") {
+    TEST_CASE("calibration between the ranks: fitted figures are positive and finite") {
+        shardnet::mpi_communicator world;
+        sc::machine m = sc::cluster_machine();
+        sc::calibration_options o;
+        o.gemm_budget_s = o.collective_budget_s = o.memory_budget_s = 0.001;
+        o.memory_pass_bytes = 1 << 16;
+        o.max_message_bytes = 1 << 12;
+        const auto report = sc::calibrate(world, m, {{sc::gemm_kind::forward, 4, 8, 8}}, o);
+        CHECK(report.collectives_measured == (world.size() > 1));
+        CHECK(m.gemm_table.size() == 1);
+        CHECK(std::isfinite(m.latency_s));
+        CHECK(m.latency_s > 0);
+        CHECK(std::isfinite(m.bandwidth_bytes_per_s));
+        CHECK(m.bandwidth_bytes_per_s > 0);
+        CHECK(m.reduce_bytes_per_s >= 0);
+        if (world.size() > 1) CHECK(report.samples.size() >= 2);
+    }
+}
