@@ -112,7 +112,7 @@ TEST_SUITE("serial") {
     TEST_CASE("1D partitions cause the traffic of the table") {
         const sc::machine m = round_machine();
         sc::network_shape net{{8, 12, 10, 6}, 5, 1, 4};
-        const sc::grid_shape g{1, 1, 4};
+        const sc::world_grid g{1, 1, 4};
         // column, row, column: the Megatron pair then a column; the first layer sends nothing.
         const auto s = sc::predict_step(
             m, net, g,
@@ -167,7 +167,7 @@ TEST_SUITE("serial") {
     TEST_CASE("block2d alternates orientation and reduces over one grid dimension each way") {
         const sc::machine m = round_machine();
         sc::network_shape net{{8, 12, 10, 6}, 5, 1, 4};
-        const sc::grid_shape g{1, 2, 3};  // R = 2, C = 3
+        const sc::world_grid g{1, 2, 3};  // R = 2, C = 3
         const auto s = sc::predict_step(
             m, net, g,
             kinds({partition_kind::block2d, partition_kind::block2d, partition_kind::block2d}));

@@ -106,7 +106,7 @@ void print_step(const sc::step_prediction& s, bool collectives) {
               << fixed(s.memory_bytes / double(1u << 30), 2) << " GiB per rank\n";
 }
 
-sc::grid_shape explicit_grid(const options& o) {
+sc::world_grid explicit_grid(const options& o) {
     if (o.ranks % o.data_parallel != 0)
         throw sn::error(sn::detail::concat("--data-parallel: expected a divisor of --ranks ",
                                            o.ranks, ", got ", o.data_parallel));
@@ -122,7 +122,7 @@ sc::grid_shape explicit_grid(const options& o) {
 }
 
 /// The squarest R x C of `model` ranks (R <= C).
-sc::grid_shape square_grid(std::size_t model) {
+sc::world_grid square_grid(std::size_t model) {
     std::size_t r = 1;
     for (std::size_t d = 1; d * d <= model; ++d)
         if (model % d == 0) r = d;
@@ -221,7 +221,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     net.batch = o.batch;
     net.optimizer_slots = o.optimizer == "sgd" ? 1 : 2;
     std::vector<sc::partition_kind> partitions;
-    sc::grid_shape grid;
+    sc::world_grid grid;
     sc::machine m = agreed([&] {
         sc::check_shape(net, {});
         if (o.calibrate && !o.scaling.empty())

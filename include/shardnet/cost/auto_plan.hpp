@@ -27,7 +27,7 @@ inline void add_gemm_shapes(std::vector<gemm_shape>& shapes, const step_predicti
 }
 
 /// "2x32x32": data x rows x cols.
-inline std::string grid_text(const grid_shape& g) {
+inline std::string grid_text(const world_grid& g) {
     return std::to_string(g.data) + "x" + std::to_string(g.rows) + "x" + std::to_string(g.cols);
 }
 

@@ -16,7 +16,7 @@ namespace shardnet::cost {
 
 /// A grid, a partition per layer and their predicted step.
 struct plan {
-    grid_shape grid;
+    world_grid grid;
     std::vector<partition_kind> partitions;
     step_prediction prediction;
 };
@@ -36,7 +36,7 @@ struct layer_state {
     orientation orient;
 };
 
-inline std::vector<partition_kind> candidates(partition_family family, const grid_shape& g) {
+inline std::vector<partition_kind> candidates(partition_family family, const world_grid& g) {
     std::vector<partition_kind> out = {partition_kind::column, partition_kind::row,
                                        partition_kind::replicated};
     // On a 1D grid block2d is column or row under another name: searching it there would only
@@ -70,7 +70,7 @@ inline void keep_pareto(std::vector<partial_plan>& front, partial_plan candidate
 /// The fastest partitions for one grid that fit in the machine's memory, if any do.
 /// @throws error if the shapes are bad (check_shape).
 inline std::optional<plan> best_plan_for_grid(const machine& m, const network_shape& net,
-                                              const grid_shape& g, partition_family family) {
+                                              const world_grid& g, partition_family family) {
     check_shape(net, g);
     const auto kinds = detail::candidates(family, g);
     // States: index into kinds, block2d's orientation b as one more.
@@ -117,8 +117,8 @@ inline std::optional<plan> best_plan_for_grid(const machine& m, const network_sh
 
 /// Every grid D x R x C of `ranks` ranks with D <= the batch (a replica needs a row), in a fixed
 /// order: D, then R, ascending.
-inline std::vector<grid_shape> grids_of(std::size_t ranks, std::size_t batch) {
-    std::vector<grid_shape> out;
+inline std::vector<world_grid> grids_of(std::size_t ranks, std::size_t batch) {
+    std::vector<world_grid> out;
     for (std::size_t d = 1; d <= ranks; ++d) {
         if (ranks % d != 0 || d > batch) continue;
         for (std::size_t r = 1; r <= ranks / d; ++r)
@@ -134,7 +134,7 @@ inline plan best_plan(const machine& m, const network_shape& net, std::size_t ra
                       partition_family family) {
     if (ranks == 0) throw error("ranks: expected at least 1, got 0");
     std::optional<plan> best;
-    for (const grid_shape& g : grids_of(ranks, net.batch)) {
+    for (const world_grid& g : grids_of(ranks, net.batch)) {
         if (family == partition_family::one_d && g.rows != 1) continue;
         auto p = best_plan_for_grid(m, net, g, family);
         if (p && (!best || p->prediction.seconds < best->prediction.seconds)) best = std::move(p);

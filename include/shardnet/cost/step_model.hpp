@@ -59,11 +59,11 @@ inline constexpr std::string_view to_string(flow_layout l) {
 
 /// D replicas x R rows x C columns of model ranks. 1D partitions use all R·C model ranks as one
 /// group, so for them only R·C matters.
-struct grid_shape {
+struct world_grid {
     std::size_t data = 1, rows = 1, cols = 1;
     std::size_t model() const { return rows * cols; }
     std::size_t ranks() const { return data * rows * cols; }
-    friend bool operator==(const grid_shape&, const grid_shape&) = default;
+    friend bool operator==(const world_grid&, const world_grid&) = default;
 };
 
 /// The network and the step it trains.
@@ -79,7 +79,7 @@ struct network_shape {
 };
 
 /// @throws error if the network or grid cannot be planned, naming what was expected.
-inline void check_shape(const network_shape& net, const grid_shape& grid) {
+inline void check_shape(const network_shape& net, const world_grid& grid) {
     using shardnet::detail::concat;
     if (net.widths.size() < 2)
         throw error(concat("expected at least 2 widths (input, output), got ", net.widths.size()));
@@ -169,7 +169,7 @@ struct layer_prediction {
 
 /// A whole step.
 struct step_prediction {
-    grid_shape grid;
+    world_grid grid;
     std::size_t replica_batch = 0, global_batch = 0;
     std::vector<layer_prediction> layers;
     std::vector<collective_call> step_collectives;  ///< loss and bookkeeping
@@ -190,7 +190,7 @@ inline std::size_t ceil_div(std::size_t a, std::size_t b) {
 /// Layouts that are the same thing on this grid are made one, so that a conversion between
 /// them is free: over a grid dimension of extent 1 nothing is split, and a 1 x C grid's
 /// columns are its flat 1D order (likewise R x 1).
-inline flow_layout normalized(flow_layout l, const grid_shape& g) {
+inline flow_layout normalized(flow_layout l, const world_grid& g) {
     if (g.model() == 1) return flow_layout::replicated;
     switch (l) {
         case flow_layout::over_rows:
@@ -203,7 +203,7 @@ inline flow_layout normalized(flow_layout l, const grid_shape& g) {
 }
 
 /// How many ranks a layout splits the features over.
-inline std::size_t split_over(flow_layout l, const grid_shape& g) {
+inline std::size_t split_over(flow_layout l, const world_grid& g) {
     switch (normalized(l, g)) {
         case flow_layout::replicated:
             return 1;
@@ -218,7 +218,7 @@ inline std::size_t split_over(flow_layout l, const grid_shape& g) {
 }
 
 /// Features of n this rank holds (the largest block).
-inline std::size_t held(flow_layout l, const grid_shape& g, std::size_t n) {
+inline std::size_t held(flow_layout l, const world_grid& g, std::size_t n) {
     return ceil_div(n, split_over(l, g));
 }
 
@@ -267,7 +267,7 @@ inline void add_all_gather(std::vector<collective_call>& out, const machine& m, 
 /// The conversion of a batch x n activation from layout `from` to layout `to`: gather to
 /// replicated over the group `from` is split over, then slice; its backward twin gathers the
 /// gradient over the group `to` is split over. Nothing when the layouts are the same.
-inline void add_conversion(std::vector<collective_call>& out, const machine& m, const grid_shape& g,
+inline void add_conversion(std::vector<collective_call>& out, const machine& m, const world_grid& g,
                            flow_layout from, flow_layout to, std::size_t rows, std::size_t n,
                            std::size_t element_bytes) {
     if (normalized(from, g) == normalized(to, g)) return;
@@ -305,7 +305,7 @@ inline orientation orientation_after(bool first, partition_kind previous,
 /// the data: every rank slices what it needs, and no input gradient is computed).
 /// @pre check_shape(net, grid) passed; index < net.layers().
 inline layer_prediction predict_layer(const machine& m, const network_shape& net,
-                                      const grid_shape& g, std::size_t index,
+                                      const world_grid& g, std::size_t index,
                                       partition_kind partition, orientation orient,
                                       flow_layout previous_output) {
     using detail::ceil_div;
@@ -405,7 +405,7 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
 /// the logits where they are, see shardnet::with_loss_group), the finite-gradient flag over the
 /// model group, and the loss and accuracy totals over the replicas.
 inline std::vector<collective_call> step_collectives(const machine& m, const network_shape& net,
-                                                     const grid_shape& g, flow_layout logits) {
+                                                     const world_grid& g, flow_layout logits) {
     std::vector<collective_call> out;
     const std::size_t rows = net.replica_batch(g.data);
     if (detail::normalized(logits, g) != flow_layout::replicated)
@@ -420,7 +420,7 @@ inline std::vector<collective_call> step_collectives(const machine& m, const net
 /// Predicts a training step of `net` on grid `g` with one partition per layer; block2d layers
 /// take their orientation by orientation_after.
 /// @throws error if the shapes are bad or the partitions do not name one per layer.
-inline step_prediction predict_step(const machine& m, const network_shape& net, const grid_shape& g,
+inline step_prediction predict_step(const machine& m, const network_shape& net, const world_grid& g,
                                     const std::vector<partition_kind>& partitions) {
     check_shape(net, g);
     if (partitions.size() != net.layers())
