@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -12,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "shardnet/core/element_type.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/settings.hpp"
 #include "shardnet/core/shard.hpp"
+#include "shardnet/io/manifest.hpp"
 #include "shardnet/io/output_file.hpp"
 #include "shardnet/kernels/elementwise.hpp"
 #include "shardnet/layers/activation.hpp"
@@ -30,6 +33,15 @@ namespace sn = shardnet;
 namespace act = shardnet::activation;
 
 TEST_SUITE("serial") {
+    TEST_CASE("element types are float and double, named by their trait, never by their size") {
+        static_assert(shardnet::element_type<float> && shardnet::element_type<double>);
+        // A 2-byte or a 4-byte integer type is not an element type, whatever its size.
+        static_assert(!shardnet::element_type<std::uint16_t> && !shardnet::element_type<int>);
+        CHECK(shardnet::element_traits<float>::name == "float32");
+        CHECK(shardnet::element_traits<double>::name == "float64");
+        CHECK(shardnet::detail::element_type_name<float>() == "float32");
+    }
+
     TEST_CASE("balanced shards cover every index once, in order, for any n and P") {
         for (std::size_t n = 0; n <= 23; ++n)
             for (std::size_t p = 1; p <= 9; ++p) {

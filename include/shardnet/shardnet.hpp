@@ -3,6 +3,7 @@
 
 #include "shardnet/version.hpp"
 
+#include "shardnet/core/element_type.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"

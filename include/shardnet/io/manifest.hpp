@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shardnet/core/element_type.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/io/bounded_archive.hpp"
 #include "shardnet/io/checksum.hpp"
@@ -51,9 +52,10 @@ inline std::uint64_t get_u64(const char* p) {
     return v;
 }
 
-template <class T>
-constexpr const char* element_type_name() {
-    return sizeof(T) == 4 ? "float32" : "float64";
+/// How checkpoints name T (its element_traits name).
+template <element_type T>
+constexpr std::string_view element_type_name() {
+    return element_traits<T>::name;
 }
 
 }  // namespace detail

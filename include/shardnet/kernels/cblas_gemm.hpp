@@ -31,7 +31,7 @@ struct cblas_gemm {
                      std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
                      std::size_t ldb, T beta, T* c, std::size_t ldc) {
         static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                      "shardnet::cblas_gemm: T must be float or double");
+                      "shardnet::cblas_gemm: BLAS has float (sgemm) and double (dgemm) only");
         if (m == 0 || n == 0) return;
         // BLAS wants lda >= max(1, rows of the stored A) even when the matrix is empty.
         const int im = blas_int(m, "m"), in = blas_int(n, "n"), ik = blas_int(k, "k");

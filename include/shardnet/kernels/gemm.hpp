@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "shardnet/core/element_type.hpp"
 #include "shardnet/core/progress.hpp"
 #include "shardnet/kernels/gemm_blocking.hpp"
 #include "shardnet/kernels/gemm_microkernel.hpp"
@@ -241,8 +242,9 @@ template <class T, class Arch = xsimd::default_arch>
 void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
           T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
           std::size_t ldc) {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "shardnet::gemm: T must be float or double");
+    static_assert(element_type<T>,
+                  "shardnet::gemm: T must be an element type (float or double; see "
+                  "core/element_type.hpp)");
     if (m == 0 || n == 0) return;
     if (k == 0 || alpha == T(0)) {
         detail::scale_matrix(m, n, beta, c, ldc);

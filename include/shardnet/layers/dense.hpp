@@ -14,6 +14,7 @@
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/element_type.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/random.hpp"
@@ -52,8 +53,9 @@ struct dense_options {
 template <class T, class Partition, class Activation = activation::identity,
           class Gemm = xsimd_gemm>
 class dense {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "shardnet::dense<T, ...>: T must be float or double");
+    static_assert(element_type<T>,
+                  "shardnet::dense<T, ...>: T must be an element type (float or double; see "
+                  "core/element_type.hpp)");
     static_assert(partition_policy<Partition>,
                   "shardnet::dense<T, Partition, ...>: Partition must satisfy "
                   "shardnet::partition_policy (name, input_layout, output_layout, weight_rows, "
