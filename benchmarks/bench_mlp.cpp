@@ -248,8 +248,10 @@ void bench_runtime_network(sn::mpi_communicator& world, const std::vector<std::s
                   << " sequential_step_ms=" << medians[0] * 1e3
                   << " network_step_ms=" << medians[1] * 1e3
                   << " network_over_sequential=" << std::setprecision(4) << medians[1] / medians[0]
-                  << " allocations_per_step=" << allocated[0] / std::max<std::size_t>(steps, 1)
-                  << "," << allocated[1] / std::max<std::size_t>(steps, 1)
+                  << " sequential_allocations_per_step="
+                  << allocated[0] / std::max<std::size_t>(steps, 1)
+                  << " network_allocations_per_step="
+                  << allocated[1] / std::max<std::size_t>(steps, 1)
                   << " same_loss=" << (losses[0] == losses[1] ? "yes" : "no") << "\n";
 }
 

@@ -235,6 +235,26 @@ def main():
                    f"{verdict(s2 / s1 >= 1.85)}).\n")
         targets.append(("MLP scaling 1 → 2 ranks (bench_mlp runs)", f"{s2 / s1:.2f}×", "≥ 1.85",
                         s2 / s1 >= 1.85))
+    runtime = tagged(read(results, "runtime.txt"), "runtime")
+    if runtime:
+        out.append("The run-time network (`network<>`, layers behind virtual calls) against "
+                   "`sequential<>` with the same layers, steps alternated within each run "
+                   "(medians of the runs):\n")
+        out.append("| ranks | sequential step ms | network step ms | network / sequential | "
+                   "allocations/step | same loss |")
+        out.append("|---:|---:|---:|---:|---:|---|")
+        for ranks in sorted({r["ranks"] for r in runtime}):
+            rows = [r for r in runtime if r["ranks"] == ranks]
+            ratio = median_field(rows, "network_over_sequential")
+            allocated = max(max(r["sequential_allocations_per_step"],
+                                r["network_allocations_per_step"]) for r in rows)
+            same = all(r["same_loss"] == "yes" for r in rows)
+            out.append(f"| {ranks:.0f} | {median_field(rows, 'sequential_step_ms'):.1f} | "
+                       f"{median_field(rows, 'network_step_ms'):.1f} | {ratio:.3f} | "
+                       f"{allocated:.0f} | {'yes' if same else 'no'} |")
+            targets.append((f"run-time network step / compile-time, {ranks:.0f} rank(s)",
+                            f"{ratio:.3f}", "≤ 1.02", ratio <= 1.02))
+        out.append("")
     if torch:
         t = torch[0]
         best2 = max(t["torch2"], t["torch_tp"])

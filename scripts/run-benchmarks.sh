@@ -4,7 +4,8 @@
 # builds the bench preset, then runs, one after another so they do not disturb each other:
 #   bench_gemm   (OpenBLAS's detected kernels, then OPENBLAS_CORETYPE=Zen; twice each)
 #   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (3 runs each; Adam once for memory),
-#                --data-parallel (OpenMPI's Iallreduce algorithm, then Rabenseifner's)
+#                --data-parallel (OpenMPI's Iallreduce algorithm, then Rabenseifner's),
+#                --runtime-network on 1 and 2 ranks (3 runs each)
 #   bench_comm   on 2 ranks
 #   bench_pytorch.py  (shardnet and PyTorch interleaved, 3 repeats)
 # Raw outputs stay in build/bench/results. Takes about 15 minutes on 2 cores; run it on a quiet
@@ -56,6 +57,12 @@ for _ in $(seq "$repeats"); do  # alternating, so that load drifts hit both rank
     "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps "$steps" >>"$results/mlp_2.txt"
 done
 "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps 5 --optimizer adam >"$results/mlp_2_adam.txt"
+# The run-time network against sequential<...>, steps alternated inside each run.
+: >"$results/runtime.txt"
+for _ in $(seq "$repeats"); do
+    "${mpi[@]}" -n 1 "$bin/bench_mlp" --runtime-network --steps "$steps" >>"$results/runtime.txt"
+    "${mpi[@]}" -n 2 "$bin/bench_mlp" --runtime-network --steps "$steps" >>"$results/runtime.txt"
+done
 # OpenMPI's own choice of non-blocking all-reduce, then Rabenseifner's (bandwidth-optimal).
 "${mpi[@]}" -n 2 "$bin/bench_mlp" --data-parallel --steps "$steps" >"$results/data_parallel.txt"
 "${mpi[@]}" -n 2 --mca coll_libnbc_iallreduce_algorithm 3 "$bin/bench_mlp" --data-parallel \
