@@ -116,7 +116,12 @@ inline constexpr setting_field optimizer_option_fields[] = {
     {"clip_norm", setting_role::identifies_run}, {"schedule", setting_role::identifies_run},
 };
 
-/// "600 x 64, crc32 1a2b3c4d": a data set's shape and content, for run identities.
+}  // namespace detail
+
+/// "600 x 64, crc32 1a2b3c4d": a data set's shape and a CRC-32 of its features and labels, as
+/// the trainer records them (data.train, data.test) in the run identity of every checkpoint.
+/// Public so that a program using a checkpoint can check that it holds the data the run saw,
+/// e.g. the standardized training set whose statistics it must recompute (examples/classify).
 template <class T>
 std::string data_fingerprint(const dataset<T>& data) {
     crc32 crc;
@@ -126,8 +131,6 @@ std::string data_fingerprint(const dataset<T>& data) {
     out << data.size() << " x " << data.width() << ", crc32 " << std::hex << crc.value();
     return out.str();
 }
-
-}  // namespace detail
 
 /// Loss and accuracy of a network on a data set, the same on every rank.
 struct evaluation {
@@ -302,8 +305,8 @@ class trainer {
         });
         identity_.set("network.widths", widths);
         identity_.set("network.activations", activations);
-        identity_.set("data.train", detail::data_fingerprint(train));
-        identity_.set("data.test", test ? detail::data_fingerprint(*test) : "none");
+        identity_.set("data.train", data_fingerprint(train));
+        identity_.set("data.test", test ? data_fingerprint(*test) : "none");
         shared.merge(identity_);
         agree_same_settings(grid_.world(), shared, "trainer: the training settings");
     }
