@@ -113,23 +113,6 @@ sn::dataset<real> load_pair(const idx_pair& files, bool fashion_default, std::si
     return sn::load_idx<real>(files.images, files.labels, options);
 }
 
-/// "RxC" as a model grid, as train_mlp reads it.
-sn::grid_shape parse_model_grid(const std::string& text) {
-    const auto x = text.find('x');
-    auto number = [&](std::size_t from, std::size_t to) -> std::size_t {
-        const std::string part = text.substr(from, to - from);
-        if (part.empty() || part.size() > 6 ||
-            part.find_first_not_of("0123456789") != std::string::npos || std::stoul(part) == 0)
-            throw sn::error(
-                "--model-grid: expected RxC with R and C whole numbers of at least 1 "
-                "(2x2, 1x4), got '" +
-                text + "'");
-        return std::stoul(part);
-    };
-    if (x == std::string::npos) number(0, 0);  // throws the message above
-    return {number(0, x), number(x + 1, text.size())};
-}
-
 /// The newest checkpoint in `dir` whose manifest reads, or `dir` itself if it is one (holds a
 /// manifest.bin). Damaged newer ones are named on stderr by rank 0. Not collective.
 struct chosen_checkpoint {
@@ -364,8 +347,9 @@ int classify(const config& c, sn::mpi_communicator& world) {
         pixels[i] = static_cast<unsigned char>(std::lround(test.features.data()[i] * 255.0f));
     if (scaler) scaler->apply(test.features, "test set '" + test_files.images + "'");
 
-    const sn::grid_shape model_grid =
-        c.model_grid.empty() ? sn::grid_shape{0, 0} : parse_model_grid(c.model_grid);
+    const sn::grid_shape model_grid = c.model_grid.empty()
+                                          ? sn::grid_shape{0, 0}
+                                          : sn::parse_grid_shape(c.model_grid, "--model-grid");
     sn::process_grid<sn::mpi_communicator> grid(world, 1, model_grid);
     const std::vector<sn::layer_spec> specs =
         sn::agree_on(world, [&] { return layer_specs(c, m); });
@@ -474,7 +458,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         if (c.grid_count < 1 || c.grid_count > 400)
             throw sn::error("--grid-count: expected a whole number from 1 to 400, got " +
                             std::to_string(c.grid_count));
-        if (!c.model_grid.empty()) parse_model_grid(c.model_grid);
+        if (!c.model_grid.empty()) sn::parse_grid_shape(c.model_grid, "--model-grid");
         if (app.count("--grid-count") > 0 && c.grid_png.empty())
             throw sn::error("--grid-count needs --grid FILE.png");
     } catch (const CLI::ParseError& e) {

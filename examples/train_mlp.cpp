@@ -144,23 +144,6 @@ void resolve_data(config& c, const CLI::App& app) {
 }
 
 /// Usage errors: values CLI11 parsed but that make no sense. Same arguments, same message.
-/// "RxC" as a grid of R rows and C columns of model-parallel ranks.
-sn::grid_shape parse_model_grid(const std::string& text) {
-    const auto x = text.find('x');
-    auto number = [&](std::size_t from, std::size_t to) -> std::size_t {
-        const std::string part = text.substr(from, to - from);
-        if (part.empty() || part.size() > 6 ||
-            part.find_first_not_of("0123456789") != std::string::npos || std::stoul(part) == 0)
-            throw sn::error(
-                "--model-grid: expected RxC with R and C whole numbers of at least 1 "
-                "(2x2, 1x4), got '" +
-                text + "'");
-        return std::stoul(part);
-    };
-    if (x == std::string::npos) number(0, 0);  // throws the message above
-    return {number(0, x), number(x + 1, text.size())};
-}
-
 void validate(const config& c) {
     auto fail = [](const auto&... parts) {
         std::ostringstream message;
@@ -180,7 +163,7 @@ void validate(const config& c) {
     if (!c.activations.empty() && c.activations.size() + 1 != c.layers.size())
         fail("--activation names ", c.activations.size(), " layers but --layers gives ",
              c.layers.size(), " widths (expected ", c.layers.size() - 1, ")");
-    if (!c.model_grid.empty()) parse_model_grid(c.model_grid);
+    if (!c.model_grid.empty()) sn::parse_grid_shape(c.model_grid, "--model-grid");
     auto at_least = [&](std::int64_t v, std::int64_t low, const char* name) {
         if (v < low) fail(name, ": expected a whole number of at least ", low, ", got ", v);
     };
@@ -619,8 +602,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         if (world.rank() == 0) check_outputs(c);
     });
     if (c.partitions == std::vector<std::string>{"auto"}) plan_partitions(c, world);
-    const sn::grid_shape model_grid =
-        c.model_grid.empty() ? sn::grid_shape{0, 0} : parse_model_grid(c.model_grid);
+    const sn::grid_shape model_grid = c.model_grid.empty()
+                                          ? sn::grid_shape{0, 0}
+                                          : sn::parse_grid_shape(c.model_grid, "--model-grid");
     sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel),
                                                 model_grid);
     return train(c, grid);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shardnet/core/element_type.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/settings.hpp"
 #include "shardnet/core/shard.hpp"
@@ -33,6 +34,15 @@ namespace sn = shardnet;
 namespace act = shardnet::activation;
 
 TEST_SUITE("serial") {
+    TEST_CASE("a model grid is read from RxC, and anything else is refused with the form") {
+        CHECK(shardnet::parse_grid_shape("2x3", "--model-grid") == shardnet::grid_shape{2, 3});
+        CHECK(shardnet::parse_grid_shape("1x1", "--g") == shardnet::grid_shape{1, 1});
+        for (const char* bad :
+             {"", "2", "2x", "x2", "0x4", "4x0", "2x3x4", "-1x2", "2 x 2", "1234567x1", "axb"})
+            CHECK_THROWS_WITH_AS(shardnet::parse_grid_shape(bad, "--model-grid"),
+                                 doctest::Contains("--model-grid: expected RxC"), shardnet::error);
+    }
+
     TEST_CASE("element types are float and double, named by their trait, never by their size") {
         static_assert(shardnet::element_type<float> && shardnet::element_type<double>);
         // A 2-byte or a 4-byte integer type is not an element type, whatever its size.

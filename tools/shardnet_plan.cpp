@@ -27,6 +27,7 @@
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/core/grid_shape.hpp"
 #include "shardnet/cost/auto_plan.hpp"
 #include "shardnet/cost/calibrate.hpp"
 #include "shardnet/cost/planner.hpp"
@@ -112,13 +113,11 @@ sc::world_grid explicit_grid(const options& o) {
                                            o.ranks, ", got ", o.data_parallel));
     const std::size_t model = o.ranks / o.data_parallel;
     if (o.model_grid.empty()) return {o.data_parallel, 1, model};
-    std::size_t r = 0, c = 0;
-    char x = 0;
-    std::istringstream in(o.model_grid);
-    if (!(in >> r >> x >> c) || x != 'x' || r == 0 || c == 0 || r * c != model)
+    const sn::grid_shape g = sn::parse_grid_shape(o.model_grid, "--model-grid");
+    if (g.size() != model)
         throw sn::error(sn::detail::concat("--model-grid: expected RxC with R*C = ", model,
                                            " (ranks / data-parallel), got '", o.model_grid, "'"));
-    return {o.data_parallel, r, c};
+    return {o.data_parallel, g.rows, g.cols};
 }
 
 /// The squarest R x C of `model` ranks (R <= C).

@@ -3,6 +3,10 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "shardnet/core/error.hpp"
 
 namespace shardnet {
 
@@ -31,6 +35,28 @@ constexpr grid_position position_of_rank(grid_shape grid, std::size_t rank) {
 /// The model rank at `p` (row-major).
 constexpr std::size_t rank_of_position(grid_shape grid, grid_position p) {
     return p.row * grid.cols + p.col;
+}
+
+/// "RxC" (2x2, 1x4) as a grid of R rows and C columns, R and C at least 1; what command lines
+/// call a model grid. `option` names the option in the message.
+/// @throws error naming the expected form and what was got.
+inline grid_shape parse_grid_shape(std::string_view text, std::string_view option) {
+    auto number = [&](std::string_view part) -> std::size_t {
+        std::size_t value = 0;
+        const bool digits = !part.empty() && part.size() <= 6 &&
+                            part.find_first_not_of("0123456789") == std::string_view::npos;
+        for (const char ch : digits ? part : std::string_view{})
+            value = value * 10 + static_cast<std::size_t>(ch - '0');
+        if (value == 0)
+            throw error(detail::concat(option,
+                                       ": expected RxC with R and C whole numbers of at "
+                                       "least 1 (2x2, 1x4), got '",
+                                       text, "'"));
+        return value;
+    };
+    const auto x = text.find('x');
+    if (x == std::string_view::npos) number({});  // throws the message above
+    return {number(text.substr(0, x)), number(text.substr(x + 1))};
 }
 
 }  // namespace shardnet
