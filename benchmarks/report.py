@@ -385,8 +385,27 @@ plot '{data}' using 1:2 with linespoints pt 7 title 'shardnet', \
     out = header + body
     summary_start = header.index("| target | measured | wanted | |")
     update_readme(header[summary_start:])
+    recorded = recorded_sections(OUTPUT)
     with open(OUTPUT, "w") as f:
-        f.write("\n".join(out).rstrip() + "\n")
+        f.write("\n".join(out).rstrip() + "\n" + ("\n" + recorded if recorded else ""))
+
+
+# Sections of docs/benchmarks.md measured by their own scripts, not by this run: kept as they
+# are when the rest of the file is regenerated.
+RECORDED_SECTIONS = ("## Fashion-MNIST against PyTorch 1.13",)
+
+
+def recorded_sections(path):
+    """The RECORDED_SECTIONS of the existing file at `path`, each up to the next "## " heading."""
+    text = read(os.path.dirname(path) or ".", os.path.basename(path))
+    kept = []
+    for heading in RECORDED_SECTIONS:
+        begin = text.find("\n" + heading + "\n")
+        if begin < 0:
+            continue
+        end = text.find("\n## ", begin + 1)
+        kept.append(text[begin + 1:end if end >= 0 else len(text)].rstrip() + "\n")
+    return "\n".join(kept)
 
 
 def update_readme(summary_lines):
