@@ -9,6 +9,8 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,19 @@ template <class T>
 using grid_net_transposed = sn::sequential<
     sn::dense<T, sn::column_split, act::relu>, sn::dense<T, sn::block2d_transposed, act::tanh>,
     sn::dense<T, sn::row_split, act::sigmoid>, sn::dense<T, sn::block2d_transposed, act::identity>>;
+
+// The same layers with block2d written twice in a row: the second is built as
+// block2d_transposed, so no conversion runs between them.
+template <class T>
+using grid_net_oriented =
+    sn::sequential<sn::dense<T, sn::block2d, act::gelu>, sn::dense<T, sn::block2d, act::tanh>,
+                   sn::dense<T, sn::column_split, act::relu>,
+                   sn::dense<T, sn::block2d, act::identity>>;
+static_assert(std::is_same_v<grid_net_oriented<float>::layers_type,
+                             std::tuple<sn::dense<float, sn::block2d, act::gelu>,
+                                        sn::dense<float, sn::block2d_transposed, act::tanh>,
+                                        sn::dense<float, sn::column_split, act::relu>,
+                                        sn::dense<float, sn::block2d, act::identity>>>);
 
 // The same layers, chosen at run time: block2d after a block2d becomes block2d_transposed.
 const std::vector<sn::layer_spec> grid_specs = {
@@ -619,7 +634,8 @@ TEST_SUITE("mpi") {
     }
 
     TEST_CASE_TEMPLATE("2D networks: gradients, norm and traffic on every grid equal one rank's",
-                       Net, grid_net<double>, grid_net_transposed<double>) {
+                       Net, grid_net<double>, grid_net_transposed<double>,
+                       grid_net_oriented<double>) {
         sn::mpi_communicator world;
         sn::network_options options;
         options.seed = 6;

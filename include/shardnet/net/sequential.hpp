@@ -17,6 +17,7 @@
 #include "shardnet/layers/dense.hpp"
 #include "shardnet/net/network_core.hpp"
 #include "shardnet/net/visit_layers.hpp"
+#include "shardnet/partition/block2d.hpp"
 
 namespace shardnet {
 
@@ -40,6 +41,41 @@ struct first_value_type<First, Rest...> {
     using type = typename First::value_type;
 };
 
+/// The output layout of a dense layer type; replicated for anything else (which the
+/// static_asserts of sequential refuse with a readable message).
+template <class Layer>
+constexpr layout output_layout_of() {
+    if constexpr (is_dense<Layer>::value)
+        return Layer::partition_type::output_layout;
+    else
+        return layout::replicated;
+}
+
+/// Layer with block2d turned into block2d_transposed when its input arrives sharded over the
+/// grid's columns (the output of a block2d layer), so that consecutive 2D layers alternate
+/// orientation and need no conversion, as in the run-time network.
+template <layout Previous, class Layer>
+struct oriented {
+    using type = Layer;
+};
+template <layout Previous, class T, class A, class G>
+requires(Previous == layout::sharded_over_cols) struct oriented<Previous, dense<T, block2d, A, G>> {
+    using type = dense<T, block2d_transposed, A, G>;
+};
+
+/// std::tuple of Layers..., each oriented after the one before it.
+template <layout Previous, class... Layers>
+struct oriented_layers {
+    using type = std::tuple<>;
+};
+template <layout Previous, class Layer, class... Rest>
+struct oriented_layers<Previous, Layer, Rest...> {
+    using head = typename oriented<Previous, Layer>::type;
+    using type = decltype(std::tuple_cat(
+        std::declval<std::tuple<head>>(),
+        std::declval<typename oriented_layers<output_layout_of<head>(), Rest...>::type>()));
+};
+
 template <class... Layers>
 std::string describe_layers() {
     std::string layers;
@@ -54,7 +90,9 @@ std::string describe_layers() {
 ///
 /// @tparam Layers dense<T, Partition, Activation, Gemm> types, all with the same T. The
 ///         network takes a replicated batch x widths[0] input and gives its output in
-///         output_layout (sharded logits stay sharded for the loss).
+///         output_layout (sharded logits stay sharded for the loss). A block2d layer right
+///         after a block2d layer is built as block2d_transposed (layer<I>() has that type), so
+///         that consecutive 2D layers need no conversion; write block2d_transposed to say so.
 ///
 /// Built for one model-parallel group; every collective method is collective over it. Its
 /// members (forward, backward, reduce_gradients, parameters, plan...) are network_core's.
@@ -66,7 +104,13 @@ class sequential : public detail::network_core<sequential<Layers...>,
     static_assert((detail::is_dense<Layers>::value && ...),
                   "shardnet::sequential<Layers...>: every layer must be a shardnet::dense<T, "
                   "Partition, Activation, Gemm>");
-    using last_layer = std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>;
+
+  public:
+    /// The layers as built, a std::tuple: Layers..., block2d orientation alternated.
+    using layers_type = typename detail::oriented_layers<layout::replicated, Layers...>::type;
+
+  private:
+    using last_layer = std::tuple_element_t<sizeof...(Layers) - 1, layers_type>;
     using core =
         detail::network_core<sequential, typename detail::first_value_type<Layers...>::type>;
 
@@ -124,15 +168,15 @@ class sequential : public detail::network_core<sequential<Layers...>,
 
   private:
     template <communicator Comm, std::size_t... I>
-    static std::tuple<Layers...> make_layers(Comm& group, const std::vector<std::size_t>& widths,
-                                             const network_options& options,
-                                             std::index_sequence<I...>) {
-        return std::tuple<Layers...>(
-            Layers(group, widths[I], widths[I + 1],
-                   detail::layer_options<typename Layers::activation_type>(options, I))...);
+    static layers_type make_layers(Comm& group, const std::vector<std::size_t>& widths,
+                                   const network_options& options, std::index_sequence<I...>) {
+        return layers_type(std::tuple_element_t<I, layers_type>(
+            group, widths[I], widths[I + 1],
+            detail::layer_options<typename std::tuple_element_t<I, layers_type>::activation_type>(
+                options, I))...);
     }
 
-    std::tuple<Layers...> layers_;
+    layers_type layers_;
 };
 
 }  // namespace shardnet

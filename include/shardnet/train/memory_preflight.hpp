@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "shardnet/comm/agree.hpp"
@@ -21,9 +23,6 @@
 #include "shardnet/layers/dense.hpp"
 
 namespace shardnet {
-
-template <class... Layers>
-class sequential;
 
 /// Bytes one rank will hold for training a network, by kind. Doubles: widths can be large
 /// enough for their product to overflow 64 bits, and an estimate needs no exactness.
@@ -35,14 +34,17 @@ struct memory_estimate {
 
 namespace detail {
 
+/// Calls f.template operator()<Layer>(i) for every layer type of Net (a sequential<...>), as
+/// built (Net::layers_type).
 template <class Net>
-struct layer_list;
-template <class... Layers>
-struct layer_list<sequential<Layers...>> {
+struct layer_list {
     template <class F>
     static void each(F&& f) {
-        std::size_t i = 0;
-        (f.template operator()<Layers>(i++), ...);
+        using layers = typename Net::layers_type;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (f.template operator()<std::tuple_element_t<I, layers>>(I), ...);
+        }
+        (std::make_index_sequence<std::tuple_size_v<layers>>{});
     }
 };
 
