@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "agreed_command_line.hpp"
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/io/output_file.hpp"
 #include "shardnet/shardnet.hpp"
@@ -450,37 +451,17 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     app.add_option("--grid", c.grid_png, "draw test images and their labels into this PNG file");
     app.add_option("--grid-count", c.grid_count, "images in the grid (default 36)");
 
-    std::optional<std::string> usage;
-    std::int64_t help = 0;
-    try {
-        app.parse(argc, argv);
-        if (c.batch < 1) throw sn::error("--batch: expected a whole number of at least 1");
-        if (c.grid_count < 1 || c.grid_count > 400)
-            throw sn::error("--grid-count: expected a whole number from 1 to 400, got " +
-                            std::to_string(c.grid_count));
-        if (!c.model_grid.empty()) sn::parse_grid_shape(c.model_grid, "--model-grid");
-        if (app.count("--grid-count") > 0 && c.grid_png.empty())
-            throw sn::error("--grid-count needs --grid FILE.png");
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0)
-            help = 1;
-        else
-            usage = e.what();
-    } catch (const sn::error& e) {
-        usage = e.what();
-    }
-    try {
-        sn::agree(world, usage);
-    } catch (const sn::agreed_error& e) {
-        if (world.rank() == 0)
-            std::cerr << "classify: error: " << e.what() << "\nRun with --help for more.\n";
-        return 2;
-    }
-    world.all_reduce(&help, 1, sn::reduce_op::max);
-    if (help) {
-        if (world.rank() == 0) std::cout << app.help();
-        return 0;
-    }
+    if (const auto stop = examples::parse_on_every_rank(world, app, "classify", [&] {
+            app.parse(argc, argv);
+            if (c.batch < 1) throw sn::error("--batch: expected a whole number of at least 1");
+            if (c.grid_count < 1 || c.grid_count > 400)
+                throw sn::error("--grid-count: expected a whole number from 1 to 400, got " +
+                                std::to_string(c.grid_count));
+            if (!c.model_grid.empty()) sn::parse_grid_shape(c.model_grid, "--model-grid");
+            if (app.count("--grid-count") > 0 && c.grid_png.empty())
+                throw sn::error("--grid-count needs --grid FILE.png");
+        }))
+        return *stop;
     sn::agree_same_settings(
         world, sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks), "classify");
     sn::agree_on(world, [&] {

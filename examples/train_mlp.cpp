@@ -42,6 +42,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "agreed_command_line.hpp"
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/cost/auto_plan.hpp"
 #include "shardnet/io/output_file.hpp"
@@ -563,38 +564,18 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
 
     // Ranks may have been started with different arguments: a usage error on any rank stops
     // every rank, with the same message and exit code.
-    std::optional<std::string> usage;
-    std::int64_t help = 0;
-    try {
-        app.parse(argc, argv);
-        if (lines) c.progress_bar = false;
-        resolve_data(c, app);
-        validate(c);
-        if (c.partitions == std::vector<std::string>{"auto"})
-            for (const char* chosen : {"--data-parallel", "--model-grid"})
-                if (app.count(chosen) > 0)
-                    throw sn::error(std::string("--partition auto chooses ") + chosen +
-                                    " itself: leave it out");
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0)
-            help = 1;
-        else
-            usage = e.what();
-    } catch (const sn::error& e) {
-        usage = e.what();
-    }
-    try {
-        sn::agree(world, usage);
-    } catch (const sn::agreed_error& e) {
-        if (world.rank() == 0)
-            std::cerr << "train_mlp: error: " << e.what() << "\nRun with --help for more.\n";
-        return 2;
-    }
-    world.all_reduce(&help, 1, sn::reduce_op::max);
-    if (help) {
-        if (world.rank() == 0) std::cout << app.help();
-        return 0;
-    }
+    if (const auto stop = examples::parse_on_every_rank(world, app, "train_mlp", [&] {
+            app.parse(argc, argv);
+            if (lines) c.progress_bar = false;
+            resolve_data(c, app);
+            validate(c);
+            if (c.partitions == std::vector<std::string>{"auto"})
+                for (const char* chosen : {"--data-parallel", "--model-grid"})
+                    if (app.count(chosen) > 0)
+                        throw sn::error(std::string("--partition auto chooses ") + chosen +
+                                        " itself: leave it out");
+        }))
+        return *stop;
 
     sn::agree_same_settings(
         world, sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks), "train_mlp");
