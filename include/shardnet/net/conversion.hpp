@@ -136,6 +136,12 @@ class layout_conversion {
                              const matrix<T>& x, matrix<T>& out) {
         const matrix<T>* whole = &x;
         if (auto* over = group_splitting(group, held)) {
+            // Keeping every feature (to replicated): gather straight into the result, with no
+            // second copy on the step's path.
+            if (keep.size() == table.total()) {
+                detail::gather_columns(*over, x, table, counts_, blocks_, out);
+                return out;
+            }
             detail::gather_columns(*over, x, table, counts_, blocks_, gathered_);
             whole = &gathered_;
         }
