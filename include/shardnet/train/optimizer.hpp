@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/net/parameter.hpp"
+#include "shardnet/train/optimizer_update.hpp"
 #include "shardnet/train/schedule.hpp"
 
 namespace shardnet {
@@ -52,6 +54,27 @@ inline optimizer_options adamw(double lr = 1e-3, double weight_decay = 1e-2) {
     return o;
 }
 
+/// What optimizer::step does about NaN or infinite gradients.
+enum class gradient_check {
+    none,  ///< apply whatever the gradients hold
+    /// Look before updating: if any rank of the group holds a non-finite gradient, nothing is
+    /// updated (weights, state and the update count stay as they were). Costs a read of every
+    /// gradient before the update, unless clipping reads them anyway for the norm.
+    before_update,
+    /// Look while updating, in the update's own pass (no extra read of the gradients): a
+    /// non-finite gradient is reported after the weights took the update. For callers that stop
+    /// on it (the trainer's non_finite_policy::stop). With clipping, the norm is known first and
+    /// nothing is updated, as before_update.
+    during_update,
+};
+
+/// What optimizer::step reports.
+struct step_report {
+    double norm = 0;      ///< global gradient norm before clipping (0 when not clipping)
+    bool finite = true;   ///< every gradient in the group was finite (when checked)
+    bool applied = true;  ///< the update was applied
+};
+
 /// Updates the local shards of a network's parameters.
 /// @tparam T the network's element type.
 template <class T>
@@ -59,12 +82,13 @@ class optimizer {
   public:
     explicit optimizer(optimizer_options options) : options_(options) {}
 
-    /// One update of every parameter of `net`. Collective over the model-parallel `group`
-    /// when clipping (one all-reduce of one element for the global norm).
+    /// One update of every parameter of `net`, in one vectorized pass over each shard (gradient
+    /// clipping scales the gradients inside it). Collective over the model-parallel `group` when
+    /// clipping (one all-reduce of one element for the global norm) and when checking (one of
+    /// one element for the finite flag). Gradients are left as backward produced them.
     /// @throws error if the gradients were not reduced over the data-parallel group.
-    /// @return the global gradient norm before clipping (0 when not clipping).
     template <class Net, communicator Comm>
-    double step(Net& net, Comm& group) {
+    step_report step(Net& net, Comm& group, gradient_check check) {
         if (net.gradients() != gradient_state::reduced)
             throw error(net.gradients() == gradient_state::local
                             ? "optimizer: gradients were not reduced over the data-parallel "
@@ -72,18 +96,44 @@ class optimizer {
                             : "optimizer: no gradients to apply; call backward() first");
         auto& params = net.parameters();
         if (state_.empty()) allocate(params);
-        double norm = 0;
+        step_report report;
+        double scale = 1;
+        bool known_finite = false;  // a finite norm already proves every gradient finite
         if (options_.clip_norm > 0) {
-            norm = global_norm(params, group);
-            if (norm > options_.clip_norm)
-                scale_gradients(params, options_.clip_norm / (norm + 1e-6));
+            report.norm = global_norm(params, group);
+            if (!std::isfinite(report.norm) && check != gradient_check::none) {
+                report.finite = report.applied = false;
+                return report;
+            }
+            known_finite = std::isfinite(report.norm);
+            if (report.norm > options_.clip_norm) scale = options_.clip_norm / (report.norm + 1e-6);
+        }
+        if (check == gradient_check::before_update && !known_finite) {
+            bool finite = true;
+            for (const auto& p : params)
+                finite = finite && detail::all_finite(p.grad, p.size);
+            if (!agree_finite(finite, group)) {
+                report.finite = report.applied = false;
+                return report;
+            }
+            known_finite = true;
         }
         ++updates_;
         const double lr = options_.schedule.at(options_.lr, updates_ - 1);
+        bool finite = true;
         for (std::size_t p = 0; p < params.size(); ++p)
-            update(params[p], state_[p], lr);
+            finite = update(params[p], state_[p], lr, scale) && finite;
         net.mark_updated();
-        return norm;
+        if (check == gradient_check::during_update && !known_finite)
+            report.finite = agree_finite(finite, group);
+        return report;
+    }
+
+    /// step(net, group, gradient_check::none), returning the global gradient norm before
+    /// clipping (0 when not clipping).
+    template <class Net, communicator Comm>
+    double step(Net& net, Comm& group) {
+        return step(net, group, gradient_check::none).norm;
     }
 
     /// The global L2 norm of all gradients: each global element counted once, whether it is
@@ -154,50 +204,40 @@ class optimizer {
         }
     }
 
-    static void scale_gradients(std::vector<parameter_ref<T>>& params, double factor) {
-        for (auto& p : params)
-            for (std::size_t i = 0; i < p.size; ++i)
-                p.grad[i] = static_cast<T>(p.grad[i] * factor);
+    /// Whether every rank of `group` saw finite gradients.
+    template <communicator Comm>
+    static bool agree_finite(bool finite, Comm& group) {
+        std::int64_t bad = finite ? 0 : 1;
+        group.all_reduce(&bad, 1, reduce_op::max);
+        return bad == 0;
     }
 
-    void update(parameter_ref<T>& p, shard_state& s, double lr) const {
+    /// One shard's update (optimizer_update.hpp). @return whether its gradients were finite.
+    bool update(parameter_ref<T>& p, shard_state& s, double lr, double scale) const {
         const T rate = static_cast<T>(lr), decay = static_cast<T>(options_.weight_decay);
-        switch (options_.method) {
-            case optimizer_options::kind::sgd: {
-                const T mu = static_cast<T>(options_.momentum);
-                for (std::size_t i = 0; i < p.size; ++i) {
-                    T g = p.grad[i] + decay * p.value[i];
-                    if (options_.momentum != 0.0) {
-                        // As PyTorch: the buffer starts as the first gradient.
-                        s.first[i] = updates_ == 1 ? g : mu * s.first[i] + g;
-                        g = options_.nesterov ? g + mu * s.first[i] : s.first[i];
-                    }
-                    p.value[i] -= rate * g;
-                }
-                break;
-            }
-            case optimizer_options::kind::adam:
-            case optimizer_options::kind::adamw: {
-                const bool decoupled = options_.method == optimizer_options::kind::adamw;
-                const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
-                const T c1 = static_cast<T>(
-                    1.0 / (1.0 - std::pow(options_.beta1, static_cast<double>(updates_))));
-                const T c2 = static_cast<T>(
-                    1.0 / (1.0 - std::pow(options_.beta2, static_cast<double>(updates_))));
-                const T eps = static_cast<T>(options_.eps);
-                for (std::size_t i = 0; i < p.size; ++i) {
-                    T g = p.grad[i];
-                    if (decoupled)
-                        p.value[i] -= rate * decay * p.value[i];
-                    else
-                        g += decay * p.value[i];
-                    s.first[i] = b1 * s.first[i] + (T(1) - b1) * g;
-                    s.second[i] = b2 * s.second[i] + (T(1) - b2) * g * g;
-                    p.value[i] -= rate * (s.first[i] * c1) / (std::sqrt(s.second[i] * c2) + eps);
-                }
-                break;
-            }
+        const T factor = static_cast<T>(scale);
+        if (options_.method == optimizer_options::kind::sgd) {
+            const detail::sgd_coefficients<T> k{.rate = rate,
+                                                .decay = decay,
+                                                .scale = factor,
+                                                .momentum = static_cast<T>(options_.momentum),
+                                                .nesterov = options_.nesterov,
+                                                .first = updates_ == 1};
+            return detail::sgd_update(
+                p.value, p.grad, options_.momentum != 0.0 ? s.first.data() : nullptr, p.size, k);
         }
+        const auto t = static_cast<double>(updates_);
+        const detail::adam_coefficients<T> k{
+            .rate = rate,
+            .decay = decay,
+            .decoupled = options_.method == optimizer_options::kind::adamw,
+            .scale = factor,
+            .beta1 = static_cast<T>(options_.beta1),
+            .beta2 = static_cast<T>(options_.beta2),
+            .eps = static_cast<T>(options_.eps),
+            .correction1 = static_cast<T>(1.0 / (1.0 - std::pow(options_.beta1, t))),
+            .correction2 = static_cast<T>(1.0 / (1.0 - std::pow(options_.beta2, t)))};
+        return detail::adam_update(p.value, p.grad, s.first.data(), s.second.data(), p.size, k);
     }
 
     optimizer_options options_;

@@ -58,8 +58,9 @@ struct trainer_options {
     /// none): the run then ends bitwise as if it had never been interrupted.
     bool resume = false;
     non_finite_policy non_finite = non_finite_policy::stop;
-    /// Also check every gradient for NaN/Inf each step (one pass over the local gradients and
-    /// an all-reduce of one value over the model-parallel group); the loss is always checked.
+    /// Also check every gradient for NaN/Inf each step (inside the optimizer's update pass under
+    /// non_finite_policy::stop, one more read of the local gradients under skip_step; and an
+    /// all-reduce of one value over the model-parallel group); the loss is always checked.
     bool check_gradients = true;
     /// With data-parallel replicas: start each layer's gradient all-reduce as soon as backward
     /// has produced it, overlapping the backward of the layers below
@@ -150,18 +151,6 @@ struct training_result {
     std::size_t skipped_steps = 0;  ///< steps skipped for a non-finite loss or gradient
     std::size_t resumed_at = 0;     ///< steps restored from a checkpoint (0: fresh start)
 };
-
-namespace detail {
-
-template <class T>
-bool gradients_finite(const std::vector<parameter_ref<T>>& params) {
-    for (const auto& p : params)
-        for (std::size_t i = 0; i < p.size; ++i)
-            if (!std::isfinite(p.grad[i])) return false;
-    return true;
-}
-
-}  // namespace detail
 
 /// Trains a classifier network (softmax cross-entropy on its output) with an optimizer.
 /// @tparam Net a sequential<...>; @tparam Comm the communicator type of the grid.
@@ -456,8 +445,7 @@ class trainer {
             const std::size_t global_batch = std::min(options_.batch, n - begin);
             const auto [loss, correct] = train_step(train, begin, global_batch, step_accuracy());
             result.step_losses.push_back(loss);
-            if (finite_step(loss, step, epoch)) {
-                opt_.step(net_, grid_.model());
+            if (apply_step(loss, step, epoch)) {
                 epoch_loss += loss;
             } else {
                 net_.mark_updated();  // the gradients are dropped with the step
@@ -551,23 +539,28 @@ class trainer {
         if (grid_.world().rank() == 0 && options_.report) *options_.out << line << std::endl;
     }
 
-    /// True if the step may be applied. Every rank reaches the same answer: the loss is the
-    /// same everywhere and the gradient flag is agreed over the model-parallel group (replicas
-    /// hold identical reduced gradients).
-    bool finite_step(double loss, std::size_t step, std::size_t epoch) {
-        std::int64_t bad_gradient = 0;
-        if (options_.check_gradients) {
-            bad_gradient = detail::gradients_finite(net_.parameters()) ? 0 : 1;
-            grid_.model().all_reduce(&bad_gradient, 1, reduce_op::max);
-        }
-        if (std::isfinite(loss) && bad_gradient == 0) return true;
-        if (options_.non_finite == non_finite_policy::skip_step) return false;
+    /// Applies the optimizer's update unless the loss or a gradient is not finite; returns
+    /// whether it did. Every rank reaches the same answer: the loss is the same everywhere and
+    /// the gradient flag is agreed over the model-parallel group (replicas hold identical
+    /// reduced gradients). Under non_finite_policy::stop the gradients are checked inside the
+    /// update's own pass (a failing step then leaves the weights in memory updated: the run
+    /// stops, and checkpoints already saved hold the last good state); skip_step must know
+    /// before updating, and reads the gradients once more (unless clipping already does).
+    bool apply_step(double loss, std::size_t step, std::size_t epoch) {
         const std::size_t everyone = grid_.world().size();
-        if (!std::isfinite(loss))
+        const bool skip = options_.non_finite == non_finite_policy::skip_step;
+        if (!std::isfinite(loss)) {
+            if (skip) return false;
             throw agreed_error(
                 detail::concat("trainer: the loss became ", loss, " at step ", step, " (epoch ",
                                epoch + 1, "); lower the learning rate or check the data"),
                 everyone);
+        }
+        const gradient_check check = !options_.check_gradients ? gradient_check::none
+                                     : skip                    ? gradient_check::before_update
+                                                               : gradient_check::during_update;
+        if (opt_.step(net_, grid_.model(), check).finite) return true;
+        if (skip) return false;
         throw agreed_error(
             detail::concat("trainer: a gradient became non-finite (NaN or Inf) at step ", step,
                            " (epoch ", epoch + 1, ", loss ", loss,
