@@ -16,6 +16,7 @@
 #include "shardnet/cost/collective_cost.hpp"
 #include "shardnet/cost/machine.hpp"
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/train/optimizer_update.hpp"
 
 namespace shardnet::cost {
 
@@ -149,14 +150,18 @@ calibration_report calibrate(Comm& world, machine& m, std::vector<gemm_shape> sh
         m.gemm_table.push_back({s.kind, s.m, s.n, s.k, measure(proxy, per_shape)});
     }
 
-    {  // The optimizer's pass (SGD with momentum): reads w, g, v, writes v, w: 20 bytes/element.
+    {  // The library's own optimizer pass (SGD with momentum, train/optimizer_update.hpp):
+        // reads w, g, v, writes v, w: 20 bytes per element.
         const std::size_t n = std::max<std::size_t>(options.memory_pass_bytes / 4, 1024);
         aligned_floats w(n, 1.0f), g(n, 1e-3f), v(n, 0.0f);
+        const shardnet::detail::sgd_coefficients<float> k{.rate = 1e-3f,
+                                                          .decay = 0.0f,
+                                                          .scale = 1.0f,
+                                                          .momentum = 0.9f,
+                                                          .nesterov = false,
+                                                          .first = false};
         const double t = timed_median(world, options.memory_budget_s, [&] {
-            for (std::size_t i = 0; i < n; ++i) {
-                v[i] = 0.9f * v[i] + g[i];
-                w[i] -= 1e-3f * v[i];
-            }
+            shardnet::detail::sgd_update(w.data(), g.data(), v.data(), n, k);
         });
         m.memory_bytes_per_s = 20.0 * static_cast<double>(n) / std::max(t, 1e-9);
     }

@@ -277,16 +277,16 @@ inline void add_conversion(std::vector<collective_call>& out, const machine& m, 
                    element_bytes);
 }
 
-// Bytes read and written per element by the element-wise passes the model counts (only when the
-// machine gives memory_bytes_per_s): forward bias add and activation (read + write each: 16),
-// backward activation derivative and bias-gradient sum (16); the last layer has no activation
-// (8 forward, 4 backward). Per parameter and step, the optimizer reads gradient, weight and
-// state and writes weight and state, plus the finite check's read of the gradient: SGD with
-// momentum 24 bytes, Adam 32.
-inline constexpr double hidden_forward_bytes = 16, hidden_backward_bytes = 16;
-inline constexpr double last_forward_bytes = 8, last_backward_bytes = 4;
-inline double optimizer_bytes(std::size_t slots) {
-    return slots <= 1 ? 24.0 : 32.0;
+// Elements read and written, per element of a layer's output, by the element-wise passes the
+// model counts (only when the machine gives memory_bytes_per_s): forward bias add and activation
+// (read + write each: 4), backward activation derivative and bias-gradient sum (4); the last
+// layer has no activation (2 forward, 1 backward). Per parameter and step, the optimizer's one
+// pass (train/optimizer_update.hpp, with the finite check folded in) reads gradient, weight and
+// `slots` state arrays and writes weight and state: 3 + 2·slots.
+inline constexpr double hidden_forward_elements = 4, hidden_backward_elements = 4;
+inline constexpr double last_forward_elements = 2, last_backward_elements = 1;
+inline double optimizer_elements(std::size_t slots) {
+    return 3.0 + 2.0 * static_cast<double>(slots);
 }
 
 }  // namespace detail
@@ -381,11 +381,13 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
     const std::size_t out_held = detail::held(p.output, g, p.out);
     if (m.memory_bytes_per_s > 0) {
         const double out_elements = static_cast<double>(rows * out_held);
-        const double pass_bytes =
-            out_elements * (last ? detail::last_forward_bytes + detail::last_backward_bytes
-                                 : detail::hidden_forward_bytes + detail::hidden_backward_bytes);
-        p.elementwise_s = (pass_bytes + parameters * detail::optimizer_bytes(net.optimizer_slots)) /
-                          m.memory_bytes_per_s;
+        const double pass_elements =
+            out_elements *
+            (last ? detail::last_forward_elements + detail::last_backward_elements
+                  : detail::hidden_forward_elements + detail::hidden_backward_elements);
+        p.elementwise_s =
+            (pass_elements + parameters * detail::optimizer_elements(net.optimizer_slots)) *
+            static_cast<double>(bytes) / m.memory_bytes_per_s;
     }
     // Weights, gradients and optimizer state; the input kept for dW, the product, the output
     // and its gradient; the gathered buffer of a conversion.
