@@ -24,6 +24,7 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "fma_peak.hpp"
 #include "shardnet/kernels/gemm.hpp"
 
 namespace {
@@ -63,34 +64,6 @@ std::pair<double, double> paired_median_seconds(F&& f, G&& g, int min_reps, doub
         g_times.push_back(seconds_since(t0));
     }
     return {median(f_times), median(g_times)};
-}
-
-/// Peak FMA throughput of one core for T on the default architecture: 16 independent
-/// accumulator chains (more than latency x throughput on any current x86 core), register only.
-/// Best of many short runs: on a shared machine a short window is likelier to be undisturbed.
-template <class T>
-double fma_peak_gflops() {
-    using batch = xsimd::batch<T>;
-    constexpr int chains = 16;
-    const long iterations = 2'000'000;
-    std::vector<double> rates;
-    for (int rep = 0; rep < 40; ++rep) {
-        batch acc[chains];
-        for (int i = 0; i < chains; ++i)
-            acc[i] = batch(T(1) + T(i) * T(1e-3));
-        const batch x(T(0.9999)), y(T(1e-4));
-        const auto t0 = clock_type::now();
-        for (long it = 0; it < iterations; ++it)
-            for (int i = 0; i < chains; ++i)
-                acc[i] = xsimd::fma(acc[i], x, y);
-        const double s = seconds_since(t0);
-        T sum = 0;
-        for (int i = 0; i < chains; ++i)
-            sum += shardnet::detail::horizontal_sum(acc[i]);
-        if (!std::isfinite(static_cast<double>(sum))) std::puts("(impossible)");
-        rates.push_back(2.0 * static_cast<double>(iterations) * chains * batch::size / s * 1e-9);
-    }
-    return *std::max_element(rates.begin(), rates.end());
 }
 
 CBLAS_TRANSPOSE to_cblas(transpose t) {
@@ -231,8 +204,8 @@ int main(int argc, char** argv) {
     std::printf("shardnet::gemm (xsimd arch %s) vs OpenBLAS (%s, core %s, OPENBLAS_CORETYPE=%s)\n",
                 xsimd::default_arch::name(), openblas_get_config(), openblas_get_corename(),
                 coretype ? coretype : "(unset)");
-    const double peak_float = fma_peak_gflops<float>();
-    const double peak_double = fma_peak_gflops<double>();
+    const double peak_float = shardnet_bench::fma_peak_gflops<float>();
+    const double peak_double = shardnet_bench::fma_peak_gflops<double>();
     std::printf("single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s\n", peak_float,
                 peak_double);
     std::printf(

@@ -1,14 +1,26 @@
-// Training-step throughput of a model-parallel MLP, its memory, the overhead of a dense layer
-// over its three GEMMs, and how much of the data-parallel gradient reduction backward hides.
+// Training-step throughput of a model-parallel MLP, where its time goes, its memory, the
+// overhead of a dense layer over its three GEMMs, and how much of the data-parallel gradient
+// reduction backward hides.
 //   mpiexec -n 1 ./bench_mlp    mpiexec -n 2 ./bench_mlp         model-parallel scaling
 //   ./bench_mlp --layer-bench                                     one layer vs its GEMMs
 //   mpiexec -n 2 ./bench_mlp --data-parallel                      overlap of the gradient
 //   all-reduce
 //   mpiexec -n 2 ./bench_mlp --runtime-network    network<> (chosen at run time) vs sequential<>
+//   ./bench_mlp --fma-scaling                     the cores' own 2-thread / 1-thread FMA scaling
 // Options: --layers 1024,4096,4096,1024 --batch 256 --steps 20 --warmup 3 --optimizer sgd|adam
 // Every timed step is also counted for heap allocations (operator new), which must be 0. Peak
 // resident memory (getrusage) is reported next to what the model needs: (weights + gradients
 // + optimizer state) / P + activations, and the process's resident memory before the model.
+//
+// The default mode also prints, per rank, the phases of a step ("phases:" lines): time in
+// GEMMs (a GEMM policy that times xsimd_gemm), in collectives (a communicator that times the
+// MPI one; waiting for a slower rank counts here), in opt.step() (less its collectives), and
+// the remainder: element-wise passes (bias, activation, its derivative, loss) and the rest.
+// Each is the median over the timed steps, so the four need not add up to the median step
+// exactly. gemm_gflops is this rank's GEMM flops per step over its median GEMM time.
+// Before the model is built, rank 0 measures what two threads get from the FMA units against
+// one ("fma_scaling:" line, fma_peak.hpp) while the other ranks sleep, so the 1 -> 2 rank
+// scaling of the step can be read against what the cores themselves give.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -20,8 +32,13 @@
 #include <iomanip>
 #include <iostream>
 #include <new>
+#include <span>
+#include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "fma_peak.hpp"
 #include "shardnet/kernels/cblas_gemm.hpp"
 #include "shardnet/shardnet.hpp"
 
@@ -101,6 +118,144 @@ using mlp_type = sn::sequential<sn::dense<float, sn::column_split, act::relu>,
                                 sn::dense<float, sn::row_split, act::relu>,
                                 sn::dense<float, sn::column_split, act::identity>>;
 
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+/// Totals of the step's phases so far, added to by timed_gemm and timed_communicator and read
+/// as differences around each step. Plain globals: one thread drives a step (the gemm_policy
+/// contract), and a counter must not allocate or lock inside the step.
+struct phase_totals {
+    double gemm_seconds = 0;
+    double gemm_flops = 0;
+    double collective_seconds = 0;
+};
+phase_totals totals;
+
+/// xsimd_gemm with a clock around each call: a call takes tens of microseconds or more, the
+/// two clock reads tens of nanoseconds.
+struct timed_gemm {
+    static constexpr std::string_view name = "xsimd (timed)";
+
+    template <class T>
+    static void gemm(sn::transpose trans_a, sn::transpose trans_b, std::size_t m, std::size_t n,
+                     std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+                     std::size_t ldb, T beta, T* c, std::size_t ldc) {
+        const auto start = clock_type::now();
+        sn::xsimd_gemm::gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        totals.gemm_seconds += seconds_since(start);
+        totals.gemm_flops +=
+            2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    }
+};
+static_assert(sn::gemm_policy<timed_gemm>);
+
+/// A pending non-blocking collective whose wait (and test) is timed: the time a non-blocking
+/// collective costs the step is what it leaves to wait for, not its flight.
+template <class Request>
+class timed_request {
+  public:
+    explicit timed_request(Request inner) : inner_(std::move(inner)) {}
+    void wait() {
+        const auto start = clock_type::now();
+        inner_.wait();
+        totals.collective_seconds += seconds_since(start);
+    }
+    bool test() requires requires(Request& r) { r.test(); }
+    {
+        const auto start = clock_type::now();
+        const bool done = inner_.test();
+        totals.collective_seconds += seconds_since(start);
+        return done;
+    }
+
+  private:
+    Request inner_;
+};
+
+/// Forwards every collective to Inner and adds its wall time to totals.collective_seconds;
+/// the wrapper itself is a shardnet::communicator, so the network runs on it unchanged.
+/// Non-blocking all-reduces count their start and their wait.
+template <sn::communicator Inner>
+class timed_communicator {
+  public:
+    explicit timed_communicator(Inner inner) : inner_(std::move(inner)) {}
+
+    std::size_t rank() const { return inner_.rank(); }
+    std::size_t size() const { return inner_.size(); }
+    void barrier() {
+        timed([&] { inner_.barrier(); });
+    }
+    timed_communicator split(int color, int key) const {
+        return timed_communicator(inner_.split(color, key));
+    }
+
+    template <class T>
+    void all_reduce(T* data, std::size_t n, sn::reduce_op op) {
+        timed([&] { inner_.all_reduce(data, n, op); });
+    }
+    template <class T>
+    auto all_reduce_async(T* data, std::size_t n, sn::reduce_op op) {
+        const auto start = clock_type::now();
+        timed_request request(sn::start_all_reduce(inner_, data, n, op));
+        totals.collective_seconds += seconds_since(start);
+        return request;
+    }
+    template <class T>
+    void broadcast(T* data, std::size_t n, std::size_t root) {
+        timed([&] { inner_.broadcast(data, n, root); });
+    }
+    template <class T>
+    void all_gather(const T* in, std::size_t n, T* out) {
+        timed([&] { inner_.all_gather(in, n, out); });
+    }
+    template <class T>
+    void all_gather(const T* in, T* out, std::span<const std::size_t> counts) {
+        timed([&] { inner_.all_gather(in, out, counts); });
+    }
+    template <class T>
+    void reduce_scatter(const T* in, T* out, std::span<const std::size_t> counts) {
+        timed([&] { inner_.reduce_scatter(in, out, counts); });
+    }
+
+  private:
+    template <class F>
+    static void timed(F&& f) {
+        const auto start = clock_type::now();
+        f();
+        totals.collective_seconds += seconds_since(start);
+    }
+
+    Inner inner_;
+};
+static_assert(sn::communicator<timed_communicator<sn::mpi_communicator>>);
+
+/// mlp_type on the timed GEMM policy: the default mode's network, whose phases are printed.
+using timed_mlp_type =
+    sn::sequential<sn::dense<float, sn::column_split, act::relu, timed_gemm>,
+                   sn::dense<float, sn::row_split, act::relu, timed_gemm>,
+                   sn::dense<float, sn::column_split, act::identity, timed_gemm>>;
+
+/// Rank 0 measures the FMA units' 2-thread / 1-thread scaling and prints it; the other ranks
+/// sleep meanwhile (a rank waiting in a plain MPI barrier spins and would take a core from the
+/// measurement). Collective over MPI_COMM_WORLD.
+void fma_scaling_line(sn::mpi_communicator& world) {
+    if (world.rank() == 0) {
+        const auto s = shardnet_bench::measure_fma_scaling<float>();
+        std::cout << std::fixed << std::setprecision(1)
+                  << "fma_scaling: type=float one_thread_gflops=" << s.one_thread_gflops
+                  << " two_threads_gflops=" << s.two_threads_gflops << std::setprecision(3)
+                  << " ratio=" << s.ratio() << " median_ratio=" << s.median_ratio
+                  << " distinct_cpus=" << (s.distinct_cpus ? "yes" : "no") << std::endl;
+    }
+    MPI_Request request = MPI_REQUEST_NULL;
+    SHARDNET_MPI_CHECK(MPI_Ibarrier(world.native(), &request));
+    for (int done = 0; !done;) {
+        SHARDNET_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+        if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 /// Peak resident memory of this process so far, in MiB (Linux reports KiB).
 double peak_rss_mib() {
     rusage usage{};
@@ -128,13 +283,14 @@ sn::optimizer_options make_optimizer(const std::string& name) {
     return name == "adam" ? sn::adam(1e-3) : sn::sgd(1e-3);
 }
 
-/// Training steps of the MLP on a model-parallel group of all ranks.
+/// Training steps of the MLP on a model-parallel group of all ranks, and their phases.
 int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w, std::size_t batch,
                   std::size_t steps, std::size_t warmup, const std::string& optimizer) {
     const double rss_before = peak_rss_mib();
+    timed_communicator<sn::mpi_communicator> group(world);
     sn::network_options options;
     options.seed = 1;
-    mlp_type net(world, w, options);
+    timed_mlp_type net(group, w, options);
     sn::optimizer<float> opt(make_optimizer(optimizer));
     sn::mean_squared_error<float> loss(w.back());
     sn::local_communicator one_replica;
@@ -142,27 +298,46 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
     const auto target =
         filled(batch, w.back(), [](std::size_t i, std::size_t j) { return value(i + 1000, j); });
     sn::matrix<float> grad;
-    std::vector<double> seconds;
-    seconds.reserve(steps);
-    double last_loss = 0;
+    // Per timed step: the whole step, then GEMMs, collectives, optimizer, the remainder.
+    enum phase { step_phase, gemm_phase, collective_phase, optimizer_phase, rest_phase, phases };
+    std::vector<double> seconds[phases];
+    for (auto& v : seconds)
+        v.reserve(steps);
+    double last_loss = 0, gemm_flops = 0;
     std::size_t allocated = 0;
     for (std::size_t s = 0; s < warmup + steps; ++s) {
-        world.barrier();
+        world.barrier();  // on the untimed communicator: not part of the step
         const std::size_t before = allocations.load();
+        const phase_totals at_start = totals;
         const auto start = clock_type::now();
-        const auto& y = net.forward(world, x);
+        const auto& y = net.forward(group, x);
         last_loss =
-            loss.forward_backward<mlp_type::output_layout>(world, y, target, batch, grad).loss;
-        net.backward(world, grad, one_replica);
-        opt.step(net, world);
-        const double t = std::chrono::duration<double>(clock_type::now() - start).count();
+            loss.forward_backward<timed_mlp_type::output_layout>(group, y, target, batch, grad)
+                .loss;
+        net.backward(group, grad, one_replica);
+        const double collectives_before_optimizer = totals.collective_seconds;
+        const auto optimizer_start = clock_type::now();
+        opt.step(net, group);
+        const auto end = clock_type::now();
         if (s >= warmup) {
-            seconds.push_back(t);
+            const double t = std::chrono::duration<double>(end - start).count();
+            const double gemm = totals.gemm_seconds - at_start.gemm_seconds;
+            const double collectives = totals.collective_seconds - at_start.collective_seconds;
+            // Its collectives (the norm when clipping) are counted once, as collectives.
+            const double optimizer_only =
+                std::chrono::duration<double>(end - optimizer_start).count() -
+                (totals.collective_seconds - collectives_before_optimizer);
+            seconds[step_phase].push_back(t);
+            seconds[gemm_phase].push_back(gemm);
+            seconds[collective_phase].push_back(collectives);
+            seconds[optimizer_phase].push_back(optimizer_only);
+            seconds[rest_phase].push_back(t - gemm - collectives - optimizer_only);
+            gemm_flops = totals.gemm_flops - at_start.gemm_flops;  // the same every step
             allocated += allocations.load() - before;
         }
     }
     // The slowest rank sets the pace; memory is reported for the largest rank.
-    double step = median(seconds);
+    double step = median(seconds[step_phase]);
     world.all_reduce(&step, 1, sn::reduce_op::max);
     double memory[2] = {peak_rss_mib(), rss_before};
     world.all_reduce(memory, 2, sn::reduce_op::max);
@@ -172,6 +347,15 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
     double model_mib =
         state_elements * sizeof(float) / (1024.0 * 1024.0) + activation_mib(net, batch, w);
     world.all_reduce(&model_mib, 1, sn::reduce_op::max);
+    // Every rank's phases to rank 0: with 2 ranks their difference shows imbalance, which
+    // lands in the faster rank's collectives as waiting.
+    constexpr std::size_t fields = phases + 1;
+    double mine[fields];
+    for (int p = 0; p < phases; ++p)
+        mine[p] = median(seconds[p]);
+    mine[phases] = gemm_flops;
+    std::vector<double> everyone(fields * world.size());
+    world.all_gather(mine, fields, everyone.data());
     if (world.rank() == 0) {
         double flops = 0;
         for (std::size_t l = 0; l + 1 < w.size(); ++l)
@@ -188,6 +372,21 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
                   << " rss_before_model_mib=" << memory[1] << " model_mib=" << model_mib
                   << " peak_over_model=" << std::setprecision(3)
                   << (memory[0] - memory[1]) / model_mib << "\n";
+        for (std::size_t r = 0; r < world.size(); ++r) {
+            const double* p = everyone.data() + r * fields;
+            auto phase_ms = [&](const char* name, int which, const char* note) {
+                std::cout << " " << name << "=" << p[which] * 1e3 << " ("
+                          << 100.0 * p[which] / p[step_phase] << "%" << note << ")";
+            };
+            std::cout << std::fixed << std::setprecision(1) << "phases: ranks=" << world.size()
+                      << " rank=" << r << " optimizer=" << optimizer
+                      << " step_ms=" << p[step_phase] * 1e3;
+            phase_ms("gemm_ms", gemm_phase, "");
+            phase_ms("collectives_ms", collective_phase, "");
+            phase_ms("optimizer_ms", optimizer_phase, "");
+            phase_ms("elementwise_and_other_ms", rest_phase, ", remainder");
+            std::cout << " gemm_gflops=" << p[phases] / p[gemm_phase] * 1e-9 << "\n";
+        }
     }
     return 0;
 }
@@ -361,7 +560,7 @@ int main(int argc, char** argv) {
     CLI::App app{"shardnet training-step benchmark"};
     std::vector<std::size_t> layers = {1024, 4096, 4096, 1024};
     std::size_t batch = 256, steps = 20, warmup = 3;
-    bool layer_bench = false, data_parallel = false, runtime_network = false;
+    bool layer_bench = false, data_parallel = false, runtime_network = false, fma_scaling = false;
     std::string optimizer = "sgd";
     app.add_option("--layers", layers, "widths (3 layers: column, row, column)")->delimiter(',');
     app.add_option("--batch", batch, "batch size (global: split over replicas when data-parallel)");
@@ -374,10 +573,16 @@ int main(int argc, char** argv) {
                  "every rank a replica: how much of the gradient all-reduce backward hides");
     app.add_flag("--runtime-network", runtime_network,
                  "network<> chosen at run time against sequential<>, alternating steps");
+    app.add_flag("--fma-scaling", fma_scaling,
+                 "only the FMA units' 2-thread / 1-thread scaling (rank 0; others sleep)");
     CLI11_PARSE(app, argc, argv);
     if (layers.size() != 4) {
         if (world.rank() == 0) std::cerr << "--layers needs 4 widths\n";
         return 2;
+    }
+    if (fma_scaling) {
+        fma_scaling_line(world);
+        return 0;
     }
     if (layer_bench) {
         if (world.rank() == 0) {
@@ -394,5 +599,7 @@ int main(int argc, char** argv) {
         bench_runtime_network(world, layers, batch, steps, warmup, optimizer);
         return 0;
     }
+    // Before any MPI work, with the other ranks asleep: the cores as this step will find them.
+    fma_scaling_line(world);
     return bench_network(world, layers, batch, steps, warmup, optimizer);
 }

@@ -169,6 +169,39 @@ def median_field(entries, key):
     return statistics.median(values) if values else float("nan")
 
 
+def phase_lines(text):
+    """Where a step's time goes ("phases:" lines, medians over runs per rank) and the cores' own
+    2-thread / 1-thread FMA scaling ("fma_scaling:" lines) from the same bench_mlp runs."""
+    out = []
+    fma = tagged(text, "fma_scaling")
+    if fma:
+        out.append(f"The cores' own scaling, measured by each of these runs before its steps "
+                   f"(16 register-only FMA chains on 1 thread, then on 2 threads at once): "
+                   f"best {median_field(fma, 'one_thread_gflops'):.0f} → "
+                   f"{median_field(fma, 'two_threads_gflops'):.0f} GFLOP/s, "
+                   f"**{median_field(fma, 'ratio'):.2f}×**; median over rounds "
+                   f"{median_field(fma, 'median_ratio'):.2f}× (medians of {len(fma)} runs). The "
+                   f"step's 1 → 2 rank scaling above cannot exceed what the cores give.\n")
+    phases = tagged(text, "phases")
+    if phases:
+        out.append("Where a step's time goes (each phase the median over the timed steps, then "
+                   "over runs; collectives include waiting for the slower rank; the remainder is "
+                   "the element-wise passes: bias, activation, its derivative, loss):\n")
+        out.append("| ranks | rank | step ms | GEMM ms | collectives ms | optimizer ms | "
+                   "element-wise and other ms | GEMM GFLOP/s |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key in sorted({(r["ranks"], r["rank"]) for r in phases}):
+            rows = [r for r in phases if (r["ranks"], r["rank"]) == key]
+            step = median_field(rows, "step_ms")
+            cells = [f"{median_field(rows, f):.1f} ({100 * median_field(rows, f) / step:.0f}%)"
+                     for f in ("gemm_ms", "collectives_ms", "optimizer_ms",
+                               "elementwise_and_other_ms")]
+            out.append(f"| {key[0]:.0f} | {key[1]:.0f} | {step:.1f} | " + " | ".join(cells) +
+                       f" | {median_field(rows, 'gemm_gflops'):.0f} |")
+        out.append("")
+    return out
+
+
 OUTPUT = ""
 
 
@@ -235,6 +268,7 @@ def main():
                    f"{verdict(s2 / s1 >= 1.85)}).\n")
         targets.append(("MLP scaling 1 → 2 ranks (bench_mlp runs)", f"{s2 / s1:.2f}×", "≥ 1.85",
                         s2 / s1 >= 1.85))
+        out += phase_lines(read(results, "mlp_1.txt") + read(results, "mlp_2.txt"))
     runtime = tagged(read(results, "runtime.txt"), "runtime")
     if runtime:
         out.append("The run-time network (`network<>`, layers behind virtual calls) against "
@@ -392,7 +426,8 @@ plot '{data}' using 1:2 with linespoints pt 7 title 'shardnet', \
 
 # Sections of docs/benchmarks.md measured by their own scripts, not by this run: kept as they
 # are when the rest of the file is regenerated.
-RECORDED_SECTIONS = ("## Fashion-MNIST against PyTorch 1.13",)
+RECORDED_SECTIONS = ("## Fashion-MNIST against PyTorch 1.13",
+                     "## Step phases and the cores' own scaling")
 
 
 def recorded_sections(path):
