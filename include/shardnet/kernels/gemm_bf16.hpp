@@ -43,10 +43,11 @@ struct gemm_bf16_blocking {
 };
 
 /// The blocking gemm_bf16 uses with Kernel.
-/// - vdpbf16ps (measured on Zen 5, benchmarks/bench_gemm.cpp --type bf16): 16 x 1 vector, as the
-///   float GEMM; KC = 768 values (384 pairs) keeps a strip of op(B), KC x 16 x 2 bytes = 24 KiB,
-///   in L1, and the MC x KC block of op(A) at 384 KiB in L2. Always packed: op(B) cannot be read
-///   in place, vdpbf16ps needs two rows of B interleaved.
+/// - vdpbf16ps: 16 x 1 vector, the float GEMM's tile (not yet swept for bf16: a first
+///   measurement on Zen 5 reached 0.43-0.68 of twice the float FMA peak,
+///   benchmarks/bench_gemm.cpp); KC = 768 values (384 pairs) keeps a strip of op(B), KC x 16 x 2
+///   bytes = 24 KiB, in L1, and the MC x KC block of op(A) at 384 KiB in L2. Always packed: op(B)
+///   cannot be read in place, vdpbf16ps needs two rows of B interleaved.
 /// - Widening: the float GEMM's register budget minus the unpacked rows of B: 12 x 2 with 32
 ///   registers, 4 x 2 with 16.
 template <class Kernel>
