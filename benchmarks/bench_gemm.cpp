@@ -5,10 +5,17 @@
 //   ./bench_gemm --full                             float and double on the whole grid
 //   ./bench_gemm --m 32,256 --kn 2048 --type float  any sub-grid (for tuning)
 //   OPENBLAS_CORETYPE=Zen ./bench_gemm              OpenBLAS's AVX2 (Zen) kernels instead
+//   ./bench_gemm --type bf16 --m 64,256,1024 --kn 2048
+//                                                   gemm_bf16 (bfloat16 A, B; fp32 C) against
+//                                                   our float gemm on the same shapes
 //
 // Shapes: batch M, layer in = out = K = N. X·W is (M x K)·(K x N); dY·Wᵀ is (M x N)·(K x N)ᵀ;
 // Xᵀ·dY is (M x K)ᵀ·(M x N), whose depth is the batch. Each figure is the median of repeated
 // runs after a warm-up run (which also sizes our packing buffers), ours and OpenBLAS alternating.
+//
+// bf16 rows: vdpbf16ps does two multiply-adds per fp32 lane where vfmadd231ps does one, at the
+// same issue rate on Zen 4 and Zen 5, so gemm_bf16's ceiling is twice the float FMA peak: its
+// "%peak" column is against the float peak and can reach 200%.
 #include <cblas.h>
 
 #include <algorithm>
@@ -25,7 +32,9 @@
 #include <xsimd/xsimd.hpp>
 
 #include "fma_peak.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_bf16.hpp"
 
 namespace {
 
@@ -89,7 +98,7 @@ struct options {
     std::vector<std::size_t> widths = {1024, 2048, 4096};
     std::vector<std::size_t> double_batches = {32, 256, 1024};
     std::vector<std::size_t> double_widths = {2048};
-    bool run_float = true, run_double = true;
+    bool run_float = true, run_double = true, run_bf16 = false;
     int min_reps = 3;
     double min_seconds = 0.5;
 };
@@ -114,29 +123,43 @@ constexpr product products[] = {
     {"X^T.dY", transpose::yes, transpose::no},
 };
 
+/// The GEMM dimensions of one product of a layer X (batch x K), W (K x N), dY (batch x N), with
+/// K = N = kn; every operand is stored with leading dimension kn.
+struct product_shape {
+    std::size_t m, n, k, ld;
+    std::size_t a_count, b_count;  ///< stored elements of A and B
+};
+
+product_shape shape_of(const product& prod, std::size_t batch, std::size_t kn) {
+    product_shape s{};
+    if (prod.ta == transpose::no)  // X·W, and dY·Wᵀ (W stored K x N = n x k)
+        s.m = batch, s.n = kn, s.k = kn;
+    else  // Xᵀ·dY: X stored batch x K = k x m, dY stored batch x N = k x n
+        s.m = kn, s.n = kn, s.k = batch;
+    s.ld = kn;
+    s.a_count = (prod.ta == transpose::no ? s.m : s.k) * s.ld;
+    s.b_count = (prod.tb == transpose::no ? s.k : s.n) * s.ld;
+    return s;
+}
+
+template <class T>
+aligned_vector<T> random_matrix(std::size_t count, std::mt19937& rng) {
+    std::uniform_real_distribution<T> uniform(T(-1), T(1));
+    aligned_vector<T> x(count);
+    for (T& v : x)
+        v = uniform(rng);
+    return x;
+}
+
 /// Times ours and OpenBLAS on one product of a layer of width kn with batch `batch`.
 template <class T>
 void run_shape(const product& prod, std::size_t batch, std::size_t kn, double peak,
                const options& opt) {
-    // Layer: X (batch x K), W (K x N), dY (batch x N); K = N = kn.
-    std::size_t m = 0, n = 0, k = 0, lda = 0, ldb = 0;
-    aligned_vector<T> a, b;
+    const product_shape s = shape_of(prod, batch, kn);
+    const std::size_t m = s.m, n = s.n, k = s.k, lda = s.ld, ldb = s.ld;
     std::mt19937 rng(42);
-    std::uniform_real_distribution<T> uniform(T(-1), T(1));
-    auto random_matrix = [&](aligned_vector<T>& x, std::size_t count) {
-        x.resize(count);
-        for (T& v : x)
-            v = uniform(rng);
-    };
-    if (prod.ta == transpose::no && prod.tb == transpose::no) {  // X·W
-        m = batch, n = kn, k = kn, lda = kn, ldb = kn;
-    } else if (prod.tb == transpose::yes) {  // dY·Wᵀ: W stored K x N = n x k
-        m = batch, n = kn, k = kn, lda = kn, ldb = kn;
-    } else {  // Xᵀ·dY: X stored batch x K = k x m, dY stored batch x N = k x n
-        m = kn, n = kn, k = batch, lda = kn, ldb = kn;
-    }
-    random_matrix(a, (prod.ta == transpose::no ? m : k) * lda);
-    random_matrix(b, (prod.tb == transpose::no ? k : n) * ldb);
+    const aligned_vector<T> a = random_matrix<T>(s.a_count, rng);
+    const aligned_vector<T> b = random_matrix<T>(s.b_count, rng);
     aligned_vector<T> ours(m * n), theirs(m * n);
 
     const auto [t_ours, t_blas] = paired_median_seconds(
@@ -159,6 +182,44 @@ void run_shape(const product& prod, std::size_t batch, std::size_t kn, double pe
     std::printf("%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e\n",
                 sizeof(T) == 4 ? "float" : "double", prod.name, batch, kn, m, n, k, g_ours, g_blas,
                 g_ours / g_blas, 100.0 * g_ours / peak, max_diff / std::max(max_ref, 1e-300));
+    std::fflush(stdout);
+}
+
+/// Times gemm_bf16 and our float gemm on one product, the bfloat16 operands rounded from the
+/// float ones. The last column compares the two results: the rounding of the inputs to bf16
+/// (2^-9 relative per value), not an error of either GEMM.
+void run_shape_bf16(const product& prod, std::size_t batch, std::size_t kn, double peak,
+                    const options& opt) {
+    const product_shape s = shape_of(prod, batch, kn);
+    std::mt19937 rng(42);
+    const aligned_vector<float> a = random_matrix<float>(s.a_count, rng);
+    const aligned_vector<float> b = random_matrix<float>(s.b_count, rng);
+    aligned_vector<shardnet::bfloat16> a16(a.size()), b16(b.size());
+    shardnet::to_bfloat16(a.data(), a16.data(), a.size());
+    shardnet::to_bfloat16(b.data(), b16.data(), b.size());
+    aligned_vector<float> ours(s.m * s.n), theirs(s.m * s.n);
+
+    const auto [t_bf16, t_float] = paired_median_seconds(
+        [&] {
+            shardnet::gemm_bf16(prod.ta, prod.tb, s.m, s.n, s.k, 1.0f, a16.data(), s.ld, b16.data(),
+                                s.ld, 0.0f, ours.data(), s.n);
+        },
+        [&] {
+            shardnet::gemm<float>(prod.ta, prod.tb, s.m, s.n, s.k, 1.0f, a.data(), s.ld, b.data(),
+                                  s.ld, 0.0f, theirs.data(), s.n);
+        },
+        opt.min_reps, opt.min_seconds);
+
+    double max_diff = 0, max_ref = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+        max_diff = std::max(max_diff, std::abs(double(ours[i]) - double(theirs[i])));
+        max_ref = std::max(max_ref, std::abs(double(theirs[i])));
+    }
+    const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+    const double g_bf16 = flops / t_bf16 * 1e-9, g_float = flops / t_float * 1e-9;
+    std::printf("%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e\n",
+                "bf16", prod.name, batch, kn, s.m, s.n, s.k, g_bf16, g_float, g_bf16 / g_float,
+                100.0 * g_bf16 / peak, max_diff / std::max(max_ref, 1e-300));
     std::fflush(stdout);
 }
 
@@ -187,14 +248,15 @@ int main(int argc, char** argv) {
             opt.widths = opt.double_widths = parse_list(argv[++i]);
         } else if (arg == "--type" && has_value) {
             const std::string type = argv[++i];
-            opt.run_float = type != "double";
-            opt.run_double = type != "float";
+            opt.run_float = type == "float" || type == "both" || type == "all";
+            opt.run_double = type == "double" || type == "both" || type == "all";
+            opt.run_bf16 = type == "bf16" || type == "all";
         } else if (arg == "--min-time" && has_value) {
             opt.min_seconds = std::stod(argv[++i]);
         } else {
             std::fprintf(stderr,
                          "usage: %s [--full] [--m 32,64,...] [--kn 1024,...] "
-                         "[--type float|double|both] [--min-time seconds]\n",
+                         "[--type float|double|both|bf16|all] [--min-time seconds]\n",
                          argv[0]);
             return 2;
         }
@@ -212,9 +274,24 @@ int main(int argc, char** argv) {
         "median of >= %d runs each, ours and OpenBLAS alternating, >= %.2f s per shape; "
         "GFLOP/s = 2mnk / time\n\n",
         opt.min_reps, opt.min_seconds);
-    std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type", "product",
-                "M", "K=N", "m", "n", "k", "ours", "OpenBLAS", "ratio", "%peak", "max rel diff");
+    if (opt.run_float || opt.run_double)
+        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type",
+                    "product", "M", "K=N", "m", "n", "k", "ours", "OpenBLAS", "ratio", "%peak",
+                    "max rel diff");
     if (opt.run_float) run_grid<float>(opt.batches, opt.widths, peak_float, opt);
     if (opt.run_double) run_grid<double>(opt.double_batches, opt.double_widths, peak_double, opt);
+    if (opt.run_bf16) {
+        std::printf(
+            "\nbf16: gemm_bf16 (%s) vs our float gemm on the same shapes; %%peak of the float FMA "
+            "peak (vdpbf16ps: 2x the flops per instruction, ceiling 200%%)\n",
+            shardnet::detail::has_avx512_bf16 ? "vdpbf16ps" : "widening fallback");
+        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type",
+                    "product", "M", "K=N", "m", "n", "k", "bf16", "float", "ratio", "%peak",
+                    "max rel diff");
+        for (std::size_t kn : opt.widths)
+            for (std::size_t batch : opt.batches)
+                for (const product& prod : products)
+                    run_shape_bf16(prod, batch, kn, peak_float, opt);
+    }
     return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "shardnet/version.hpp"
 
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/element_type.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/grid_shape.hpp"
@@ -14,6 +15,7 @@
 #include "shardnet/core/tensor.hpp"
 
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_bf16.hpp"
 #include "shardnet/kernels/gemm_policy.hpp"
 // kernels/cblas_gemm.hpp is not included: it needs <cblas.h> and a BLAS to link.
 

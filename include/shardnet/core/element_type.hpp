@@ -26,11 +26,19 @@ struct element_traits<double> {
     using accumulator = double;
 };
 
-/// A type with element_traits: float or double today.
+/// A type shardnet can store values in: one with element_traits. float, double, and the
+/// bfloat16 of core/bfloat16.hpp (specialized there, next to the type).
 template <class T>
-concept element_type = requires {
+concept storage_type = requires {
     { element_traits<T>::name } -> std::convertible_to<std::string_view>;
     typename element_traits<T>::accumulator;
 };
+
+/// A storage type that is also its own accumulator: the types layers, shardnet::gemm and
+/// checkpoints compute in and accept, float and double. A narrower storage type (bfloat16,
+/// accumulating in float) is not one: it has its own kernels (kernels/gemm_bf16.hpp), and
+/// everything written for element types keeps refusing it where it is first used.
+template <class T>
+concept element_type = storage_type<T> && std::same_as<typename element_traits<T>::accumulator, T>;
 
 }  // namespace shardnet

@@ -1,0 +1,189 @@
+// The mixed-precision GEMM: bfloat16 operands, fp32 accumulation and result. The BLIS structure
+// of shardnet::gemm (kernels/gemm.hpp) over pair panels, with a vdpbf16ps micro-kernel.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <xsimd/xsimd.hpp>
+
+#include "shardnet/core/bfloat16.hpp"
+#include "shardnet/core/progress.hpp"
+#include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_bf16_microkernel.hpp"
+#include "shardnet/kernels/gemm_bf16_pack.hpp"
+#include "shardnet/kernels/gemm_pack.hpp"
+#include "shardnet/kernels/simd.hpp"
+
+namespace shardnet::detail {
+
+/// A complete blocking of the bfloat16 GEMM: Kernel (bf16_dot_kernel or bf16_widening_kernel)
+/// on an MR x (NV vectors) tile; MC x KC the packed block of op(A), KC x NC of op(B). KC is a
+/// depth in values and must be even, so that blocks start on a pair. Any values that pass the
+/// static_asserts are correct (tests use tiny ones to reach every block edge cheaply).
+template <class Kernel, std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC,
+          std::size_t NC>
+struct gemm_bf16_blocking {
+    using kernel = Kernel;
+    static constexpr std::size_t mr = MR;
+    static constexpr std::size_t nv = NV;
+    static constexpr std::size_t nr = NV * Kernel::width;
+    static constexpr std::size_t mc = MC;
+    static constexpr std::size_t kc = KC;
+    static constexpr std::size_t nc = NC;
+
+    static_assert(MR >= 1 && NV >= 1, "gemm_bf16_blocking: MR and NV must be positive");
+    static_assert(KC >= 2 && KC % 2 == 0, "gemm_bf16_blocking: KC must be even (whole pairs)");
+    static_assert(MC % MR == 0, "gemm_bf16_blocking: MC must be a multiple of MR");
+    static_assert(NC % nr == 0, "gemm_bf16_blocking: NC must be a multiple of NR");
+    static_assert(MR * NV + Kernel::extra_registers(NV) <=
+                      vector_register_count<typename Kernel::arch_type>,
+                  "gemm_bf16_blocking: the micro-tile does not fit in the vector registers");
+};
+
+/// The blocking gemm_bf16 uses with Kernel.
+/// - vdpbf16ps: 16 x 1 vector, the float GEMM's tile (not yet swept for bf16: a first
+///   measurement on Zen 5 reached 0.43-0.68 of twice the float FMA peak,
+///   benchmarks/bench_gemm.cpp); KC = 768 values (384 pairs) keeps a strip of op(B), KC x 16 x 2
+///   bytes = 24 KiB, in L1, and the MC x KC block of op(A) at 384 KiB in L2. Always packed: op(B)
+///   cannot be read in place, vdpbf16ps needs two rows of B interleaved.
+/// - Widening: the float GEMM's register budget minus the unpacked rows of B: 12 x 2 with 32
+///   registers, 4 x 2 with 16.
+template <class Kernel>
+struct default_gemm_bf16_blocking;
+
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+template <>
+struct default_gemm_bf16_blocking<bf16_dot_kernel> {
+    using type = gemm_bf16_blocking<bf16_dot_kernel, 16, 1, 256, 768, 4096>;
+};
+#endif
+
+template <class Arch>
+struct default_gemm_bf16_blocking<bf16_widening_kernel<Arch>> {
+    static constexpr bool wide = vector_register_count<Arch> >= 32;
+    static constexpr std::size_t width = bf16_widening_kernel<Arch>::width;
+    using type = gemm_bf16_blocking<bf16_widening_kernel<Arch>, wide ? 12 : 4, 2, wide ? 240 : 96,
+                                    wide ? 512 : 256, 128 * 2 * width>;
+};
+
+/// The micro-kernel gemm_bf16<Arch> runs: vdpbf16ps when the translation unit has AVX512-BF16 and
+/// Arch is an AVX-512 architecture, the widening kernel on Arch otherwise.
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+template <class Arch>
+using default_bf16_kernel = std::conditional_t<std::is_base_of_v<xsimd::avx512f, Arch>,
+                                               bf16_dot_kernel, bf16_widening_kernel<Arch>>;
+#else
+template <class Arch>
+using default_bf16_kernel = bf16_widening_kernel<Arch>;
+#endif
+
+/// The five BLIS loops (see gemm_blocked in kernels/gemm.hpp) over pair panels: NC columns of C,
+/// KC of the depth, MC rows (op(A) block packed once, reused by every strip), NR strips of op(B)
+/// (packed by the first MC block, just before its micro-tiles, so still in L1 for them; reused
+/// from L2/L3 by later MC blocks; with one MC block, one strip buffer rewritten in turn).
+/// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
+/// @pre m, n, k > 0.
+template <class Blocking>
+void gemm_bf16_blocked(std::size_t m, std::size_t n, std::size_t k, float alpha,
+                       strided_operand<bfloat16> a, strided_operand<bfloat16> b, float beta,
+                       float* c, std::size_t ldc) {
+    using kernel = typename Blocking::kernel;
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NR = Blocking::nr;
+    const bool single_row_block = m <= Blocking::mc;
+    const std::size_t pairs_max = pair_count(std::min(k, Blocking::kc));
+    // Slots 0 and 1 of a word type no other GEMM uses: the float GEMM's buffers are untouched.
+    std::uint32_t* a_panel =
+        packing_buffer<std::uint32_t, 0>(round_up(std::min(m, Blocking::mc), MR) * pairs_max);
+    const std::size_t b_lines = single_row_block ? NR : round_up(std::min(n, Blocking::nc), NR);
+    std::uint32_t* b_panel = packing_buffer<std::uint32_t, 1>(b_lines * pairs_max);
+    // op(B) read as lines along the depth: line j is column j of op(B).
+    const strided_operand<bfloat16> b_lines_view{b.data, b.col_stride, b.row_stride};
+
+    for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
+        const std::size_t nc = std::min(Blocking::nc, n - jc);
+        for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
+            const std::size_t kc = std::min(Blocking::kc, k - pc);
+            const std::size_t pairs = pair_count(kc);
+            const float beta_block = pc == 0 ? beta : 1.0f;
+            for (std::size_t ic = 0; ic < m; ic += Blocking::mc) {
+                // Between blocks of a few milliseconds at most: let overlapped communication
+                // advance (core/progress.hpp).
+                if (jc != 0 || pc != 0 || ic != 0) make_progress();
+                const std::size_t mc = std::min(Blocking::mc, m - ic);
+                pack_pairs<MR>(mc, kc,
+                               strided_operand<bfloat16>{a.at(ic, pc), a.row_stride, a.col_stride},
+                               a_panel);
+                for (std::size_t jr = 0; jr < nc; jr += NR) {
+                    const std::size_t cols = std::min(NR, nc - jr);
+                    std::uint32_t* strip = single_row_block ? b_panel : b_panel + jr * pairs;
+                    if (ic == 0)
+                        pack_pairs<NR>(cols, kc,
+                                       strided_operand<bfloat16>{b_lines_view.at(jc + jr, pc),
+                                                                 b_lines_view.row_stride,
+                                                                 b_lines_view.col_stride},
+                                       strip);
+                    for (std::size_t ir = 0; ir < mc; ir += MR)
+                        kernel::template run<MR, Blocking::nv>(
+                            pairs, a_panel + ir * pairs, strip, alpha, beta_block,
+                            c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols);
+                }
+            }
+        }
+    }
+}
+
+/// gemm_bf16 with an explicit blocking (and so micro-kernel): what gemm_bf16 runs, and what
+/// tests call to run either micro-kernel on any CPU.
+template <class Blocking>
+void gemm_bf16_with(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n,
+                    std::size_t k, float alpha, const bfloat16* a, std::size_t lda,
+                    const bfloat16* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0 || alpha == 0.0f) {
+        scale_matrix(m, n, beta, c, ldc);
+        return;
+    }
+    using operand = strided_operand<bfloat16>;
+    const operand op_a = trans_a == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
+    const operand op_b = trans_b == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
+    gemm_bf16_blocked<Blocking>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+}
+
+}  // namespace shardnet::detail
+
+namespace shardnet {
+
+/// Row-major C(m x n) = alpha · op(A) · op(B) + beta · C with bfloat16 A and B and fp32 C:
+/// the products of two bfloat16 are exact in fp32 and accumulate in fp32. Same contract as
+/// shardnet::gemm (kernels/gemm.hpp) otherwise.
+///
+/// op(A) is m x k: A is stored m x k (lda >= k) when trans_a == no, k x m (lda >= m) when yes.
+/// op(B) is k x n: B is stored k x n (ldb >= n) when trans_b == no, n x k (ldb >= k) when yes.
+///
+/// The micro-kernel is chosen at compile time: vdpbf16ps when the translation unit is compiled
+/// with AVX512-BF16 (e.g. -march=native on Zen 4/5, Sapphire Rapids) and Arch is an AVX-512
+/// architecture; otherwise each bfloat16 is widened to float and multiplied with Arch's FMA
+/// (correct everywhere, about half the float GEMM's speed). The two agree to rounding, except
+/// that vdpbf16ps treats subnormal values (|x| < 2^-126) as zero.
+/// Single-threaded; concurrent calls from different threads are safe (packing buffers are per
+/// thread).
+///
+/// @tparam Arch  xsimd architecture tag (the widest one the translation unit is compiled for).
+/// @pre   ldc >= n; A, B and C do not overlap C's written part.
+/// @post  C holds the result, accurate to about k·2^-24·Σ|a·b|; when beta == 0, C was not read
+///        (NaN in C does not propagate); when k == 0 or alpha == 0, C = beta · C and A, B are not
+///        read. Does not allocate once a call of the same or larger size has run on this thread.
+template <class Arch = xsimd::default_arch>
+void gemm_bf16(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
+               float alpha, const bfloat16* a, std::size_t lda, const bfloat16* b, std::size_t ldb,
+               float beta, float* c, std::size_t ldc) {
+    using blocking =
+        typename detail::default_gemm_bf16_blocking<detail::default_bf16_kernel<Arch>>::type;
+    detail::gemm_bf16_with<blocking>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                     ldc);
+}
+
+}  // namespace shardnet

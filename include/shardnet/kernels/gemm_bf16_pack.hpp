@@ -1,0 +1,111 @@
+// Packing of bfloat16 GEMM operands into pair panels: consecutive steps of the depth (k) side by
+// side in one 32-bit word, the layout vdpbf16ps multiplies (two products per fp32 lane).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__SSE2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "shardnet/core/bfloat16.hpp"
+#include "shardnet/kernels/gemm_pack.hpp"
+
+namespace shardnet::detail {
+
+/// Two bfloat16 as one 32-bit word, `low` in the low half: little-endian memory order, the order
+/// vdpbf16ps pairs them in (and the widening micro-kernel unpacks them in).
+inline std::uint32_t bf16_pair(bfloat16 low, bfloat16 high) noexcept {
+    return static_cast<std::uint32_t>(low.bits) | static_cast<std::uint32_t>(high.bits) << 16;
+}
+
+/// Number of pairs a depth takes: the last pair of an odd depth is padded with +0.
+inline constexpr std::size_t pair_count(std::size_t depth) noexcept {
+    return (depth + 1) / 2;
+}
+
+/// Packs `count` lines of `depth` values, x(w, p) = *x.at(w, p), into pair panels of W lines:
+/// panel s holds pair (x(s·W + w, 2q), x(s·W + w, 2q + 1)) at dest[s·W·pairs + q·W + w] with
+/// pairs = pair_count(depth). Lines past `count` and the odd depth's last high half are +0, so
+/// the micro-kernel always runs full tiles and the padding adds exact zeros.
+///
+/// One function packs both operands: op(A) as is (lines = rows of C, W = MR), and op(B)
+/// transposed (lines = columns of C, W = NR). The two fast cases are the two storage orders:
+/// - depth contiguous (x.col_stride == 1: A as stored, or B stored transposed): a pair is one
+///   unaligned 32-bit word of the source, so the pack is a transpose of 32-bit words, done in
+///   4 x 4 register blocks (see transpose_block_copy: 2.5x a scalar copy for float);
+/// - lines contiguous (x.row_stride == 1: Aᵀ, or B as stored): a step of q interleaves two
+///   source rows, 16 words per AVX-512 zero-extension, shift and or.
+template <std::size_t W>
+void pack_pairs(std::size_t count, std::size_t depth, strided_operand<bfloat16> x,
+                std::uint32_t* dest) {
+    const std::size_t pairs = pair_count(depth);
+    const std::size_t full_pairs = depth / 2;
+    for (std::size_t s0 = 0; s0 < count; s0 += W) {
+        const std::size_t lines = std::min(W, count - s0);
+        std::size_t q_done = 0;  // pairs of every line already written by a fast case
+#if defined(__SSE2__)
+        if (x.col_stride == 1 && lines == W && W % 4 == 0) {
+            q_done = full_pairs / 4 * 4;
+            for (std::size_t w = 0; w < W; w += 4) {
+                const bfloat16* src = x.at(s0 + w, 0);
+                for (std::size_t q = 0; q < q_done; q += 4) {
+                    // Four lines, four pairs each (8 values, 16 bytes), transposed as 32-bit words.
+                    const __m128i r0 = _mm_loadu_si128(
+                        reinterpret_cast<const __m128i*>(src + 0 * x.row_stride + 2 * q));
+                    const __m128i r1 = _mm_loadu_si128(
+                        reinterpret_cast<const __m128i*>(src + 1 * x.row_stride + 2 * q));
+                    const __m128i r2 = _mm_loadu_si128(
+                        reinterpret_cast<const __m128i*>(src + 2 * x.row_stride + 2 * q));
+                    const __m128i r3 = _mm_loadu_si128(
+                        reinterpret_cast<const __m128i*>(src + 3 * x.row_stride + 2 * q));
+                    const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpackhi_epi32(r0, r1);
+                    const __m128i t2 = _mm_unpacklo_epi32(r2, r3), t3 = _mm_unpackhi_epi32(r2, r3);
+                    std::uint32_t* out = dest + q * W + w;
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi64(t0, t2));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + W),
+                                     _mm_unpackhi_epi64(t0, t2));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * W),
+                                     _mm_unpacklo_epi64(t1, t3));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * W),
+                                     _mm_unpackhi_epi64(t1, t3));
+                }
+            }
+        }
+#endif
+#if defined(__AVX512F__)
+        if (x.row_stride == 1 && lines == W && W % 16 == 0) {
+            q_done = full_pairs;
+            for (std::size_t q = 0; q < full_pairs; ++q) {
+                const bfloat16* even = x.at(s0, 2 * q);
+                const bfloat16* odd = x.at(s0, 2 * q + 1);
+                for (std::size_t w = 0; w < W; w += 16) {
+                    // Zero-masked forms, for the reason given at widen_bf16_bits.
+                    const __m512i low = _mm512_maskz_cvtepu16_epi32(
+                        0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(even + w)));
+                    const __m512i high = widen_bf16_bits(
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd + w)));
+                    _mm512_storeu_si512(dest + q * W + w, _mm512_or_si512(low, high));
+                }
+            }
+        }
+#endif
+        // Whatever the fast cases left: the ragged panel, the last pairs, other strides.
+        const bfloat16 zero{0};
+        for (std::size_t q = q_done; q < pairs; ++q) {
+            std::uint32_t* out = dest + q * W;
+            const bool has_high = 2 * q + 1 < depth;
+            for (std::size_t w = 0; w < lines; ++w)
+                out[w] =
+                    bf16_pair(*x.at(s0 + w, 2 * q), has_high ? *x.at(s0 + w, 2 * q + 1) : zero);
+        }
+        for (std::size_t q = 0; q < pairs; ++q)
+            for (std::size_t w = lines; w < W; ++w)
+                dest[q * W + w] = 0;
+        dest += W * pairs;
+    }
+}
+
+}  // namespace shardnet::detail
