@@ -4,7 +4,11 @@
 //   OPENBLAS_NUM_THREADS=1 ./bench_gemm            float grid + a double subset (< 2 min)
 //   ./bench_gemm --full                             float and double on the whole grid
 //   ./bench_gemm --m 32,256 --kn 2048 --type float  any sub-grid (for tuning)
-//   OPENBLAS_CORETYPE=Zen ./bench_gemm              OpenBLAS's AVX2 (Zen) kernels instead
+//   ./bench_gemm --openblas-core Zen                OpenBLAS's AVX2 (Zen) kernels instead
+//   SHARDNET_GEMM_TILE=16x1 ./bench_gemm            our other AVX-512 tile (kernels/gemm_tile.hpp)
+// An AVX-512 CPU is compared against OpenBLAS's AVX-512 kernels (SkylakeX), its best for float
+// and double there, whatever OPENBLAS_CORETYPE the environment sets; --openblas-core NAME
+// chooses another (Haswell, Zen: its AVX2 kernels).
 //   ./bench_gemm --type bf16 --m 64,256,1024 --kn 2048
 //                                                   gemm_bf16 (bfloat16 A, B; fp32 C) against
 //                                                   our float gemm on the same shapes
@@ -17,6 +21,7 @@
 // same issue rate on Zen 4 and Zen 5, so gemm_bf16's ceiling is twice the float FMA peak: its
 // "%peak" column is against the float peak and can reach 200%.
 #include <cblas.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -234,7 +239,31 @@ void run_grid(const std::vector<std::size_t>& batches, const std::vector<std::si
 
 }  // namespace
 
+/// OpenBLAS picks its kernels when the library loads, from OPENBLAS_CORETYPE or its own cpuid
+/// table, which in 0.3.21 does not know Zen 4/5 and gives them its AVX2 kernels; some machines'
+/// environments also set OPENBLAS_CORETYPE=Haswell. The fair reference is OpenBLAS's best
+/// kernel for the CPU: on a CPU with AVX-512 that is SkylakeX (its AVX-512 sgemm and dgemm
+/// kernels; Cooperlake's are the same for float and double). So unless `--openblas-core NAME`
+/// asks for another, the benchmark runs itself again with OPENBLAS_CORETYPE set to the best
+/// one, and says what the environment had. Returns that note for the header line.
+std::string run_against_best_openblas_kernel(int argc, char** argv) {
+    std::string wanted;
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::string(argv[i]) == "--openblas-core") wanted = argv[i + 1];
+    if (wanted.empty() && __builtin_cpu_supports("avx512f")) wanted = "SkylakeX";
+    const char* had = std::getenv("OPENBLAS_CORETYPE");
+    if (const char* before = std::getenv("SHARDNET_BENCH_OPENBLAS_CORETYPE_WAS"))
+        return std::string("; the environment had OPENBLAS_CORETYPE=") + before;
+    if (wanted.empty() || (had != nullptr && wanted == had)) return "";
+    setenv("SHARDNET_BENCH_OPENBLAS_CORETYPE_WAS", had ? had : "(unset)", 1);
+    setenv("OPENBLAS_CORETYPE", wanted.c_str(), 1);
+    execv("/proc/self/exe", argv);
+    std::perror("bench_gemm: could not run itself again with OpenBLAS's chosen kernel");
+    return "";
+}
+
 int main(int argc, char** argv) {
+    const std::string environment_note = run_against_best_openblas_kernel(argc, argv);
     options opt;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -251,21 +280,30 @@ int main(int argc, char** argv) {
             opt.run_float = type == "float" || type == "both" || type == "all";
             opt.run_double = type == "double" || type == "both" || type == "all";
             opt.run_bf16 = type == "bf16" || type == "all";
+        } else if (arg == "--openblas-core" && has_value) {
+            ++i;  // run_against_best_openblas_kernel took it
         } else if (arg == "--min-time" && has_value) {
             opt.min_seconds = std::stod(argv[++i]);
         } else {
             std::fprintf(stderr,
                          "usage: %s [--full] [--m 32,64,...] [--kn 1024,...] "
-                         "[--type float|double|both|bf16|all] [--min-time seconds]\n",
+                         "[--type float|double|both|bf16|all] [--min-time seconds] "
+                         "[--openblas-core NAME]\n",
                          argv[0]);
             return 2;
         }
     }
     openblas_set_num_threads(1);
     const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-    std::printf("shardnet::gemm (xsimd arch %s) vs OpenBLAS (%s, core %s, OPENBLAS_CORETYPE=%s)\n",
-                xsimd::default_arch::name(), openblas_get_config(), openblas_get_corename(),
-                coretype ? coretype : "(unset)");
+    std::printf(
+        "shardnet::gemm (xsimd arch %s) vs OpenBLAS (%s, core %s, OPENBLAS_CORETYPE=%s%s)\n",
+        xsimd::default_arch::name(), openblas_get_config(), openblas_get_corename(),
+        coretype ? coretype : "(unset)", environment_note.c_str());
+    const shardnet::gemm_tile_choice& tile = shardnet::chosen_gemm_tile();
+    std::printf("CPU: %s, L1d %ld KiB, L2 %ld KiB; float tile %s (chosen by %s", tile.cpu.c_str(),
+                sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024, sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024,
+                std::string(shardnet::to_string(tile.tile)).c_str(), tile.reason.c_str());
+    std::printf("; 512/256-bit FMA throughput %.2f)\n", shardnet::detail::fma_width_ratio());
     const double peak_float = shardnet_bench::fma_peak_gflops<float>();
     const double peak_double = shardnet_bench::fma_peak_gflops<double>();
     std::printf("single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s\n", peak_float,

@@ -2,7 +2,7 @@
 """Writes docs/benchmarks.md (and its PNG plots) from the outputs scripts/run-benchmarks.sh
 collected in one directory:
 
-  gemm_default.txt, gemm_zen.txt   bench_gemm with OpenBLAS's detected and its Zen kernels
+  gemm_default.txt, gemm_zen.txt   bench_gemm against OpenBLAS's best kernel for the CPU and its Zen kernels
   layer.txt                        bench_mlp --layer-bench (one or more runs)
   mlp_1.txt, mlp_2.txt             mpiexec -n 1|2 bench_mlp (SGD), mlp_2_adam.txt (Adam)
   data_parallel.txt                mpiexec -n 2 bench_mlp --data-parallel

@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -160,6 +161,22 @@ struct tiny_blocked_gemm {
     }
 };
 
+/// The blocked algorithm with a given blocking, as gemm() runs it when that blocking's tile is
+/// chosen (kernels/gemm_tile.hpp): lets a test run every tile whatever the CPU chose.
+template <class T, class Blocking>
+struct blocked_gemm {
+    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                    std::size_t ldc) const {
+        using operand = shardnet::detail::strided_operand<T>;
+        const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
+        const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
+        if (m == 0 || n == 0 || k == 0)
+            return shardnet::gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        shardnet::detail::gemm_blocked<Blocking>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+    }
+};
+
 /// Every transposition × a grid of small sizes (0, 1, primes, one past a vector width).
 template <class T, class Multiply>
 void check_size_grid(Multiply multiply, const std::vector<std::size_t>& sizes, T alpha, T beta,
@@ -173,12 +190,12 @@ void check_size_grid(Multiply multiply, const std::vector<std::size_t>& sizes, T
                         check_gemm<T>({ta, tb, m, n, k, alpha, beta, pad}, multiply, rng);
 }
 
-/// Sizes just past the real blocking factors of gemm<T, Arch>, one large dimension at a time
-/// so the reference loop stays cheap: several MC blocks with a ragged last one, several KC
-/// blocks (beta applied once, then accumulation), several NC blocks.
-template <class T, class Arch>
-void check_past_blocking() {
-    using blocking = typename shardnet::detail::default_gemm_blocking<T, Arch>::type;
+/// Sizes just past the factors of `blocking`, one large dimension at a time so the reference
+/// loop stays cheap: several MC blocks with a ragged last one, several KC blocks (beta applied
+/// once, then accumulation), several NC blocks; run by `multiply`.
+template <class T, class Blocking, class Multiply>
+void check_past_blocking(Multiply multiply) {
+    using blocking = Blocking;
     const std::size_t mr = blocking::mr, nr = blocking::nr;
     const std::size_t mc = blocking::mc, kc = blocking::kc, nc = blocking::nc;
     const std::size_t kci = blocking::kc_in_place;
@@ -197,6 +214,7 @@ void check_past_blocking() {
         // threshold, several KCI blocks, full strips with and without prefetch and a ragged
         // packed one, depths that are not a multiple of the transpose block, one row.
         {mc, prefetching_n, kci + 1},
+        {blocking::in_place_rows + 1, 2 * nr + 1, kci + 1},
         {mc + 1, 2 * nr + 1, kci + 1},
         {1, prefetching_n, 2 * kci + 3},
         {mr + 1, nr, kci - 1},
@@ -206,8 +224,7 @@ void check_past_blocking() {
     for (transpose ta : both)
         for (transpose tb : both)
             for (const shape& s : shapes)
-                check_gemm<T>({ta, tb, s.m, s.n, s.k, T(0.75), T(-1.5), 3}, public_gemm<T, Arch>{},
-                              rng);
+                check_gemm<T>({ta, tb, s.m, s.n, s.k, T(0.75), T(-1.5), 3}, multiply, rng);
 }
 
 template <class T, class Arch>
@@ -226,7 +243,20 @@ void check_everything() {
     // NR = 2 batch strips and a ragged one, k over several KCI = 3 blocks.
     const std::size_t tiny_nr = 2 * xsimd::batch<T, Arch>::size;
     check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {5, 6, 7, 3 * tiny_nr + 1}, T(-1), T(0.5), 1);
-    check_past_blocking<T, Arch>();
+    check_past_blocking<T, typename shardnet::detail::default_gemm_blocking<T, Arch>::type>(
+        public_gemm<T, Arch>{});
+}
+
+/// One register tile of the default architecture, forced: the reference on the size grid and
+/// past its own blocking factors.
+template <class T, shardnet::gemm_tile Tile>
+void check_tile() {
+    using blocking =
+        typename shardnet::detail::default_gemm_blocking<T, xsimd::default_arch, Tile>::type;
+    const blocked_gemm<T, blocking> multiply;
+    check_size_grid<T>(multiply, {1, 7, 13, 31, 97}, T(1), T(0), 0);
+    check_size_grid<T>(multiply, {2, 17, 33}, T(1.25), T(-0.75), 1);
+    check_past_blocking<T, blocking>(multiply);
 }
 
 }  // namespace
@@ -235,6 +265,78 @@ TEST_SUITE("serial") {
     TEST_CASE_TEMPLATE("gemm matches a double-precision reference (default arch)", T, float,
                        double) {
         check_everything<T, xsimd::default_arch>();
+    }
+
+    TEST_CASE_TEMPLATE("every register tile matches the reference, whatever the CPU chose", T,
+                       float, double) {
+        MESSAGE("this process chose the ", shardnet::to_string(shardnet::chosen_gemm_tile().tile),
+                " tile (", shardnet::chosen_gemm_tile().reason, ", ",
+                shardnet::chosen_gemm_tile().cpu, ")");
+        check_tile<T, shardnet::gemm_tile::narrow>();
+        check_tile<T, shardnet::gemm_tile::wide>();
+    }
+
+    TEST_CASE_TEMPLATE("the register tiles give bitwise identical products", T, float, double) {
+        // So the tile a process chooses changes its speed, never its numbers: ranks on
+        // different cores, or a run and its resumption elsewhere, agree bitwise.
+        using narrow =
+            typename shardnet::detail::default_gemm_blocking<T, xsimd::default_arch,
+                                                             shardnet::gemm_tile::narrow>::type;
+        using wide =
+            typename shardnet::detail::default_gemm_blocking<T, xsimd::default_arch,
+                                                             shardnet::gemm_tile::wide>::type;
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+        struct shape {
+            std::size_t m, n, k;
+        };
+        // Across the in-place threshold (IPR = 256), several MC and KC blocks, ragged strips.
+        const shape shapes[] = {{1, 70, 5},     {6, 130, 513},   {100, 97, 1030}, {256, 70, 600},
+                                {257, 70, 600}, {300, 130, 513}, {530, 33, 1100}, {64, 1100, 70}};
+        for (const shape& sh : shapes)
+            for (transpose ta : both)
+                for (transpose tb : both) {
+                    CAPTURE(sh.m);
+                    CAPTURE(sh.n);
+                    CAPTURE(sh.k);
+                    const std::size_t a_size = sh.m * sh.k, b_size = sh.k * sh.n;
+                    std::vector<T> a(a_size), b(b_size), c0(sh.m * sh.n);
+                    for (T& x : a)
+                        x = static_cast<T>(uniform(rng));
+                    for (T& x : b)
+                        x = static_cast<T>(uniform(rng));
+                    for (T& x : c0)
+                        x = static_cast<T>(uniform(rng));
+                    const std::size_t lda = ta == transpose::no ? sh.k : sh.m;
+                    const std::size_t ldb = tb == transpose::no ? sh.n : sh.k;
+                    std::vector<T> by_narrow = c0, by_wide = c0, by_gemm = c0;
+                    blocked_gemm<T, narrow>{}(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda,
+                                              b.data(), ldb, T(0.25), by_narrow.data(), sh.n);
+                    blocked_gemm<T, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda,
+                                            b.data(), ldb, T(0.25), by_wide.data(), sh.n);
+                    shardnet::gemm<T>(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda, b.data(),
+                                      ldb, T(0.25), by_gemm.data(), sh.n);
+                    CHECK(std::memcmp(by_narrow.data(), by_wide.data(),
+                                      by_wide.size() * sizeof(T)) == 0);
+                    CHECK(std::memcmp(by_narrow.data(), by_gemm.data(),
+                                      by_gemm.size() * sizeof(T)) == 0);
+                }
+    }
+
+    TEST_CASE("the tile choice: forced, by cpuid, or by the FMA width calibration") {
+        const shardnet::gemm_tile_choice& chosen = shardnet::chosen_gemm_tile();
+        CHECK((chosen.reason == "SHARDNET_GEMM_TILE" || chosen.reason == "cpuid" ||
+               chosen.reason == "calibration"));
+        CHECK(&chosen == &shardnet::chosen_gemm_tile());  // made once
+        const double ratio = shardnet::detail::fma_width_ratio();
+#if defined(__AVX512F__)
+        // 512-bit FMAs retire at most twice the lanes of 256-bit ones, and never fewer than
+        // half (even a loaded core runs both sides of the alternation alike, best of 8).
+        CHECK(ratio > 0.5);
+        CHECK(ratio < 2.6);
+#else
+        CHECK(ratio == 0.0);
+#endif
     }
 
     TEST_CASE_TEMPLATE("gemm matches a double-precision reference (sse2)", T, float, double) {

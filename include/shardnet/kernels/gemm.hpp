@@ -172,7 +172,9 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     constexpr std::size_t NR = Blocking::nr;
 
     const bool single_row_block = m <= Blocking::mc;
-    const bool b_in_place = single_row_block && b.col_stride == 1;
+    // On in_place_rows, not mc: the depth blocking (KCI or KC) must not depend on the tile, so
+    // that every tile gives the same bits (gemm_blocking.hpp).
+    const bool b_in_place = m <= Blocking::in_place_rows && b.col_stride == 1;
     const bool b_transposed_pipelined = single_row_block && !b_in_place && b.row_stride == 1;
     const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
     const std::size_t kc_max = std::min(k, kc_step);
@@ -229,7 +231,9 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
 ///
 /// The instruction set is fixed at compile time by Arch. Run-time dispatch (xsimd::dispatch)
 /// cannot live in a header-only library: each architecture needs its own translation unit
-/// compiled with its own flags, which only the user's build can provide. Single-threaded;
+/// compiled with its own flags, which only the user's build can provide. Within AVX-512, the
+/// register tile for float is chosen at run time for the core (chosen_gemm_tile(),
+/// kernels/gemm_tile.hpp); the tiles give bitwise identical results. Single-threaded;
 /// concurrent calls from different threads are safe (packing buffers are per thread).
 ///
 /// @tparam T     float or double.
@@ -256,8 +260,15 @@ void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, st
     const detail::strided_operand<T> op_b = trans_b == transpose::no
                                                 ? detail::strided_operand<T>{b, ldb, 1}
                                                 : detail::strided_operand<T>{b, 1, ldb};
-    detail::gemm_blocked<typename detail::default_gemm_blocking<T, Arch>::type>(
-        m, n, k, alpha, op_a, op_b, beta, c, ldc);
+    using narrow = typename detail::default_gemm_blocking<T, Arch, gemm_tile::narrow>::type;
+    using wide = typename detail::default_gemm_blocking<T, Arch, gemm_tile::wide>::type;
+    // op(B) = Bᵀ within one MC block runs the narrow tile's pipelined transposing pack, faster
+    // on every core measured (gemm_blocking.hpp).
+    if constexpr (!std::is_same_v<narrow, wide>)
+        if (chosen_gemm_tile().tile == gemm_tile::wide &&
+            !(trans_b == transpose::yes && m <= narrow::mc))
+            return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+    detail::gemm_blocked<narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
 }
 
 }  // namespace shardnet

@@ -5,17 +5,20 @@
 #include <cstddef>
 #include <xsimd/xsimd.hpp>
 
+#include "shardnet/kernels/gemm_tile.hpp"
 #include "shardnet/kernels/simd.hpp"
 
 namespace shardnet::detail {
 
 /// A complete blocking of C = op(A)·op(B): the micro-tile is MR rows × (NV batches) columns of
 /// C; MC × KC is the packed block of op(A), KC × NC the packed block of op(B). KCI replaces KC
-/// when op(B) is read in place instead of packed (m <= MC and op(B) = B, see gemm_blocked).
+/// when op(B) is read in place instead of packed (m <= IPR and op(B) = B, see gemm_blocked).
 /// Any values that pass the static_asserts are correct; they differ only in speed (tests use
-/// tiny ones to reach every block edge with small matrices).
+/// tiny ones to reach every block edge with small matrices). Two blockings with the same KC,
+/// KCI and IPR give bitwise identical results whatever their tiles: each element of C sums
+/// the same products in the same order, block by block of the depth.
 template <class T, class Arch, std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC,
-          std::size_t NC, std::size_t KCI = KC>
+          std::size_t NC, std::size_t KCI = KC, std::size_t IPR = MC>
 struct gemm_blocking {
     using value_type = T;
     using arch_type = Arch;
@@ -28,10 +31,12 @@ struct gemm_blocking {
     static constexpr std::size_t kc = KC;
     static constexpr std::size_t nc = NC;
     static constexpr std::size_t kc_in_place = KCI;
+    static constexpr std::size_t in_place_rows = IPR;
 
     static_assert(MR >= 1 && NV >= 1 && KC >= 1 && KCI >= 1,
                   "gemm_blocking: MR, NV, KC and KCI must be positive");
     static_assert(MC % MR == 0, "gemm_blocking: MC must be a multiple of MR");
+    static_assert(IPR <= MC, "gemm_blocking: op(B) is read in place only within one MC block");
     static_assert(NC % (NV * batch_type::size) == 0, "gemm_blocking: NC must be a multiple of NR");
     // MR·NV accumulators + NV rows of B + one broadcast of A must fit, or every FMA spills.
     static_assert(MR * NV + NV + 1 <= vector_register_count<Arch>,
@@ -76,29 +81,48 @@ struct gemm_blocking {
 ///   op(B) = Bᵀ has no contiguous NR-wide rows to read: its strips are still packed (KC deep),
 ///   but each by the first micro-kernel of the strip before it, as a side job (gemm_blocked).
 ///   16-register targets keep KCI = KC.
-template <class T, class Arch, bool Wide = (vector_register_count<Arch> >= 32)>
+///
+/// Zen 5 (two 512-bit FMA pipes, 48 KiB L1d, 1 MiB L2; measured 2026-12-02 with
+/// benchmarks/bench_gemm.cpp and a round-robin sweep of MR x NV in {16x1, 8x2, 8x3, 12x2, 14x2,
+/// 6x4, 24x1, 4x4}, MC 60..480, KC 128..1024): with two FMAs per cycle a 16 x 1 step (one load
+/// of op(B), 16 broadcasts, 16 FMAs) needs as many loads as FMAs, and the load ports, not the
+/// FMA pipes, set the pace. 6 x 4 (24 accumulators, 4 loads of op(B) and 6 broadcasts per 24
+/// FMAs) runs the micro-kernel at the FMA peak from L1/L2 (223 of 221 GFLOP/s measured, 16 x 1
+/// 207) and the whole GEMM 1.05-1.3x faster than 16 x 1 at K = N = 2048, M >= 64, except op(B)
+/// = Bᵀ with one MC block, where 16 x 1's pipelined transposing pack is faster (it packs 16
+/// columns per strip, 6 x 4 would pack 64 inside one micro-tile). Which tile runs is chosen at
+/// run time (kernels/gemm_tile.hpp); both use KC = 512, KCI = 256 and IPR = 256, so they give
+/// bitwise identical results. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 512 was
+/// not measured there.)
+template <class T, class Arch, gemm_tile Tile = gemm_tile::narrow,
+          bool Wide = (vector_register_count<Arch> >= 32)>
 struct default_gemm_blocking;
 
-/// 32 vector registers (AVX-512): 16 x 1 batch.
+/// 32 vector registers (AVX-512), float: 16 x 1 batch (narrow) or 6 x 4 (wide), MC x KC of
+/// op(A) at 512 or 528 KiB of the 1 MiB L2.
 template <class Arch>
-struct default_gemm_blocking<float, Arch, true> {
-    using type = gemm_blocking<float, Arch, 16, 1, 256, 768, 4096, 256>;
+struct default_gemm_blocking<float, Arch, gemm_tile::narrow, true> {
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 512, 4096, 256, 256>;
 };
 template <class Arch>
-struct default_gemm_blocking<double, Arch, true> {
-    // KC = 512 (4 KiB of depth per row; float's 768 is 3 KiB) measured within noise of 256
-    // and 768; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB.
+struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
+    using type = gemm_blocking<float, Arch, 6, 4, 264, 512, 4096, 256, 256>;
+};
+/// double: 16 x 1 batch whatever the tile (KC = 512, 4 KiB of depth per row, measured within
+/// noise of 256 and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).
+template <class Arch, gemm_tile Tile>
+struct default_gemm_blocking<double, Arch, Tile, true> {
     using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256>;
 };
 
 /// 16 vector registers (SSE2 .. AVX2): 6 x 2 batches; MC x KC = 192 KiB for a 256 KiB L2.
-template <class Arch>
-struct default_gemm_blocking<float, Arch, false> {
+template <class Arch, gemm_tile Tile>
+struct default_gemm_blocking<float, Arch, Tile, false> {
     using type =
         gemm_blocking<float, Arch, 6, 2, 192, 256, 128 * 2 * xsimd::batch<float, Arch>::size>;
 };
-template <class Arch>
-struct default_gemm_blocking<double, Arch, false> {
+template <class Arch, gemm_tile Tile>
+struct default_gemm_blocking<double, Arch, Tile, false> {
     using type =
         gemm_blocking<double, Arch, 6, 2, 96, 256, 128 * 2 * xsimd::batch<double, Arch>::size>;
 };

@@ -44,6 +44,12 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
 
     batch acc[MR][NV];
     static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = batch(T(0)); }); });
+    // The tile of C is read (beta != 0) or written only after the depth loop: ask for its lines
+    // now, so that their misses overlap the FMAs instead of stalling the merge.
+    if (rows == MR && cols == NR)
+        static_for<MR>([&](auto i) {
+            static_for<(NR + line - 1) / line>([&](auto l) { prefetch(c + i * ldc + l * line); });
+        });
 
     for (std::size_t p = 0; p < depth; ++p) {
         if constexpr (!std::is_same_v<SideJob, no_side_job>)

@@ -1,0 +1,165 @@
+// Which register tile the AVX-512 GEMM runs on this CPU, chosen once per process. Cores differ
+// in how many 512-bit FMAs they retire per cycle (Zen 4 and Intel client parts: one, as two
+// 256-bit halves; Zen 5 and two-FMA-unit Xeons: two), and the tile that keeps the FMA pipes fed
+// differs with them (kernels/gemm_blocking.hpp). Both tiles give bitwise identical results, so
+// the choice changes speed only, never a number.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "shardnet/kernels/simd.hpp"
+
+namespace shardnet {
+
+/// The AVX-512 register tiles of the float GEMM.
+enum class gemm_tile {
+    narrow,  ///< 16 x 1 vector: 16 accumulators, enough for one 512-bit FMA per cycle
+    wide,    ///< 6 x 4 vectors: 24 accumulators and 10 loads per 24 FMAs, for two per cycle
+};
+
+inline constexpr std::string_view to_string(gemm_tile t) {
+    return t == gemm_tile::wide ? "6x4" : "16x1";
+}
+
+/// What the choice was made from, for benchmarks and bug reports.
+struct gemm_tile_choice {
+    gemm_tile tile = gemm_tile::narrow;
+    std::string cpu;       ///< vendor and family, as cpuid gives them ("AuthenticAMD family 26")
+    std::string reason;    ///< "SHARDNET_GEMM_TILE", "cpuid", or "calibration"
+    double fma_ratio = 0;  ///< 512-bit over 256-bit FMA throughput, when calibrated (else 0)
+};
+
+namespace detail {
+
+/// "AuthenticAMD family 26" from cpuid leaves 0 and 1; family is base + extended family.
+inline std::string cpu_vendor_family(std::string* vendor_out = nullptr,
+                                     unsigned* family_out = nullptr) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return "unknown";
+    char vendor[13] = {};
+    for (int i = 0; i < 4; ++i) {
+        vendor[i] = static_cast<char>(ebx >> (8 * i));
+        vendor[4 + i] = static_cast<char>(edx >> (8 * i));
+        vendor[8 + i] = static_cast<char>(ecx >> (8 * i));
+    }
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return vendor;
+    unsigned family = (eax >> 8) & 0xfu;
+    if (family == 0xfu) family += (eax >> 20) & 0xffu;
+    if (vendor_out) *vendor_out = vendor;
+    if (family_out) *family_out = family;
+    return std::string(vendor) + " family " + std::to_string(family);
+#else
+    (void)vendor_out;
+    (void)family_out;
+    return "not x86";
+#endif
+}
+
+/// 512-bit over 256-bit FMA throughput (FLOP/s over FLOP/s), register only, 16 independent
+/// chains each; best of several short runs of each, alternating, so that a burst of load
+/// elsewhere does not decide it. About 2 ms. Independent of the clock: about 2 where 512-bit
+/// FMAs run at full width, about 1 where they are split in two 256-bit halves. 0 without
+/// AVX-512.
+#if defined(__AVX512F__)
+/// FMA lanes per second of Vector (__m512 or __m256) over 16 independent chains. The inputs
+/// come through volatiles, so the compiler can neither fold the chains nor drop them.
+template <class Vector, class Fma, class Broadcast>
+double fma_lanes_per_second(Fma fma, Broadcast broadcast, double lanes) {
+    using clock = std::chrono::steady_clock;
+    constexpr int chains = 16;
+    constexpr long steps = 20000;
+    volatile float seed = 1e-3f, scale = 0.9999f, shift = 1e-4f;
+    Vector acc[chains];
+    for (auto& a : acc)
+        a = broadcast(seed);
+    const Vector x = broadcast(scale), y = broadcast(shift);
+    const auto start = clock::now();
+    for (long s = 0; s < steps; ++s)
+        static_for<chains>([&](auto i) { acc[i] = fma(acc[i], x, y); });  // all in registers
+    const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+    float sum = 0;
+    for (const auto& a : acc) {
+        float first;
+        std::memcpy(&first, &a, sizeof first);
+        sum += first;
+    }
+    volatile float sink = sum;
+    (void)sink;
+    return lanes * chains * static_cast<double>(steps) / std::max(seconds, 1e-9);
+}
+#endif
+
+/// 512-bit over 256-bit FMA throughput, register only; best of 8 short runs of each,
+/// alternating, so that a burst of load elsewhere does not decide it. About 2 ms. Independent
+/// of the clock: about 2 where 512-bit FMAs run at full width, about 1 where each is split in
+/// two 256-bit halves. 0 without AVX-512.
+inline double fma_width_ratio() {
+#if defined(__AVX512F__)
+    double wide = 0, narrow = 0;
+    for (int round = 0; round < 8; ++round) {
+        wide = std::max(wide,
+                        fma_lanes_per_second<__m512>(
+                            [](__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); },
+                            [](float v) { return _mm512_set1_ps(v); }, 16.0));
+        narrow = std::max(narrow,
+                          fma_lanes_per_second<__m256>(
+                              [](__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); },
+                              [](float v) { return _mm256_set1_ps(v); }, 8.0));
+    }
+    return narrow > 0 ? wide / narrow : 0.0;
+#else
+    return 0.0;
+#endif
+}
+
+/// The choice, made once: SHARDNET_GEMM_TILE=16x1|6x4 if set; else by cpuid for the cores
+/// measured (AMD family 25, Zen 3/4: narrow; 26 and later, Zen 5: wide); else by
+/// fma_width_ratio() (wide above 1.5).
+inline gemm_tile_choice choose_gemm_tile() {
+    gemm_tile_choice c;
+    std::string vendor;
+    unsigned family = 0;
+    c.cpu = cpu_vendor_family(&vendor, &family);
+    if (const char* forced = std::getenv("SHARDNET_GEMM_TILE")) {
+        const std::string_view f = forced;
+        if (f == "16x1" || f == "6x4") {
+            c.tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
+            c.reason = "SHARDNET_GEMM_TILE";
+            return c;
+        }
+    }
+    if (vendor == "AuthenticAMD" && family >= 25) {
+        c.tile = family >= 26 ? gemm_tile::wide : gemm_tile::narrow;
+        c.reason = "cpuid";
+        return c;
+    }
+    c.fma_ratio = fma_width_ratio();
+    c.tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
+    c.reason = "calibration";
+    return c;
+}
+
+}  // namespace detail
+
+/// The tile shardnet::gemm uses for float on AVX-512 in this process, and why. Made on first
+/// use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the first GEMM to
+/// override it. Results do not depend on it, only speed.
+inline const gemm_tile_choice& chosen_gemm_tile() {
+    static const gemm_tile_choice choice = detail::choose_gemm_tile();
+    return choice;
+}
+
+}  // namespace shardnet
