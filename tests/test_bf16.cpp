@@ -16,10 +16,12 @@
 // the indexing with no tolerance at all.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -240,9 +242,9 @@ double check_past_blocking() {
 /// sizes with every alpha/beta case, exact integer cases, and two tiny blockings that reach
 /// every block edge with small matrices (one with MR = 3, one with MR = 4 and KC = 10, which
 /// packs op(A) through the 4 x 4 word transpose and a scalar tail).
-template <class Kernel>
+template <class Kernel, shardnet::gemm_tile Tile = shardnet::gemm_tile::narrow>
 void check_kernel(const std::string& name) {
-    using blocking = typename shardnet::detail::default_gemm_bf16_blocking<Kernel>::type;
+    using blocking = typename shardnet::detail::default_gemm_bf16_blocking<Kernel, Tile>::type;
     using tiny = shardnet::detail::gemm_bf16_blocking<Kernel, 3, 2, 6, 4, 2 * 2 * Kernel::width>;
     using tiny4 = shardnet::detail::gemm_bf16_blocking<Kernel, 4, 1, 8, 10, 2 * Kernel::width>;
     const std::vector<std::size_t> sizes = {1, 2, 3, 17, 33};
@@ -386,7 +388,35 @@ TEST_SUITE("serial") {
 
     TEST_CASE("gemm_bf16 with vdpbf16ps matches a double reference of the bf16 inputs") {
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
-        check_kernel<shardnet::detail::bf16_dot_kernel>("vdpbf16ps");
+        using shardnet::gemm_tile;
+        using kernel = shardnet::detail::bf16_dot_kernel;
+        check_kernel<kernel, gemm_tile::narrow>("vdpbf16ps, 16x1 tile");
+        check_kernel<kernel, gemm_tile::wide>("vdpbf16ps, 6x4 tile");
+        // The tiles share their depth blocks: the same bits whichever the core runs.
+        using narrow =
+            shardnet::detail::default_gemm_bf16_blocking<kernel, gemm_tile::narrow>::type;
+        using wide = shardnet::detail::default_gemm_bf16_blocking<kernel, gemm_tile::wide>::type;
+        std::mt19937 rng(5);
+        std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+        for (const auto& [m, n, k] :
+             {std::array<std::size_t, 3>{7, 70, 1030}, std::array<std::size_t, 3>{300, 130, 513},
+              std::array<std::size_t, 3>{64, 1100, 70}})
+            for (transpose ta : both)
+                for (transpose tb : both) {
+                    std::vector<bfloat16> a(m * k), b(k * n);
+                    for (auto& x : a)
+                        x = shardnet::to_bfloat16(uniform(rng));
+                    for (auto& x : b)
+                        x = shardnet::to_bfloat16(uniform(rng));
+                    std::vector<float> c0(m * n, 0.5f), c1 = c0;
+                    const std::size_t lda = ta == transpose::no ? k : m;
+                    const std::size_t ldb = tb == transpose::no ? n : k;
+                    shardnet::detail::gemm_bf16_with<narrow>(ta, tb, m, n, k, 1.5f, a.data(), lda,
+                                                             b.data(), ldb, 0.25f, c0.data(), n);
+                    shardnet::detail::gemm_bf16_with<wide>(ta, tb, m, n, k, 1.5f, a.data(), lda,
+                                                           b.data(), ldb, 0.25f, c1.data(), n);
+                    CHECK(std::memcmp(c0.data(), c1.data(), c0.size() * sizeof(float)) == 0);
+                }
 #else
         MESSAGE("skipped: this translation unit is not compiled for AVX512-BF16");
 #endif

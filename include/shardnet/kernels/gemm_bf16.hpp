@@ -42,26 +42,33 @@ struct gemm_bf16_blocking {
                   "gemm_bf16_blocking: the micro-tile does not fit in the vector registers");
 };
 
-/// The blocking gemm_bf16 uses with Kernel.
-/// - vdpbf16ps: 16 x 1 vector, the float GEMM's tile (not yet swept for bf16: a first
-///   measurement on Zen 5 reached 0.43-0.68 of twice the float FMA peak,
-///   benchmarks/bench_gemm.cpp); KC = 768 values (384 pairs) keeps a strip of op(B), KC x 16 x 2
-///   bytes = 24 KiB, in L1, and the MC x KC block of op(A) at 384 KiB in L2. Always packed: op(B)
-///   cannot be read in place, vdpbf16ps needs two rows of B interleaved.
+/// The blocking gemm_bf16 uses with Kernel and, for vdpbf16ps, the register tile chosen for the
+/// core (kernels/gemm_tile.hpp), as the float GEMM:
+/// - vdpbf16ps, narrow: 16 x 1 vector (one 512-bit instruction per cycle: Zen 4).
+/// - vdpbf16ps, wide: 6 x 4 vectors, for cores that retire two per cycle (Zen 5), where 16 x 1
+///   waits on its loads: measured on Zen 5 (K = N = 2048, round-robin against 16 x 1, 8 x 3,
+///   12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s (float peak 218: vdpbf16ps's is twice that).
+/// Both KC = 512 values (256 pairs; a strip of op(B) 16 KiB per vector of columns): the same
+/// depth blocks, so both tiles give bitwise identical results. Always packed: op(B) cannot be
+/// read in place, vdpbf16ps needs two rows of B interleaved.
 /// - Widening: the float GEMM's register budget minus the unpacked rows of B: 12 x 2 with 32
 ///   registers, 4 x 2 with 16.
-template <class Kernel>
+template <class Kernel, gemm_tile Tile = gemm_tile::narrow>
 struct default_gemm_bf16_blocking;
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 template <>
-struct default_gemm_bf16_blocking<bf16_dot_kernel> {
-    using type = gemm_bf16_blocking<bf16_dot_kernel, 16, 1, 256, 768, 4096>;
+struct default_gemm_bf16_blocking<bf16_dot_kernel, gemm_tile::narrow> {
+    using type = gemm_bf16_blocking<bf16_dot_kernel, 16, 1, 256, 512, 4096>;
+};
+template <>
+struct default_gemm_bf16_blocking<bf16_dot_kernel, gemm_tile::wide> {
+    using type = gemm_bf16_blocking<bf16_dot_kernel, 6, 4, 264, 512, 4096>;
 };
 #endif
 
-template <class Arch>
-struct default_gemm_bf16_blocking<bf16_widening_kernel<Arch>> {
+template <class Arch, gemm_tile Tile>
+struct default_gemm_bf16_blocking<bf16_widening_kernel<Arch>, Tile> {
     static constexpr bool wide = vector_register_count<Arch> >= 32;
     static constexpr std::size_t width = bf16_widening_kernel<Arch>::width;
     using type = gemm_bf16_blocking<bf16_widening_kernel<Arch>, wide ? 12 : 4, 2, wide ? 240 : 96,
@@ -180,10 +187,14 @@ template <class Arch = xsimd::default_arch>
 void gemm_bf16(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
                float alpha, const bfloat16* a, std::size_t lda, const bfloat16* b, std::size_t ldb,
                float beta, float* c, std::size_t ldc) {
-    using blocking =
-        typename detail::default_gemm_bf16_blocking<detail::default_bf16_kernel<Arch>>::type;
-    detail::gemm_bf16_with<blocking>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                                     ldc);
+    using kernel = detail::default_bf16_kernel<Arch>;
+    using narrow = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::narrow>::type;
+    using wide = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::wide>::type;
+    if constexpr (!std::is_same_v<narrow, wide>)
+        if (chosen_gemm_tile().tile == gemm_tile::wide)
+            return detail::gemm_bf16_with<wide>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                                beta, c, ldc);
+    detail::gemm_bf16_with<narrow>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace shardnet
