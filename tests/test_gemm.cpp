@@ -142,25 +142,6 @@ struct policy_gemm {
     }
 };
 
-/// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
-/// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
-/// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
-template <class T, class Arch>
-struct tiny_blocked_gemm {
-    using blocking = shardnet::detail::gemm_blocking<T, Arch, 3, 2, 6, 5,
-                                                     2 * 2 * xsimd::batch<T, Arch>::size, 3>;
-    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
-                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-                    std::size_t ldc) const {
-        using operand = shardnet::detail::strided_operand<T>;
-        const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
-        const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
-        if (m == 0 || n == 0 || k == 0)
-            return shardnet::gemm<T, Arch>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        shardnet::detail::gemm_blocked<blocking>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
-    }
-};
-
 /// The blocked algorithm with a given blocking, as gemm() runs it when that blocking's tile is
 /// chosen (kernels/gemm_tile.hpp): lets a test run every tile whatever the CPU chose.
 template <class T, class Blocking>
@@ -172,10 +153,19 @@ struct blocked_gemm {
         const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
         const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
         if (m == 0 || n == 0 || k == 0)
-            return shardnet::gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return shardnet::gemm<T, typename Blocking::arch_type>(ta, tb, m, n, k, alpha, a, lda,
+                                                                   b, ldb, beta, c, ldc);
         shardnet::detail::gemm_blocked<Blocking>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
     }
 };
+
+/// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
+/// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
+/// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
+template <class T, class Arch>
+using tiny_blocked_gemm =
+    blocked_gemm<T, shardnet::detail::gemm_blocking<T, Arch, 3, 2, 6, 5,
+                                                    2 * 2 * xsimd::batch<T, Arch>::size, 3>>;
 
 /// Every transposition × a grid of small sizes (0, 1, primes, one past a vector width).
 template <class T, class Multiply>
