@@ -31,7 +31,7 @@ fi
 
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores"
+    echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores, cpu family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1) ($(lscpu | sed -n 's/^Flags:.*\(avx512_bf16\).*/AVX512-BF16, /p')L1d $(getconf LEVEL1_DCACHE_SIZE) B, L2 $(getconf LEVEL2_CACHE_SIZE) B per core)"
     echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "compiler: $(g++ --version | head -1)"
