@@ -222,6 +222,17 @@ def main():
     body = ["## 1. Local GEMM against OpenBLAS", ""]
     out, header = body, out
     gemm_section(results, images, out, targets)
+    roofline = read(results, "gemm_roofline.md")
+    if roofline:
+        out += ["### fp32 and bf16 against the peak, OpenBLAS and PyTorch", "",
+                "`benchmarks/gemm_roofline.py`: bench_gemm's fp32 (against OpenBLAS's best kernel "
+                "for the CPU) and bf16 rows, and PyTorch's matmul on the same shapes in fp32 and "
+                "bf16 (one thread), in one run. The bf16 ceiling is twice the fp32 FMA peak "
+                "(vdpbf16ps does 32 multiply-adds per instruction at the FMA's rate).", "",
+                roofline.strip(), "",
+                f"![GEMM rate per shape against the peak]"
+                f"({os.path.relpath(os.path.join(images, 'gemm_roofline.png'), os.path.dirname(OUTPUT))})",
+                ""]
 
     out += ["## 2. Layer step overhead and allocations", ""]
     layers = tagged(read(results, "layer.txt"), "layer")

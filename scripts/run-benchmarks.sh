@@ -3,6 +3,7 @@
 # Installs what is missing (the build's packages, and python3-torch for the PyTorch comparison),
 # builds the bench preset, then runs, one after another so they do not disturb each other:
 #   bench_gemm   (against OpenBLAS's best kernel for the CPU, then its AVX2 Zen kernel; twice each)
+#   gemm_roofline.py  (fp32 and bf16 GEMM per shape against the peak, OpenBLAS and PyTorch)
 #   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (3 runs each; Adam once for memory),
 #                --data-parallel (OpenMPI's Iallreduce algorithm, then Rabenseifner's),
 #                --runtime-network on 1 and 2 ranks (3 runs each)
@@ -46,6 +47,10 @@ for run in $(seq "$runs"); do
     "$bin/bench_gemm" "${gemm_args[@]}" >"$results/gemm_default_$run.txt"
     "$bin/bench_gemm" "${gemm_args[@]}" --openblas-core Zen >"$results/gemm_zen_$run.txt"
 done
+
+echo "run-benchmarks: GEMM rate per shape against the peak, fp32 and bf16, with PyTorch"
+/usr/bin/python3 benchmarks/gemm_roofline.py "$bin/bench_gemm" --png docs/images/gemm_roofline.png \
+    >"$results/gemm_roofline.md"
 
 echo "run-benchmarks: layer, MLP, memory"
 : >"$results/layer.txt"
