@@ -398,7 +398,8 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
         maps.push_back(sn::builtin_partition_map(s.partition));
     sn::check_memory(world,
                      sn::estimate_training_memory(maps, sizeof(real), widths, grid.model_grid(),
-                                                  grid.model().position(), replica_batch, slots),
+                                                  grid.model().position(), replica_batch, slots,
+                                                  sn::parse_precision(c.precision)),
                      "this network");
     sn::network_options net_options;
     net_options.seed = c.seed;

@@ -207,6 +207,7 @@ TEST_SUITE("mpi") {
         for (std::size_t i = 0; i < x.size(); ++i)
             x.data()[i] = std::cos(static_cast<float>(i));
         std::size_t bytes[2] = {}, elements[2] = {};
+        double planned[2] = {};
         for (const auto p : {sn::precision::fp32, sn::precision::bf16}) {
             sn::network_options o;
             o.precision = p;
@@ -215,6 +216,10 @@ TEST_SUITE("mpi") {
                 c->reset();
             net.forward(group, x);
             const auto i = static_cast<std::size_t>(p == sn::precision::bf16);
+            const sn::network_plan plan = net.plan(4);
+            CHECK(plan.layers[1].forward_gather_element_size == (i == 1 ? 2u : 4u));
+            CHECK(plan.layers[0].forward_gather_element_size == 4u);  // the data arrives fp32
+            planned[i] = plan.bytes_sent_per_rank();
             // Gathers run over whichever communicator splits the layout (the grid's row here).
             for (traced* c : {&group.all(), &group.row(), &group.column()}) {
                 bytes[i] += c->counts().all_gather.bytes;
@@ -225,6 +230,10 @@ TEST_SUITE("mpi") {
         CHECK(elements[0] == (world.size() > 1 ? 4 * 13 : 0));
         CHECK(elements[1] == elements[0]);
         CHECK(2 * bytes[1] == bytes[0]);
+        // The plan counts the same saving: the forward gather's bytes, and nothing else.
+        const double p = static_cast<double>(world.size());
+        CHECK(planned[0] - planned[1] ==
+              doctest::Approx(world.size() > 1 ? 4 * 13 * (p - 1) / p * 2 : 0.0));
     }
 
     TEST_CASE("a bf16 run's checkpoint loads into an fp32 network and back") {

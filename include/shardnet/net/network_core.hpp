@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <typeindex>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -230,8 +231,9 @@ class network_core {
     /// fp32 ones). Optimizers do it as they update and load_checkpoint after it loads; call it
     /// after writing weights any other way. Not collective.
     void refresh_low_precision() {
-        for (auto& p : parameters_)
-            if (p.low_precision_copy) to_bfloat16(p.value, p.low_precision_copy, p.size);
+        if constexpr (std::is_same_v<T, float>)  // only float layers have bf16 copies
+            for (auto& p : parameters_)
+                if (p.low_precision_copy) to_bfloat16(p.value, p.low_precision_copy, p.size);
     }
 
     /// Where the gradients stand; optimizers refuse anything but `reduced`.
@@ -263,8 +265,16 @@ class network_core {
         p.model_parallel = grid_.size();
         p.model_grid = grid_;
         p.data_parallel = data_parallel;
+        bool previous_bf16 = false;  // whether the layer before hands on bf16 activations
         for (std::size_t i = 0; i < depth(); ++i)
-            self().with_layer(i, [&](const auto& l) { plan_layer(p, l, i, batch); });
+            self().with_layer(i, [&](const auto& l) {
+                plan_layer(p, l, i, batch);
+                const bool bf16 = l.compute_precision() == precision::bf16;
+                p.layers.back().bf16 = bf16;
+                p.layers.back().forward_gather_element_size =
+                    bf16 && previous_bf16 ? sizeof(bfloat16) : sizeof(T);
+                previous_bf16 = bf16;
+            });
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
