@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardnet/comm/local_communicator.hpp"
@@ -106,6 +107,33 @@ bool bitwise_equal(const std::vector<sn::matrix<float>>& a,
     return true;
 }
 
+// A partition written for one element type: a partition_policy that works in fp32, and that a
+// bf16 layer refuses when it is built.
+struct single_type_partition {
+    static constexpr std::string_view name = "single_type";
+    static constexpr sn::layout input_layout = sn::layout::replicated;
+    static constexpr sn::layout output_layout = sn::layout::replicated;
+    static sn::step_traffic traffic(std::size_t, std::size_t, std::size_t, sn::grid_shape,
+                                    sn::grid_position) {
+        return {};
+    }
+    template <sn::gemm_policy Gemm = sn::xsimd_gemm, sn::communicator Comm, class T>
+    static void forward(Comm&, const sn::matrix<T>& x, const sn::matrix<T>& w, const T* bias,
+                        sn::matrix<T>& z) {
+        sn::local_forward<Gemm>(x, w, bias, z);
+    }
+    template <sn::gemm_policy Gemm = sn::xsimd_gemm, sn::communicator Comm, class T>
+    static void backward(Comm&, const sn::matrix<T>& x, const sn::matrix<T>& w,
+                         const sn::matrix<T>& dz, sn::matrix<T>* dx, sn::matrix<T>& dw, T* dbias) {
+        sn::local_backward<Gemm>(x, w, dz, dx, dw, dbias);
+    }
+};
+using local_group = sn::model_group<sn::local_communicator>;
+static_assert(sn::partition_policy<single_type_partition>);
+static_assert(!sn::mixed_precision_partition<single_type_partition, local_group>);
+static_assert(sn::mixed_precision_partition<sn::row_split, local_group>);
+static_assert(sn::mixed_precision_partition<sn::column_split, local_group>);
+
 }  // namespace
 
 TEST_SUITE("serial") {
@@ -166,12 +194,17 @@ TEST_SUITE("serial") {
             CHECK(bf16.output_low().data()[i].bits == sn::to_bfloat16(got.data()[i]).bits);
     }
 
-    TEST_CASE("bf16 precision is refused for double layers, by name") {
+    TEST_CASE("bf16 precision is refused for double layers and one-type partitions, by name") {
         sn::local_communicator one;
         sn::dense_options o;
         o.precision = sn::precision::bf16;
         CHECK_THROWS_WITH_AS((sn::dense<double, sn::column_split, act::relu>(one, 3, 2, o)),
                              doctest::Contains("bf16 precision needs float weights"), sn::error);
+        CHECK_THROWS_WITH_AS((sn::dense<float, single_type_partition, act::relu>(one, 3, 2, o)),
+                             doctest::Contains("needs a partition that takes bf16 operands"),
+                             sn::error);
+        o.precision = sn::precision::fp32;
+        CHECK_NOTHROW((sn::dense<float, single_type_partition, act::relu>(one, 3, 2, o)));
         CHECK_THROWS_WITH_AS(sn::parse_precision("fp16"),
                              "unknown precision 'fp16': expected fp32 or bf16", sn::error);
     }

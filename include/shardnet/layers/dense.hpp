@@ -117,6 +117,13 @@ class dense {
         if (mixed()) {
             if constexpr (!std::is_same_v<T, float>)
                 throw error(detail::concat(describe(), ": bf16 precision needs float weights"));
+            // Asked of the group type partition_policy is checked with: a partition written for
+            // one T fails it for any group, and is refused here rather than at its first step.
+            if constexpr (!mixed_precision_partition<Partition, model_group<local_communicator>>)
+                throw error(detail::concat(describe(),
+                                           ": bf16 precision needs a partition that "
+                                           "takes bf16 operands (see "
+                                           "mixed_precision_partition)"));
             detail::ensure_shape(weight_low_, rows_.size(), cols_.size());
             refresh_low_precision();
         }
