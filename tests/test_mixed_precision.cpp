@@ -3,18 +3,20 @@
 // move between precisions.
 //
 // Tolerances. A bf16 layer multiplies operands rounded to 8 significant bits (relative error at
-// most 2^-9 each, two per product) and accumulates in fp32, so its output differs from the fp32
-// layer's by up to about 2·2^-9 ≈ 0.4% of Σ|x·w|, per layer, compounding through the depth and
-// the steps. Cross-entropy moves by at most the largest logit error (its gradient in the logits
-// is a difference of two probability vectors), so over 4 layers and 20 Adam steps a relative
-// loss difference of a few percent is the worst case; 5e-2 is asserted, and what is seen is
-// printed (about 1e-3 on these sizes). Across grids a bf16 run repeats the fp32 run's only
-// difference, the order of fp32 sums (row_split's all-reduce, the split GEMMs), which is 1e-4
-// relative for fp32 (test_network.cpp): equal fp32 values round to equal bf16, but a value that
-// lands next to a rounding boundary may round the other way, a jump of 2^-8 of one element.
-// That is rare (none happens in this test: about 1e-8 is seen), so the fp32 test's 1e-4 is
-// asserted. The runs are not bitwise equal across grids, exactly as fp32 runs are not: the sums
-// are reordered.
+// most u = 2^-8 each, two per product) and accumulates in fp32, so its output differs from the
+// fp32 layer's by up to about 2·2^-8 ≈ 0.8% of Σ|x·w|, per layer, compounding through the depth
+// and the steps. Cross-entropy moves by at most the largest logit error (its gradient in the
+// logits is a difference of two probability vectors), so over 4 layers and 20 Adam steps a
+// relative loss difference of a few percent is the worst case; 5e-2 is asserted, and what is seen
+// is printed (about 1.5e-3 on these sizes). Across grids a bf16 run repeats the fp32 run's only
+// difference, the order of fp32 sums (row_split's all-reduce, the split GEMMs), about 1e-7
+// relative per value: equal fp32 values round to equal bf16, but two values an ulp apart on either
+// side of a rounding boundary round to neighbouring bf16 values, one bf16 ulp (2^-8 to 2^-7
+// relative) apart, so after such a flip the runs drift apart faster than fp32 runs do
+// (test_network.cpp asserts 1e-4 for fp32). None happens in this test (about 1e-8 is seen);
+// train_mlp on a 2 x 2 grid sees flips after 10 steps and 1.6e-4 after 20
+// (examples/CMakeLists.txt). 1e-3 is asserted. The runs are not bitwise equal across grids,
+// exactly as fp32 runs are not: the sums are reordered.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -228,7 +230,7 @@ TEST_SUITE("mpi") {
             sn::process_grid<sn::mpi_communicator> grid(world, d);
             const double across = worst_relative(train(grid, sn::precision::bf16, data), bf16);
             MESSAGE("bf16 on ", world.size() / d, " model ranks against 1: ", across);
-            CHECK(across < 1e-4);
+            CHECK(across < 1e-3);
         }
     }
 
