@@ -147,6 +147,19 @@ struct timed_gemm {
         totals.gemm_flops +=
             2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
     }
+
+    /// The bf16 products of a --precision bf16 step (dense_products.hpp calls this when the
+    /// policy offers it), timed the same way.
+    static void gemm_bf16(sn::transpose trans_a, sn::transpose trans_b, std::size_t m,
+                          std::size_t n, std::size_t k, float alpha, const sn::bfloat16* a,
+                          std::size_t lda, const sn::bfloat16* b, std::size_t ldb, float beta,
+                          float* c, std::size_t ldc) {
+        const auto start = clock_type::now();
+        sn::gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        totals.gemm_seconds += seconds_since(start);
+        totals.gemm_flops +=
+            2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    }
 };
 static_assert(sn::gemm_policy<timed_gemm>);
 
@@ -285,11 +298,13 @@ sn::optimizer_options make_optimizer(const std::string& name) {
 
 /// Training steps of the MLP on a model-parallel group of all ranks, and their phases.
 int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w, std::size_t batch,
-                  std::size_t steps, std::size_t warmup, const std::string& optimizer) {
+                  std::size_t steps, std::size_t warmup, const std::string& optimizer,
+                  sn::precision precision) {
     const double rss_before = peak_rss_mib();
     timed_communicator<sn::mpi_communicator> group(world);
     sn::network_options options;
     options.seed = 1;
+    options.precision = precision;
     timed_mlp_type net(group, w, options);
     sn::optimizer<float> opt(make_optimizer(optimizer));
     sn::mean_squared_error<float> loss(w.back());
@@ -361,7 +376,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
         for (std::size_t l = 0; l + 1 < w.size(); ++l)
             flops += 2.0 * static_cast<double>(batch * w[l] * w[l + 1]) * (l == 0 ? 2 : 3);
         std::cout << std::fixed << std::setprecision(3) << "mlp: ranks=" << world.size()
-                  << " batch=" << batch << " optimizer=" << optimizer << " step_ms=" << step * 1e3
+                  << " batch=" << batch << " optimizer=" << optimizer
+                  << " precision=" << sn::to_string(precision) << " step_ms=" << step * 1e3
                   << " steps_per_s=" << 1.0 / step
                   << " samples_per_s=" << static_cast<double>(batch) / step
                   << " gflops_per_rank=" << flops / step / 1e9 / static_cast<double>(world.size())
@@ -561,7 +577,9 @@ int main(int argc, char** argv) {
     std::vector<std::size_t> layers = {1024, 4096, 4096, 1024};
     std::size_t batch = 256, steps = 20, warmup = 3;
     bool layer_bench = false, data_parallel = false, runtime_network = false, fma_scaling = false;
-    std::string optimizer = "sgd";
+    std::string optimizer = "sgd", precision = "fp32";
+    app.add_option("--precision", precision, "fp32 or bf16 (mixed precision; the main bench only)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     app.add_option("--layers", layers, "widths (3 layers: column, row, column)")->delimiter(',');
     app.add_option("--batch", batch, "batch size (global: split over replicas when data-parallel)");
     app.add_option("--steps", steps, "timed steps");
@@ -601,5 +619,6 @@ int main(int argc, char** argv) {
     }
     // Before any MPI work, with the other ranks asleep: the cores as this step will find them.
     fma_scaling_line(world);
-    return bench_network(world, layers, batch, steps, warmup, optimizer);
+    return bench_network(world, layers, batch, steps, warmup, optimizer,
+                         sn::parse_precision(precision));
 }

@@ -24,6 +24,7 @@ constexpr std::string_view type_name() {
     if constexpr (std::is_same_v<T, float>) return "float";
     if constexpr (std::is_same_v<T, double>) return "double";
     if constexpr (std::is_same_v<T, std::int64_t>) return "int64";
+    if constexpr (std::is_same_v<T, sn::bfloat16>) return "bfloat16";  // bf16 activations
     return "char";
 }
 
@@ -79,7 +80,8 @@ class logging_communicator {
   private:
     template <class T>
     void note(std::string_view what, std::size_t n, std::string_view op = {}) {
-        if (std::is_floating_point_v<T>) arithmetic_elements += n;
+        if (std::is_floating_point_v<T> || std::is_same_v<T, sn::bfloat16>)
+            arithmetic_elements += n;
         if (log_ == nullptr) return;
         *log_ << "    " << what << " " << type_name<T>() << " x " << n;
         if (!op.empty()) *log_ << " (" << op << ")";

@@ -81,6 +81,7 @@ struct config {
     std::string on_non_finite = "stop";
     bool overwrite = false;
     std::string report_dir;
+    std::string precision = "fp32";
 };
 
 /// Every field of config, in order, with its command-line name and its part in the checks:
@@ -122,6 +123,10 @@ constexpr sn::setting_field config_fields[] = {
     {"--on-non-finite", sn::setting_role::identifies_run},
     {"--overwrite", sn::setting_role::same_on_ranks},
     {"--report", sn::setting_role::same_on_ranks},
+    // Not part of the run's identity: checkpoints hold fp32 master weights in either precision,
+    // so a run may resume in the other one (as with --partition, the losses then follow a
+    // different rounding).
+    {"--precision", sn::setting_role::same_on_ranks},
 };
 
 /// Settles --data from what was given: --train or --test without --data mean files. An option
@@ -393,10 +398,12 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
         maps.push_back(sn::builtin_partition_map(s.partition));
     sn::check_memory(world,
                      sn::estimate_training_memory(maps, sizeof(real), widths, grid.model_grid(),
-                                                  grid.model().position(), replica_batch, slots),
+                                                  grid.model().position(), replica_batch, slots,
+                                                  sn::parse_precision(c.precision)),
                      "this network");
     sn::network_options net_options;
     net_options.seed = c.seed;
+    net_options.precision = sn::parse_precision(c.precision);
     net_type net(grid.model(), widths, specs, net_options);
     if (root) std::cout << net.plan(replica_batch, replicas) << std::flush;
 
@@ -514,6 +521,11 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                    "identity for the last layer)")
         ->delimiter(',')
         ->check(CLI::IsMember({"relu", "gelu", "tanh", "sigmoid", "identity"}));
+    app.add_option("--precision", c.precision,
+                   "fp32, or bf16: mixed precision (fp32 master weights, gradients and optimizer "
+                   "state; bf16 GEMM operands with fp32 accumulation; activations gathered in "
+                   "bf16)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas");
     app.add_option("--model-grid", c.model_grid,
                    "RxC: each model-parallel group as R rows x C columns of ranks (the world is "

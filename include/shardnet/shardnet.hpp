@@ -9,6 +9,7 @@
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/memory.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/settings.hpp"
 #include "shardnet/core/shard.hpp"

@@ -14,10 +14,12 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/error.hpp"
 
 /// Checks a raw MPI call and throws the same kind as Boost.MPI does on failure.
@@ -34,8 +36,17 @@ namespace detail {
 
 template <class T>
 MPI_Datatype mpi_type() {
-    return boost::mpi::get_mpi_datatype<T>(T{});
+    // MPI has no bfloat16: its values move as their 16 bits (gathers, broadcasts), never
+    // through a reduction (all_reduce refuses them).
+    if constexpr (std::is_same_v<T, bfloat16>)
+        return MPI_UINT16_T;
+    else
+        return boost::mpi::get_mpi_datatype<T>(T{});
 }
+
+/// A reduction of bfloat16 as MPI_UINT16_T would add bit patterns: refused at compile time.
+template <class T>
+inline constexpr bool reducible = !std::is_same_v<T, bfloat16>;
 
 inline MPI_Op mpi_op(reduce_op op) {
     switch (op) {
@@ -123,6 +134,7 @@ class mpi_communicator {
     /// Collective over this group: in-place element-wise reduction.
     template <class T>
     void all_reduce(T* data, std::size_t n, reduce_op op) {
+        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
         if (size() == 1) return;
         SHARDNET_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
                                          detail::mpi_type<T>(), detail::mpi_op(op), native()));
@@ -132,6 +144,7 @@ class mpi_communicator {
     /// then calls wait() on the result (or lets it go out of scope, which waits).
     template <class T>
     [[nodiscard]] detail::mpi_request all_reduce_async(T* data, std::size_t n, reduce_op op) {
+        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
         if (size() == 1) return {};
         MPI_Request request = MPI_REQUEST_NULL;
         SHARDNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
@@ -169,6 +182,7 @@ class mpi_communicator {
     /// Collective over this group: sum of `in` over ranks, rank r keeps block r.
     template <class T>
     void reduce_scatter(const T* in, T* out, std::span<const std::size_t> counts) {
+        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
         fill_counts(counts, false);
         SHARDNET_MPI_CHECK(MPI_Reduce_scatter(in, out, scratch_->counts.data(),
                                               detail::mpi_type<T>(), MPI_SUM, native()));

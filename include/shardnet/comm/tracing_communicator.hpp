@@ -13,6 +13,7 @@
 
 #include "shardnet/comm/async.hpp"
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/bfloat16.hpp"
 
 namespace shardnet {
 
@@ -115,7 +116,9 @@ class tracing_communicator {
   private:
     template <class T>
     void count(collective_count& kind, std::size_t n) {
-        collective_count& c = std::is_floating_point_v<T> ? kind : counts_->control;
+        // bfloat16 activations are data too (bf16 mixed precision gathers them).
+        collective_count& c =
+            std::is_floating_point_v<T> || std::is_same_v<T, bfloat16> ? kind : counts_->control;
         ++c.calls;
         c.elements += n;
         c.bytes += n * sizeof(T);

@@ -33,14 +33,14 @@ constexpr std::size_t field_count() {
         return N;
 }
 
-inline constexpr std::size_t max_reflected_fields = 32;
+inline constexpr std::size_t max_reflected_fields = 40;
 
 /// Calls f(field) for every field of the aggregate `object`, in declaration order.
 template <class T, class F>
 void for_each_field(T& object, F&& f) {
     constexpr std::size_t n = field_count<std::remove_const_t<T>>();
     static_assert(n >= 1 && n <= max_reflected_fields,
-                  "for_each_field: supports aggregates of 1 to 32 fields; extend the list below");
+                  "for_each_field: supports aggregates of 1 to 40 fields; extend the list below");
     if constexpr (n == 1) {
         auto& [f0] = object;
         (f(f0));
@@ -181,6 +181,66 @@ void for_each_field(T& object, F&& f) {
         (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
          f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
          f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31));
+    } else if constexpr (n == 33) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32));
+    } else if constexpr (n == 34) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33));
+    } else if constexpr (n == 35) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34] =
+            object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34));
+    } else if constexpr (n == 36) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34,
+               f35] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34), f(f35));
+    } else if constexpr (n == 37) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35,
+               f36] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34), f(f35), f(f36));
+    } else if constexpr (n == 38) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35,
+               f36, f37] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34), f(f35), f(f36), f(f37));
+    } else if constexpr (n == 39) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35,
+               f36, f37, f38] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34), f(f35), f(f36), f(f37), f(f38));
+    } else if constexpr (n == 40) {
+        auto& [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18,
+               f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35,
+               f36, f37, f38, f39] = object;
+        (f(f0), f(f1), f(f2), f(f3), f(f4), f(f5), f(f6), f(f7), f(f8), f(f9), f(f10), f(f11),
+         f(f12), f(f13), f(f14), f(f15), f(f16), f(f17), f(f18), f(f19), f(f20), f(f21), f(f22),
+         f(f23), f(f24), f(f25), f(f26), f(f27), f(f28), f(f29), f(f30), f(f31), f(f32), f(f33),
+         f(f34), f(f35), f(f36), f(f37), f(f38), f(f39));
     }
 }
 

@@ -183,6 +183,9 @@ checkpoint_manifest load_checkpoint(process_grid<Comm>& grid, const std::filesys
                       target);
         }
     opt.restore_updates(static_cast<std::size_t>(m.optimizer_updates));
+    // Checkpoints hold the fp32 master weights whatever precision wrote them: a bf16
+    // mixed-precision network rounds them into its bf16 copies now.
+    if constexpr (requires { net.refresh_low_precision(); }) net.refresh_low_precision();
     return m;
 }
 

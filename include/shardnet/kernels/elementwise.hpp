@@ -2,9 +2,12 @@
 // xsimd batches when the activation policy offers batch functions, scalar otherwise.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <xsimd/xsimd.hpp>
+
+#include "shardnet/core/bfloat16.hpp"
 
 // GCC 12 reports false -Wmaybe-uninitialized inside avx512fintrin.h (the `__Y = __Y` idiom)
 // wherever xsimd's exp and tanh are inlined for AVX-512; the values are fully initialized.
@@ -47,6 +50,33 @@ void activation_backward(const T* z, const T* dy, T* dz, std::size_t n) {
     }
     for (; i < n; ++i)
         dz[i] = dy[i] * Activation::derivative(z[i]);
+}
+
+/// Chunk of the fused passes below: small enough that the fp32 values just written are still in
+/// L1 when they are rounded to bf16, large enough to keep the loops long.
+inline constexpr std::size_t fused_chunk = 512;
+
+/// activation_forward, and y_low[i] = to_bfloat16(y[i]) in the same pass (chunk by chunk): the
+/// forward of a bf16 mixed-precision layer, whose fp32 output goes to the loss (last layer)
+/// and whose bf16 copy to the next layer's GEMM. y may alias z.
+template <class Activation, class T, class Arch = xsimd::default_arch>
+void activation_forward_bf16(const T* z, T* y, bfloat16* y_low, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += fused_chunk) {
+        const std::size_t m = std::min(fused_chunk, n - i);
+        activation_forward<Activation, T, Arch>(z + i, y + i, m);
+        to_bfloat16(y + i, y_low + i, m);
+    }
+}
+
+/// activation_backward, and dz_low[i] = to_bfloat16(dz[i]) in the same pass (chunk by chunk):
+/// dz in fp32 for the bias gradient, in bf16 for the dX and dW GEMMs. dz may alias dy.
+template <class Activation, class T, class Arch = xsimd::default_arch>
+void activation_backward_bf16(const T* z, const T* dy, T* dz, bfloat16* dz_low, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += fused_chunk) {
+        const std::size_t m = std::min(fused_chunk, n - i);
+        activation_backward<Activation, T, Arch>(z + i, dy + i, dz + i, m);
+        to_bfloat16(dz + i, dz_low + i, m);
+    }
 }
 
 }  // namespace shardnet::detail

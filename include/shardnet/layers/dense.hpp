@@ -14,12 +14,15 @@
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/element_type.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/layout.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/core/random.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/dense_products.hpp"
 #include "shardnet/kernels/elementwise.hpp"
 #include "shardnet/kernels/gemm_policy.hpp"
 #include "shardnet/layers/activation.hpp"
@@ -35,6 +38,8 @@ struct dense_options {
     std::uint64_t seed = 0;                          ///< with `layer`, keys the weight generator
     std::uint32_t layer = 0;                         ///< the layer's index in its network
     std::string name = "dense";                      ///< used in plans and error messages
+    /// fp32, or bf16 mixed precision (float layers only, see core/precision.hpp).
+    shardnet::precision precision = shardnet::precision::fp32;
 };
 
 /// One fully connected layer, Y = Activation(X·W + b), W stored in x out.
@@ -50,6 +55,13 @@ struct dense_options {
 ///
 /// The input must be in Partition::input_layout (its local width is weight_rows().size()),
 /// the output is in Partition::output_layout (local width weight_cols().size()).
+///
+/// With options.precision == bf16 (T = float, a partition that is a
+/// mixed_precision_partition) the layer keeps a bfloat16 copy of its weight shard beside the
+/// fp32 master (refresh_low_precision() after anything writes the master; the optimizer and
+/// checkpoint loading do it), keeps its input for backward in bf16 only, rounds dZ to bf16 for
+/// the dX and dW products, and runs its GEMMs on gemm_bf16 with fp32 results. Bias, activation,
+/// pre-activation, gradients and everything a collective reduces stay fp32.
 template <class T, class Partition, class Activation = activation::identity,
           class Gemm = xsimd_gemm>
 class dense {
@@ -102,6 +114,19 @@ class dense {
           options_(std::move(options)) {
         initialize_shard(weight_, options_.init, random_key{options_.seed, options_.layer, 0}, in_,
                          out_, rows_, cols_);
+        if (mixed()) {
+            if constexpr (!std::is_same_v<T, float>)
+                throw error(detail::concat(describe(), ": bf16 precision needs float weights"));
+            // Asked of the group type partition_policy is checked with: a partition written for
+            // one T fails it for any group, and is refused here rather than at its first step.
+            if constexpr (!mixed_precision_partition<Partition, model_group<local_communicator>>)
+                throw error(detail::concat(describe(),
+                                           ": bf16 precision needs a partition that "
+                                           "takes bf16 operands (see "
+                                           "mixed_precision_partition)"));
+            detail::ensure_shape(weight_low_, rows_.size(), cols_.size());
+            refresh_low_precision();
+        }
         detail::ensure_shape(weight_grad_, rows_.size(), cols_.size());
         weight_grad_.fill(T(0));
         if (options_.bias) {
@@ -128,6 +153,13 @@ class dense {
     /// validate once per step. @pre x.shape(1) == weight_rows().size()
     template <communicator Comm>
     const matrix<T>& forward_unchecked(Comm& group, const matrix<T>& x) {
+        if (mixed()) {
+            // The input is kept for backward in bf16 only: the dW product reads nothing else.
+            detail::ensure_shape(input_low_, x.shape(0), x.shape(1));
+            if constexpr (std::is_same_v<T, float>)
+                to_bfloat16(x.data(), input_low_.data(), x.size());
+            return forward_low_unchecked(group, input_low_);
+        }
         input_ = &x;
         detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
         Partition::template forward<Gemm>(group, x, weight_, bias_ptr(), pre_activation_);
@@ -140,6 +172,53 @@ class dense {
             return output_;
         }
     }
+
+    /// forward_unchecked() of an input already in bf16 (bf16 precision only): what a network
+    /// passes from one bf16 layer to the next, so that activations travel and are gathered in
+    /// bf16. Also fills output_low(). @pre x stays alive and unchanged until backward().
+    /// @throws error if the layer does not compute in bf16.
+    template <communicator Comm>
+    const matrix<T>& forward_low_unchecked(Comm& group, const matrix<bfloat16>& x) {
+        if constexpr (std::is_same_v<T, float> && mixed_precision_partition<Partition, Comm>) {
+            if (!mixed())
+                throw error(detail::concat(describe(), ": a bf16 input given to an fp32 layer"));
+            input_ = nullptr;
+            input_low_ptr_ = &x;
+            detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
+            detail::ensure_shape(output_low_, x.shape(0), cols_.size());
+            Partition::template forward<Gemm>(group, x, weight_low_, bias_ptr(), pre_activation_);
+            if constexpr (std::is_same_v<Activation, activation::identity>) {
+                to_bfloat16(pre_activation_.data(), output_low_.data(), pre_activation_.size());
+                return pre_activation_;
+            } else {
+                detail::ensure_shape(output_, x.shape(0), cols_.size());
+                detail::activation_forward_bf16<Activation>(pre_activation_.data(), output_.data(),
+                                                            output_low_.data(), output_.size());
+                return output_;
+            }
+        } else {
+            (void)group;
+            (void)x;
+            throw error(detail::concat(describe(), ": bf16 precision needs float weights and a ",
+                                       "partition that is a mixed_precision_partition"));
+        }
+    }
+
+    /// The output of the last forward rounded to bf16 (bf16 precision only; empty otherwise).
+    const matrix<bfloat16>& output_low() const { return output_low_; }
+
+    /// The precision the layer computes in (dense_options::precision).
+    shardnet::precision compute_precision() const { return options_.precision; }
+
+    /// Rounds the fp32 master weight shard into its bf16 copy (bf16 precision; nothing
+    /// otherwise). Call it after writing weight() directly.
+    void refresh_low_precision() {
+        if constexpr (std::is_same_v<T, float>)
+            if (mixed()) to_bfloat16(weight_.data(), weight_low_.data(), weight_.size());
+    }
+
+    /// The bf16 copy of the weight shard (weight().size() values), or null in fp32 precision.
+    bfloat16* weight_low_data() { return mixed() ? weight_low_.data() : nullptr; }
 
     /// From dY (the loss gradient w.r.t. this layer's output, in the output layout) computes
     /// dW and db (read them with weight_grad(), bias_grad()) and returns dX in the input
@@ -160,6 +239,7 @@ class dense {
     template <communicator Comm>
     const matrix<T>& backward_unchecked(Comm& group, const matrix<T>& dy,
                                         bool input_gradient = true) {
+        if (mixed()) return backward_mixed(group, dy, input_gradient);
         const matrix<T>* dz = &dy;
         if constexpr (!std::is_same_v<Activation, activation::identity>) {
             detail::ensure_shape(pre_activation_grad_, dy.shape(0), dy.shape(1));
@@ -202,6 +282,7 @@ class dense {
         if (global_bias)
             for (std::size_t j = 0; j < cols_.size(); ++j)
                 bias_(j) = (*global_bias)(cols_.to_global(j));
+        refresh_low_precision();
     }
 
     /// The full global W (in x out) on every rank, assembled from all shards. For interop and
@@ -313,7 +394,7 @@ class dense {
 
     /// Throws (locally) if dy does not match the output of the last forward().
     void check_output_gradient(const matrix<T>& dy) const {
-        if (input_ == nullptr)
+        if (input_ == nullptr && input_low_ptr_ == nullptr)
             throw error(detail::concat(describe(), ": backward() called before forward()"));
         if (dy.shape(0) != pre_activation_.shape(0) || dy.shape(1) != cols_.size())
             throw error(detail::concat(describe(), ": output gradient is ", dy.shape(0), " x ",
@@ -323,6 +404,45 @@ class dense {
     }
 
   private:
+    bool mixed() const { return options_.precision == shardnet::precision::bf16; }
+
+    /// backward_unchecked() in bf16 precision: dZ in fp32 (for the bias gradient, summed
+    /// before any rounding) and in bf16 (for the products), from one fused pass.
+    template <communicator Comm>
+    const matrix<T>& backward_mixed(Comm& group, const matrix<T>& dy, bool input_gradient) {
+        if constexpr (std::is_same_v<T, float> && mixed_precision_partition<Partition, Comm>) {
+            detail::ensure_shape(pre_activation_grad_low_, dy.shape(0), dy.shape(1));
+            const matrix<T>* dz = &dy;
+            if constexpr (std::is_same_v<Activation, activation::identity>) {
+                to_bfloat16(dy.data(), pre_activation_grad_low_.data(), dy.size());
+            } else {
+                detail::ensure_shape(pre_activation_grad_, dy.shape(0), dy.shape(1));
+                detail::activation_backward_bf16<Activation>(
+                    pre_activation_.data(), dy.data(), pre_activation_grad_.data(),
+                    pre_activation_grad_low_.data(), dy.size());
+                dz = &pre_activation_grad_;
+            }
+            if (options_.bias)
+                detail::column_sums(dz->data(), dz->shape(0), dz->shape(1), dz->shape(1),
+                                    bias_grad_.data());
+            matrix<T>* dx = nullptr;
+            if (input_gradient) {
+                detail::ensure_shape(input_grad_, dy.shape(0), rows_.size());
+                dx = &input_grad_;
+            }
+            Partition::template backward<Gemm>(group, *input_low_ptr_, weight_low_,
+                                               pre_activation_grad_low_, dx, weight_grad_,
+                                               static_cast<T*>(nullptr));
+            return input_grad_;
+        } else {
+            (void)group;
+            (void)dy;
+            (void)input_gradient;
+            throw error(detail::concat(describe(), ": bf16 precision needs float weights and a ",
+                                       "partition that is a mixed_precision_partition"));
+        }
+    }
+
     static std::string width_note(shard_range r, std::size_t total) {
         if (r.size() == total) return "";
         return detail::concat(" (its block [", r.begin, ", ", r.end, ") of ", total, ")");
@@ -361,6 +481,10 @@ class dense {
     // gradient workspaces. Sized on the first step; reused while the batch size holds.
     const matrix<T>* input_ = nullptr;
     matrix<T> pre_activation_, output_, pre_activation_grad_, input_grad_;
+    // bf16 precision only: the weight copy, and the step's bf16 input (converted here when the
+    // caller gives fp32, or the caller's), output and dZ.
+    matrix<bfloat16> weight_low_, input_low_, output_low_, pre_activation_grad_low_;
+    const matrix<bfloat16>* input_low_ptr_ = nullptr;
 };
 
 }  // namespace shardnet

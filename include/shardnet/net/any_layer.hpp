@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/partition/partition.hpp"
@@ -29,6 +31,11 @@ class any_layer {
     virtual const matrix<T>& forward_unchecked(Group& group, const matrix<T>& x) = 0;
     virtual const matrix<T>& backward_unchecked(Group& group, const matrix<T>& dy,
                                                 bool input_gradient) = 0;
+    virtual const matrix<T>& forward_low_unchecked(Group& group, const matrix<bfloat16>& x) = 0;
+    virtual const matrix<bfloat16>& output_low() const = 0;
+    virtual shardnet::precision compute_precision() const = 0;
+    virtual void refresh_low_precision() = 0;
+    virtual bfloat16* weight_low_data() = 0;
     virtual matrix<T> gather_weight(Group& group) const = 0;
     virtual vector<T> gather_bias(Group& group) const = 0;
     virtual void import_weights(Group& group, const matrix<T>& global_weight,
@@ -80,6 +87,13 @@ class layer_adapter final : public any_layer<typename Layer::value_type, Group> 
                                         bool input_gradient) override {
         return layer_.backward_unchecked(group, dy, input_gradient);
     }
+    const matrix<T>& forward_low_unchecked(Group& group, const matrix<bfloat16>& x) override {
+        return layer_.forward_low_unchecked(group, x);
+    }
+    const matrix<bfloat16>& output_low() const override { return layer_.output_low(); }
+    shardnet::precision compute_precision() const override { return layer_.compute_precision(); }
+    void refresh_low_precision() override { layer_.refresh_low_precision(); }
+    bfloat16* weight_low_data() override { return layer_.weight_low_data(); }
     matrix<T> gather_weight(Group& group) const override { return layer_.gather_weight(group); }
     vector<T> gather_bias(Group& group) const override { return layer_.gather_bias(group); }
     void import_weights(Group& group, const matrix<T>& global_weight,

@@ -6,12 +6,15 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
@@ -77,15 +80,21 @@ class layout_conversion {
     layout to() const { return to_; }
 
     /// Collective over the ranks holding the other blocks of `from` when anything is gathered.
-    template <communicator Comm>
-    const matrix<T>& forward(Comm& group, const matrix<T>& x) {
-        return identity_ ? x : convert(group, from_, from_table_, to_block_, x, converted_);
+    /// x is of T, or bfloat16 (a bf16 mixed-precision network's activations, gathered as their
+    /// 16 bits: half the bytes, and the same values the next layer would round them to).
+    template <communicator Comm, class U>
+    requires std::same_as<U, T> || std::same_as<U, bfloat16>
+    const matrix<U>& forward(Comm& group, const matrix<U>& x) {
+        if constexpr (std::is_same_v<U, T>)
+            return identity_ ? x : convert(group, from_, from_table_, to_block_, x, forward_);
+        else
+            return identity_ ? x : convert(group, from_, from_table_, to_block_, x, forward_low_);
     }
 
     /// The backward twin: from a gradient in `to`, the gradient in `from`.
     template <communicator Comm>
     const matrix<T>& backward(Comm& group, const matrix<T>& dy) {
-        return identity_ ? dy : convert(group, to_, to_table_, from_block_, dy, converted_grad_);
+        return identity_ ? dy : convert(group, to_, to_table_, from_block_, dy, backward_);
     }
 
     /// Elements all-gathered per pass of a batch (forward, backward) and over how many ranks.
@@ -130,23 +139,30 @@ class layout_conversion {
         return true;
     }
 
+    /// The buffers of one direction (and element type) of the conversion.
+    template <class U>
+    struct staging {
+        std::vector<U> blocks;
+        matrix<U> gathered, out;
+    };
+
     /// Gathers `x` (blocks of `held` over the grid) whole when it is split, then keeps `keep`.
-    template <communicator Comm>
-    const matrix<T>& convert(Comm& group, layout held, const shard_table& table, shard_range keep,
-                             const matrix<T>& x, matrix<T>& out) {
-        const matrix<T>* whole = &x;
+    template <communicator Comm, class U>
+    const matrix<U>& convert(Comm& group, layout held, const shard_table& table, shard_range keep,
+                             const matrix<U>& x, staging<U>& s) {
+        const matrix<U>* whole = &x;
         if (auto* over = group_splitting(group, held)) {
             // Keeping every feature (to replicated): gather straight into the result, with no
             // second copy on the step's path.
             if (keep.size() == table.total()) {
-                detail::gather_columns(*over, x, table, counts_, blocks_, out);
-                return out;
+                detail::gather_columns(*over, x, table, counts_, s.blocks, s.out);
+                return s.out;
             }
-            detail::gather_columns(*over, x, table, counts_, blocks_, gathered_);
-            whole = &gathered_;
+            detail::gather_columns(*over, x, table, counts_, s.blocks, s.gathered);
+            whole = &s.gathered;
         }
-        detail::take_columns(*whole, keep, out);
-        return out;
+        detail::take_columns(*whole, keep, s.out);
+        return s.out;
     }
 
     layout from_, to_;
@@ -154,8 +170,8 @@ class layout_conversion {
     shard_table from_table_, to_table_;
     bool identity_;
     std::vector<std::size_t> counts_;
-    std::vector<T> blocks_;
-    matrix<T> gathered_, converted_, converted_grad_;
+    staging<T> forward_, backward_;
+    staging<bfloat16> forward_low_;
 };
 
 }  // namespace shardnet

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <typeindex>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -19,9 +20,11 @@
 #include "shardnet/comm/async.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/core/progress.hpp"
 #include "shardnet/core/settings.hpp"
 #include "shardnet/core/tensor.hpp"
@@ -40,6 +43,10 @@ struct network_options {
     bool bias = true;
     /// Weight initialization; by default He for relu and gelu layers, Xavier for the others.
     std::optional<init_scheme> init;
+    /// What every layer computes in: fp32, or bf16 mixed precision (core/precision.hpp; float
+    /// networks only). Checkpoints are fp32 either way (the master weights), so a checkpoint
+    /// written in one precision loads into a network of the other.
+    shardnet::precision precision = shardnet::precision::fp32;
 };
 
 namespace detail {
@@ -49,6 +56,7 @@ inline constexpr setting_field network_option_fields[] = {
     {"seed", setting_role::same_on_ranks},
     {"bias", setting_role::same_on_ranks},
     {"init", setting_role::same_on_ranks},
+    {"precision", setting_role::same_on_ranks},
 };
 
 }  // namespace detail
@@ -88,6 +96,7 @@ dense_options layer_options(const network_options& options, std::size_t index) {
     o.layer = static_cast<std::uint32_t>(index);
     o.init = options.init.value_or(default_init<Activation>());
     o.name = concat("fc", index + 1);
+    o.precision = options.precision;
     return o;
 }
 
@@ -114,9 +123,22 @@ class network_core {
     const matrix<T>& forward(Comm& group, const matrix<T>& x) {
         check_input(group, x);
         const matrix<T>* y = &x;
+        // The previous layer's output rounded to bf16, when it computes in bf16: a bf16 layer
+        // after it takes that (gathered in bf16 by the conversion) instead of the fp32 output.
+        const matrix<bfloat16>* y_low = nullptr;
         for (std::size_t i = 0; i < depth(); ++i) {
-            const matrix<T>& converted = conversions_[i].forward(group, *y);
-            self().with_layer(i, [&](auto& l) { y = &l.forward_unchecked(group, converted); });
+            self().with_layer(i, [&](auto& l) {
+                const bool low = l.compute_precision() == precision::bf16;
+                if constexpr (collectives_on<Comm, bfloat16>) {
+                    if (low && y_low != nullptr) {
+                        y = &l.forward_low_unchecked(group, conversions_[i].forward(group, *y_low));
+                        y_low = &l.output_low();
+                        return;
+                    }
+                }
+                y = &l.forward_unchecked(group, conversions_[i].forward(group, *y));
+                y_low = low ? &l.output_low() : nullptr;
+            });
         }
         return *y;
     }
@@ -205,6 +227,15 @@ class network_core {
         reduce_over_data(data_group);
     }
 
+    /// Rounds every master weight shard into its bf16 copy (bf16 precision layers; nothing for
+    /// fp32 ones). Optimizers do it as they update and load_checkpoint after it loads; call it
+    /// after writing weights any other way. Not collective.
+    void refresh_low_precision() {
+        if constexpr (std::is_same_v<T, float>)  // only float layers have bf16 copies
+            for (auto& p : parameters_)
+                if (p.low_precision_copy) to_bfloat16(p.value, p.low_precision_copy, p.size);
+    }
+
     /// Where the gradients stand; optimizers refuse anything but `reduced`.
     gradient_state gradients() const { return state_; }
     /// Called by optimizers after an update.
@@ -234,8 +265,16 @@ class network_core {
         p.model_parallel = grid_.size();
         p.model_grid = grid_;
         p.data_parallel = data_parallel;
+        bool previous_bf16 = false;  // whether the layer before hands on bf16 activations
         for (std::size_t i = 0; i < depth(); ++i)
-            self().with_layer(i, [&](const auto& l) { plan_layer(p, l, i, batch); });
+            self().with_layer(i, [&](const auto& l) {
+                plan_layer(p, l, i, batch);
+                const bool bf16 = l.compute_precision() == precision::bf16;
+                p.layers.back().bf16 = bf16;
+                p.layers.back().forward_gather_element_size =
+                    bf16 && previous_bf16 ? sizeof(bfloat16) : sizeof(T);
+                previous_bf16 = bf16;
+            });
         if (data_parallel > 1)
             for (const auto& param : parameters_)
                 p.data_parallel_all_reduce += param.size;
@@ -308,7 +347,7 @@ class network_core {
         const partition_map map = l.map();
         parameters_.push_back({l.name() + ".weight", l.weight().data(), l.weight_grad().data(),
                                l.weight().size(), map.first_weight_copy(in, out, grid_, at_),
-                               l.weight_gradient_over_model_group()});
+                               l.weight_gradient_over_model_group(), l.weight_low_data()});
         if (l.has_bias())
             parameters_.push_back({l.name() + ".bias", l.bias().data(), l.bias_grad().data(),
                                    l.bias().size(), map.first_bias_copy(out, grid_, at_),

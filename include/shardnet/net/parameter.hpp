@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <string>
 
+#include "shardnet/core/bfloat16.hpp"
+
 namespace shardnet {
 
 /// Where a gradient stands in a step. Every parameter is replicated across data-parallel
@@ -30,6 +32,9 @@ struct parameter_ref {
     /// True when the gradient is a partial sum over the model-parallel group and must be
     /// summed there too (from the partition's reduced_over type); false for the built-ins.
     bool reduce_over_model_group = false;
+    /// The bf16 copy of `value` a bf16 mixed-precision layer multiplies with (size elements),
+    /// or null. An optimizer that writes `value` rounds it into this copy in the same pass.
+    bfloat16* low_precision_copy = nullptr;
 };
 
 }  // namespace shardnet

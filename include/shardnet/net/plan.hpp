@@ -26,6 +26,10 @@ struct layer_plan {
     /// of it for 2D layouts and partitions).
     std::size_t forward_reduce_group = 1, backward_reduce_group = 1;
     std::size_t forward_gather_group = 1, backward_gather_group = 1;
+    /// Bytes of one element of the forward all-gather: the plan's element_size, or 2 when a bf16
+    /// layer gathers the bf16 activations of the bf16 layer before it (core/precision.hpp).
+    std::size_t forward_gather_element_size = 4;
+    bool bf16 = false;  ///< the layer runs its GEMMs in bf16 (mixed precision)
 };
 
 /// The plan of a network for one rank.
@@ -54,13 +58,15 @@ struct network_plan {
         };
         double b = 0;
         for (const auto& l : layers) {
-            b += ring(l.forward_all_reduce, l.forward_reduce_group, 2.0);
-            b += ring(l.backward_all_reduce, l.backward_reduce_group, 2.0);
-            b += ring(l.forward_all_gather, l.forward_gather_group, 1.0);
-            b += ring(l.backward_all_gather, l.backward_gather_group, 1.0);
+            const auto element = static_cast<double>(element_size);
+            b += ring(l.forward_all_reduce, l.forward_reduce_group, 2.0) * element;
+            b += ring(l.backward_all_reduce, l.backward_reduce_group, 2.0) * element;
+            b += ring(l.forward_all_gather, l.forward_gather_group, 1.0) *
+                 static_cast<double>(l.forward_gather_element_size);
+            b += ring(l.backward_all_gather, l.backward_gather_group, 1.0) * element;
         }
-        b += ring(data_parallel_all_reduce, data_parallel, 2.0);
-        return b * static_cast<double>(element_size);
+        b += ring(data_parallel_all_reduce, data_parallel, 2.0) * static_cast<double>(element_size);
+        return b;
     }
 
     /// Prints the plan as a table. Leaves out's formatting state (flags, precision, fill) as it
@@ -79,9 +85,10 @@ struct network_plan {
             os << "  " << std::left << std::setw(5) << l.name << std::setw(19) << l.partition
                << std::setw(9) << l.activation << "W " << l.in << " x " << l.out << ", local "
                << l.local_rows << " x " << l.local_cols << "; " << to_string(l.input_layout)
-               << " -> " << to_string(l.output_layout) << "\n";
+               << " -> " << to_string(l.output_layout) << (l.bf16 ? "; bf16 GEMMs" : "") << "\n";
             if (l.conversion != "none")
-                os << "       before it: " << l.conversion << ", " << l.forward_all_gather << " + "
+                os << "       before it: " << l.conversion << ", " << l.forward_all_gather
+                   << (l.forward_gather_element_size == 2 ? " (bf16)" : "") << " + "
                    << l.backward_all_gather << " elements gathered\n";
             if (l.forward_all_reduce)
                 os << "       forward: all-reduce of " << l.forward_all_reduce << " elements\n";

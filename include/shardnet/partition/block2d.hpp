@@ -60,8 +60,8 @@ struct block2d_oriented {
     /// z_j = Σ_i x_i · W_ij + b_j: the local product, summed over the ranks that hold the
     /// other input blocks of this output block, then the bias (once). Collective over
     /// `group` (a model_group, or a plain communicator seen as a 1 x P grid).
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void forward(Comm& group, const matrix<T>& x, const matrix<T>& w, const T* bias,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm& group, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         forward_product<Gemm>(x, w, z);
         // Every rank of that group holds the same output block, so all skip an empty one.
@@ -73,9 +73,9 @@ struct block2d_oriented {
     /// dx_i = Σ_j dz_j · W_ijᵀ (summed over the ranks that hold the other output blocks),
     /// dW_ij = x_iᵀ · dz_j, db_j = Σ dz_j (the same on every copy). The sum of dx is started
     /// before dW is computed and waited after, so it overlaps the weight-gradient product.
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void backward(Comm& group, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
-                         matrix<T>* dx, matrix<T>& dw, T* dbias) {
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm& group, const matrix<In>& x, const matrix<In>& w,
+                         const matrix<In>& dz, matrix<T>* dx, matrix<T>& dw, T* dbias) {
         auto* sum_over = group_splitting(group, output_layout);
         if (dx == nullptr || sum_over == nullptr || dx->size() == 0)
             return local_backward<Gemm>(x, w, dz, dx, dw, dbias);

@@ -30,8 +30,8 @@ struct column_split {
     }
 
     /// z_r = x · W_r + b_r. No communication.
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm&, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         local_forward<Gemm>(x, w, bias, z);
     }
@@ -40,8 +40,8 @@ struct column_split {
     /// one all-reduce of batch x in elements, started before dW is computed and waited after,
     /// so the reduction overlaps the weight-gradient product. With dx null (the first layer of
     /// a network, whose input needs no gradient) neither the product nor the all-reduce runs.
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void backward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         if (dx == nullptr) return parameter_gradients<Gemm>(x, dz, dw, dbias);
         input_gradient_product<Gemm>(dz, w, *dx);

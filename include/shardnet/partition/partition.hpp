@@ -11,6 +11,7 @@
 
 #include "shardnet/comm/local_communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/grid_shape.hpp"
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/shard.hpp"
@@ -141,6 +142,21 @@ concept partition_policy = requires(std::size_t n, const matrix<double>& cm, mat
     { P::traffic(n, n, n, grid, at) } -> std::same_as<step_traffic>;
     P::template forward<xsimd_gemm>(group, cm, cm, cb, m);
     P::template backward<xsimd_gemm>(group, cm, cm, cm, mp, m, b);
+};
+
+/// A partition that also runs bf16 mixed precision (core/precision.hpp) on groups of type Group:
+/// its forward and backward accept bfloat16 x, w and dz with float bias, z, dx, dw (the products
+/// of kernels/dense_products.hpp do, when the partition passes its operand type on:
+/// `template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T> static void
+/// forward(Comm&, const matrix<In>& x, const matrix<In>& w, const T* bias, matrix<T>& z)`).
+/// The built-in partitions do; a partition written for one T only is still a partition_policy,
+/// and a dense layer refuses bf16 precision with it.
+template <class P, class Group>
+concept mixed_precision_partition = requires(Group& group, const matrix<bfloat16>& low,
+                                             const float* bias, matrix<float>& m, matrix<float>* mp,
+                                             float* b) {
+    P::template forward<xsimd_gemm>(group, low, low, bias, m);
+    P::template backward<xsimd_gemm>(group, low, low, low, mp, m, b);
 };
 
 /// The parameter map of partition P.

@@ -25,14 +25,14 @@ struct replicated {
         return {};
     }
 
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void forward(Comm&, const matrix<T>& x, const matrix<T>& w, const T* bias,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm&, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         local_forward<Gemm>(x, w, bias, z);
     }
 
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm&, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }

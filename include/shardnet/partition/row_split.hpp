@@ -30,8 +30,8 @@ struct row_split {
 
     /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out.
     /// The bias is added after the reduction, so it counts once whatever P is.
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void forward(Comm& comm, const matrix<T>& x, const matrix<T>& w, const T* bias,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         forward_product<Gemm>(x, w, z);
         comm.all_reduce(z.data(), z.size(), reduce_op::sum);
@@ -40,8 +40,8 @@ struct row_split {
 
     /// dx_r = dz · W_rᵀ, dW_r = x_rᵀ · dz, db = Σ dz (the same on every rank, since dz is
     /// replicated). No communication.
-    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class T>
-    static void backward(Comm&, const matrix<T>& x, const matrix<T>& w, const matrix<T>& dz,
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm&, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         local_backward<Gemm>(x, w, dz, dx, dw, dbias);
     }

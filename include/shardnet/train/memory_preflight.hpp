@@ -18,8 +18,10 @@
 
 #include "shardnet/comm/agree.hpp"
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/memory.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/layers/dense.hpp"
 
 namespace shardnet {
@@ -54,13 +56,17 @@ struct layer_list {
 /// `element_size`-byte elements whose layer i has the parameter map maps[i], with `widths` on
 /// `batch` rows per replica and an optimizer with `optimizer_slots` state arrays per parameter
 /// (SGD with momentum 1, Adam 2). Activations count, for each layer, the blocks of its input
-/// and output this rank holds, with their pre-activation and gradient copies. Not collective.
+/// and output this rank holds, with their pre-activation and gradient copies. In bf16 precision
+/// (core/precision.hpp) each layer also holds a bf16 copy of its weight shard and bf16 copies
+/// of its input, output and output gradient. Not collective.
 inline memory_estimate estimate_training_memory(const std::vector<partition_map>& maps,
                                                 std::size_t element_size,
                                                 const std::vector<std::size_t>& widths,
                                                 grid_shape grid, grid_position at,
-                                                std::size_t batch, std::size_t optimizer_slots) {
+                                                std::size_t batch, std::size_t optimizer_slots,
+                                                precision compute = precision::fp32) {
     memory_estimate e;
+    const double low = compute == precision::bf16 ? static_cast<double>(sizeof(bfloat16)) : 0.0;
     const double element = static_cast<double>(element_size);
     for (std::size_t i = 0; i < maps.size() && i + 1 < widths.size(); ++i) {
         const double rows = static_cast<double>(maps[i].weight_rows(widths[i], grid, at).size());
@@ -73,6 +79,8 @@ inline memory_estimate estimate_training_memory(const std::vector<partition_map>
         // This rank's input and output blocks (a replicated layout holds all of it), with the
         // pre-activation and the gradients of each.
         e.activations += 3.0 * static_cast<double>(batch) * (rows + cols) * element;
+        e.weights += rows * cols * low;
+        e.activations += (static_cast<double>(batch) * (rows + 2.0 * cols)) * low;
     }
     e.workspace = 16.0 * 1024 * 1024;  // GEMM packing panels and collective scratch
     return e;

@@ -83,9 +83,11 @@ class optimizer {
     explicit optimizer(optimizer_options options) : options_(options) {}
 
     /// One update of every parameter of `net`, in one vectorized pass over each shard (gradient
-    /// clipping scales the gradients inside it). Collective over the model-parallel `group` when
-    /// clipping (one all-reduce of one element for the global norm) and when checking (one of
-    /// one element for the finite flag). Gradients are left as backward produced them.
+    /// clipping scales the gradients inside it; a parameter with a bf16 copy, of a bf16
+    /// mixed-precision layer, gets it refreshed in that pass too). Collective over the
+    /// model-parallel `group` when clipping (one all-reduce of one element for the global norm) and
+    /// when checking (one of one element for the finite flag). Gradients are left as backward
+    /// produced them.
     /// @throws error if the gradients were not reduced over the data-parallel group.
     template <class Net, communicator Comm>
     step_report step(Net& net, Comm& group, gradient_check check) {
@@ -223,8 +225,9 @@ class optimizer {
                                                 .momentum = static_cast<T>(options_.momentum),
                                                 .nesterov = options_.nesterov,
                                                 .first = updates_ == 1};
-            return detail::sgd_update(
-                p.value, p.grad, options_.momentum != 0.0 ? s.first.data() : nullptr, p.size, k);
+            return detail::sgd_update(p.value, p.grad,
+                                      options_.momentum != 0.0 ? s.first.data() : nullptr, p.size,
+                                      k, p.low_precision_copy);
         }
         const auto t = static_cast<double>(updates_);
         const detail::adam_coefficients<T> k{
@@ -237,7 +240,8 @@ class optimizer {
             .eps = static_cast<T>(options_.eps),
             .correction1 = static_cast<T>(1.0 / (1.0 - std::pow(options_.beta1, t))),
             .correction2 = static_cast<T>(1.0 / (1.0 - std::pow(options_.beta2, t)))};
-        return detail::adam_update(p.value, p.grad, s.first.data(), s.second.data(), p.size, k);
+        return detail::adam_update(p.value, p.grad, s.first.data(), s.second.data(), p.size, k,
+                                   p.low_precision_copy);
     }
 
     optimizer_options options_;

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
+
+#include "shardnet/core/bfloat16.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside avx512fintrin.h (the `__Y = __Y` idiom of
 // _mm512_undefined_pd) wherever xsimd's sqrt is inlined for AVX-512; the values are initialized.
@@ -16,12 +19,13 @@
 
 namespace shardnet::detail {
 
-/// Calls body(at) over n elements in xsimd batches, where at[a] points at the batch's first
-/// element in arrays[a]; the last partial batch runs on a zero-padded copy. So every element
-/// goes through the same instructions whatever its position, and a weight updates bitwise alike
-/// on a rank that holds it inside a batch and on one whose shard ends with it (1-rank and P-rank
-/// runs must agree exactly). Bodies load and store unaligned: shards start anywhere. Bit a of
-/// `written` says whether body stores to arrays[a] (only those get the padded copy back).
+/// Calls body(at, first, count) over n elements in xsimd batches, where at[a] points at the
+/// batch's first element in arrays[a] (element `first` of n, `count` of them real: the batch
+/// width, or fewer in the last batch); the last partial batch runs on a zero-padded copy. So every
+/// element goes through the same instructions whatever its position, and a weight updates bitwise
+/// alike on a rank that holds it inside a batch and on one whose shard ends with it (1-rank and
+/// P-rank runs must agree exactly). Bodies load and store unaligned: shards start anywhere. Bit a
+/// of `written` says whether body stores to arrays[a] (only those get the padded copy back).
 template <class T, std::size_t Arrays, class Body>
 void for_each_batch(std::size_t n, T* const (&arrays)[Arrays], unsigned written, Body&& body) {
     constexpr std::size_t width = xsimd::batch<T>::size;
@@ -30,7 +34,7 @@ void for_each_batch(std::size_t n, T* const (&arrays)[Arrays], unsigned written,
     for (; i + width <= n; i += width) {
         for (std::size_t a = 0; a < Arrays; ++a)
             at[a] = arrays[a] + i;
-        body(at);
+        body(at, i, width);
     }
     if (i == n) return;
     alignas(64) T tail[Arrays][width] = {};
@@ -40,7 +44,7 @@ void for_each_batch(std::size_t n, T* const (&arrays)[Arrays], unsigned written,
             tail[a][j] = arrays[a][i + j];
         at[a] = tail[a];
     }
-    body(at);
+    body(at, i, rest);
     for (std::size_t a = 0; a < Arrays; ++a)
         if (written & (1u << a))
             for (std::size_t j = 0; j < rest; ++j)
@@ -71,6 +75,17 @@ xsimd::batch<T> load(const T* p) noexcept {
     return xsimd::batch<T>::load_unaligned(p);
 }
 
+/// Stores the updated weights w (count of them real) at `at` and, when `low` is not null (the
+/// parameter has a bf16 copy, core/precision.hpp), their bf16 rounding at low[first...]: the
+/// copy is refreshed in the update's own pass, from values still in registers and L1.
+template <class T>
+void store_weights(const xsimd::batch<T>& w, T* at, bfloat16* low, std::size_t first,
+                   std::size_t count) noexcept {
+    w.store_unaligned(at);
+    if constexpr (std::is_same_v<T, float>)
+        if (low != nullptr) to_bfloat16(at, low + first, count);
+}
+
 /// The coefficients of one SGD update, in T.
 template <class T>
 struct sgd_coefficients {
@@ -86,8 +101,10 @@ struct sgd_coefficients {
 /// buf = momentum·buf + g (buf = g the first time) and g = buf, or g + momentum·buf with
 /// Nesterov; then w -= rate·g. `buffer` is null without momentum. Gradients are left as given.
 /// @return whether every gradient read was finite.
+/// With `low` not null, also low[i] = to_bfloat16(new weight[i]) in the same pass (float only).
 template <class T>
-bool sgd_update(T* weight, const T* grad, T* buffer, std::size_t n, const sgd_coefficients<T>& k) {
+bool sgd_update(T* weight, const T* grad, T* buffer, std::size_t n, const sgd_coefficients<T>& k,
+                bfloat16* low = nullptr) {
     using batch = xsimd::batch<T>;
     finite_watch<T> watch;
     const batch rate(k.rate), decay(k.decay), scale(k.scale), mu(k.momentum);
@@ -98,17 +115,17 @@ bool sgd_update(T* weight, const T* grad, T* buffer, std::size_t n, const sgd_co
     };
     if (buffer == nullptr) {
         T* const arrays[2] = {weight, const_cast<T*>(grad)};  // gradients are only read
-        for_each_batch(n, arrays, 0b01, [&](T* const* at) {
-            xsimd::fnma(rate, gradient(at), load(at[0])).store_unaligned(at[0]);
+        for_each_batch(n, arrays, 0b01, [&](T* const* at, std::size_t first, std::size_t count) {
+            store_weights(xsimd::fnma(rate, gradient(at), load(at[0])), at[0], low, first, count);
         });
     } else {
         T* const arrays[3] = {weight, const_cast<T*>(grad), buffer};
-        for_each_batch(n, arrays, 0b101, [&](T* const* at) {
+        for_each_batch(n, arrays, 0b101, [&](T* const* at, std::size_t first, std::size_t count) {
             const batch g = gradient(at);
             const batch buf = k.first ? g : xsimd::fma(mu, load(at[2]), g);
             buf.store_unaligned(at[2]);
             const batch step = k.nesterov ? xsimd::fma(mu, buf, g) : buf;
-            xsimd::fnma(rate, step, load(at[0])).store_unaligned(at[0]);
+            store_weights(xsimd::fnma(rate, step, load(at[0])), at[0], low, first, count);
         });
     }
     return watch.all_finite();
@@ -129,17 +146,18 @@ struct adam_coefficients {
 /// One Adam (AdamW) update of n elements: g = scale·grad (+ decay·w for Adam; AdamW first
 /// shrinks w by rate·decay·w), m = beta1·m + (1 - beta1)·g, v = beta2·v + (1 - beta2)·g²,
 /// w -= rate·(m·correction1) / (sqrt(v·correction2) + eps). Gradients are left as given.
+/// With `low` not null, also low[i] = to_bfloat16(new weight[i]) in the same pass (float only).
 /// @return whether every gradient read was finite.
 template <class T>
 bool adam_update(T* weight, const T* grad, T* first_moment, T* second_moment, std::size_t n,
-                 const adam_coefficients<T>& k) {
+                 const adam_coefficients<T>& k, bfloat16* low = nullptr) {
     using batch = xsimd::batch<T>;
     finite_watch<T> watch;
     const batch rate(k.rate), decay(k.decay), shrink(k.rate * k.decay), scale(k.scale);
     const batch b1(k.beta1), b2(k.beta2), one_minus_b1(T(1) - k.beta1),
         one_minus_b2(T(1) - k.beta2), c1(k.correction1), c2(k.correction2), eps(k.eps);
     T* const arrays[4] = {weight, const_cast<T*>(grad), first_moment, second_moment};
-    for_each_batch(n, arrays, 0b1101, [&](T* const* at) {
+    for_each_batch(n, arrays, 0b1101, [&](T* const* at, std::size_t first, std::size_t count) {
         const batch raw = load(at[1]);
         watch.see(raw);
         batch w = load(at[0]);
@@ -153,7 +171,7 @@ bool adam_update(T* weight, const T* grad, T* first_moment, T* second_moment, st
         m.store_unaligned(at[2]);
         v.store_unaligned(at[3]);
         w = xsimd::fnma(rate, (m * c1) / (xsimd::sqrt(v * c2) + eps), w);
-        w.store_unaligned(at[0]);
+        store_weights(w, at[0], low, first, count);
     });
     return watch.all_finite();
 }
@@ -163,7 +181,8 @@ template <class T>
 bool all_finite(const T* grad, std::size_t n) {
     finite_watch<T> watch;
     T* const arrays[1] = {const_cast<T*>(grad)};  // never written: `written` is 0
-    for_each_batch(n, arrays, 0u, [&](T* const* at) { watch.see(load(at[0])); });
+    for_each_batch(n, arrays, 0u,
+                   [&](T* const* at, std::size_t, std::size_t) { watch.see(load(at[0])); });
     return watch.all_finite();
 }
 
