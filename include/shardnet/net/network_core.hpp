@@ -10,8 +10,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <typeindex>
 #include <type_traits>
+#include <typeindex>
 #include <typeinfo>
 #include <utility>
 #include <vector>
