@@ -462,8 +462,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                 throw sn::error("--grid-count needs --grid FILE.png");
         }))
         return *stop;
-    sn::agree_same_settings(
-        world, sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks), "classify");
+    sn::agree_same_settings(world,
+                            sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks),
+                            "classify's options");
     sn::agree_on(world, [&] {
         if (world.rank() == 0) check_outputs(c);
     });

@@ -589,8 +589,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         }))
         return *stop;
 
-    sn::agree_same_settings(
-        world, sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks), "train_mlp");
+    sn::agree_same_settings(world,
+                            sn::describe_fields(c, config_fields, sn::setting_role::same_on_ranks),
+                            "train_mlp's options");
     sn::agree_on(world, [&] {
         if (world.rank() == 0) check_outputs(c);
     });
