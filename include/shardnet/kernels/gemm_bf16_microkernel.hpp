@@ -14,49 +14,10 @@
 #endif
 
 #include "shardnet/core/bfloat16.hpp"
+#include "shardnet/kernels/gemm_microkernel.hpp"
 #include "shardnet/kernels/simd.hpp"
 
 namespace shardnet::detail {
-
-/// C[0:rows, 0:cols] = alpha · acc + beta · C for an MR x (NV batches) tile of accumulators,
-/// as the float micro-kernel merges its tile: a full tile straight from registers, an edge tile
-/// through a buffer; beta == 0 never reads C.
-template <std::size_t MR, std::size_t NV, class Batch>
-void merge_tile(const Batch (&acc)[MR][NV], float alpha, float beta, float* c, std::size_t ldc,
-                std::size_t rows, std::size_t cols) {
-    constexpr std::size_t width = Batch::size;
-    constexpr std::size_t NR = NV * width;
-    const Batch alpha_v(alpha);
-    const Batch beta_v(beta);
-    if (rows == MR && cols == NR) {
-        static_for<MR>([&](auto i) {
-            static_for<NV>([&](auto v) {
-                float* out = c + i * ldc + v * width;
-                if (beta == 0.0f)
-                    (alpha_v * acc[i][v]).store_unaligned(out);
-                else
-                    xsimd::fma(alpha_v, acc[i][v], beta_v * Batch::load_unaligned(out))
-                        .store_unaligned(out);
-            });
-        });
-        return;
-    }
-    alignas(64) float tile[MR * NR];
-    static_for<MR>([&](auto i) {
-        static_for<NV>(
-            [&](auto v) { (alpha_v * acc[i][v]).store_aligned(tile + i * NR + v * width); });
-    });
-    for (std::size_t i = 0; i < rows; ++i) {
-        float* out = c + i * ldc;
-        const float* in = tile + i * NR;
-        if (beta == 0.0f)
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j];
-        else
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j] + beta * out[j];
-    }
-}
 
 /// The low bfloat16 of each pair moved to the high half: `words << 16`. On AVX-512 through the
 /// zero-masked shift, because xsimd 8.1's `<<` calls GCC 12's unmasked one, which starts from

@@ -21,6 +21,47 @@ struct no_side_job {
     void operator()(std::size_t) const noexcept {}
 };
 
+/// C[0:rows, 0:cols] = alpha · acc + beta · C for an MR x (NV batches) tile of accumulators
+/// (the float and the bfloat16 micro-kernels' last step): a full tile straight from registers,
+/// an edge tile (the ragged right or bottom border of C) through a small buffer, so the hot
+/// loop is the same for every tile. beta == 0 never reads C.
+template <std::size_t MR, std::size_t NV, class Batch, class T = typename Batch::value_type>
+void merge_tile(const Batch (&acc)[MR][NV], T alpha, T beta, T* c, std::size_t ldc,
+                std::size_t rows, std::size_t cols) {
+    constexpr std::size_t width = Batch::size;
+    constexpr std::size_t NR = NV * width;
+    const Batch alpha_v(alpha);
+    const Batch beta_v(beta);
+    if (rows == MR && cols == NR) {
+        static_for<MR>([&](auto i) {
+            static_for<NV>([&](auto v) {
+                T* out = c + i * ldc + v * width;
+                if (beta == T(0))
+                    (alpha_v * acc[i][v]).store_unaligned(out);
+                else
+                    xsimd::fma(alpha_v, acc[i][v], beta_v * Batch::load_unaligned(out))
+                        .store_unaligned(out);
+            });
+        });
+        return;
+    }
+    alignas(64) T tile[MR * NR];
+    static_for<MR>([&](auto i) {
+        static_for<NV>(
+            [&](auto v) { (alpha_v * acc[i][v]).store_aligned(tile + i * NR + v * width); });
+    });
+    for (std::size_t i = 0; i < rows; ++i) {
+        T* out = c + i * ldc;
+        const T* in = tile + i * NR;
+        if (beta == T(0))
+            for (std::size_t j = 0; j < cols; ++j)
+                out[j] = in[j];
+        else
+            for (std::size_t j = 0; j < cols; ++j)
+                out[j] = in[j] + beta * out[j];
+    }
+}
+
 /// C[0:rows, 0:cols] = alpha · Σ_p a[p·MR + i] · b[p·b_stride + j] + beta · C, for the packed
 /// micro-panel `a` (depth x MR, from pack_a) and a micro-panel `b` of depth x NR values whose
 /// steps of p are b_stride apart: packed by pack_b (BInPlace == false: b_stride == NR,
@@ -71,37 +112,7 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
         b += b_stride;
     }
 
-    const batch alpha_v(alpha);
-    const batch beta_v(beta);
-    if (rows == MR && cols == NR) {
-        static_for<MR>([&](auto i) {
-            static_for<NV>([&](auto v) {
-                T* out = c + i * ldc + v * width;
-                if (beta == T(0))
-                    (alpha_v * acc[i][v]).store_unaligned(out);
-                else
-                    xsimd::fma(alpha_v, acc[i][v], beta_v * batch::load_unaligned(out))
-                        .store_unaligned(out);
-            });
-        });
-        return;
-    }
-
-    alignas(64) T tile[MR * NR];
-    static_for<MR>([&](auto i) {
-        static_for<NV>(
-            [&](auto v) { (alpha_v * acc[i][v]).store_aligned(tile + i * NR + v * width); });
-    });
-    for (std::size_t i = 0; i < rows; ++i) {
-        T* out = c + i * ldc;
-        const T* in = tile + i * NR;
-        if (beta == T(0))
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j];
-        else
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j] + beta * out[j];
-    }
+    merge_tile<MR, NV>(acc, alpha, beta, c, ldc, rows, cols);
 }
 
 }  // namespace shardnet::detail
