@@ -82,6 +82,7 @@ struct config {
     bool overwrite = false;
     std::string report_dir;
     std::string precision = "fp32";
+    std::int64_t reproducible_across = 0;
 };
 
 /// Every field of config, in order, with its command-line name and its part in the checks:
@@ -127,6 +128,8 @@ constexpr sn::setting_field config_fields[] = {
     // so a run may resume in the other one (as with --partition, the losses then follow a
     // different rounding).
     {"--precision", sn::setting_role::same_on_ranks},
+    // Changes the last bits of sums, not the model: like --precision.
+    {"--reproducible-across", sn::setting_role::same_on_ranks},
 };
 
 /// Settles --data from what was given: --train or --test without --data mean files. An option
@@ -184,6 +187,11 @@ void validate(const config& c) {
         fail("--lr: expected a positive finite number, got ", c.lr);
     if (!std::isfinite(c.clip) || c.clip < 0)
         fail("--clip: expected a finite number of at least 0 (0: off), got ", c.clip);
+    at_least(c.reproducible_across, 0, "--reproducible-across");
+    if (c.reproducible_across > 0 && c.clip > 0)
+        fail(
+            "--clip needs the global gradient norm, a sum over ranks that "
+            "--reproducible-across does not make reproducible; use one of them");
     if (!(c.label_smoothing >= 0 && c.label_smoothing < 1))
         fail("--label-smoothing: expected a number in [0, 1), got ", c.label_smoothing);
     if (c.resume && c.overwrite) fail("--resume and --overwrite exclude each other");
@@ -404,6 +412,7 @@ int train(const config& c, sn::process_grid<sn::mpi_communicator>& grid) {
     sn::network_options net_options;
     net_options.seed = c.seed;
     net_options.precision = sn::parse_precision(c.precision);
+    net_options.reproducible_across = static_cast<std::size_t>(c.reproducible_across);
     net_type net(grid.model(), widths, specs, net_options);
     if (root) std::cout << net.plan(replica_batch, replicas) << std::flush;
 
@@ -526,6 +535,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                    "state; bf16 GEMM operands with fp32 accumulation; activations gathered in "
                    "bf16)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    app.add_option("--reproducible-across", c.reproducible_across,
+                   "N: the same losses, bit for bit, on 1 to N model-parallel ranks (sums over "
+                   "ranks become exact; 0: off, the fastest)");
     app.add_option("--data-parallel", c.data_parallel, "data-parallel replicas");
     app.add_option("--model-grid", c.model_grid,
                    "RxC: each model-parallel group as R rows x C columns of ranks (the world is "

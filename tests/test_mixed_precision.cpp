@@ -16,15 +16,19 @@
 // (test_network.cpp asserts 1e-4 for fp32). None happens in this test (about 1e-8 is seen);
 // train_mlp on a 2 x 2 grid sees flips after 10 steps and 1.6e-4 after 20
 // (examples/CMakeLists.txt). 1e-3 is asserted. The runs are not bitwise equal across grids,
-// exactly as fp32 runs are not: the sums are reordered.
+// exactly as fp32 runs are not: the sums are reordered. With reproducible_across
+// (kernels/reproducible_sum.hpp) they are, in fp32 and in bf16, which is asserted bit for bit.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "shardnet/comm/local_communicator.hpp"
@@ -34,6 +38,7 @@
 #include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/precision.hpp"
 #include "shardnet/io/checkpoint.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
 #include "shardnet/partition/column_split.hpp"
@@ -135,6 +140,42 @@ static_assert(sn::partition_policy<single_type_partition>);
 static_assert(!sn::mixed_precision_partition<single_type_partition, local_group>);
 static_assert(sn::mixed_precision_partition<sn::row_split, local_group>);
 static_assert(sn::mixed_precision_partition<sn::column_split, local_group>);
+static_assert(sn::reproducible_partition<sn::row_split, local_group, sn::bfloat16, float>);
+static_assert(!sn::reproducible_partition<single_type_partition, local_group, float, float>);
+
+// Every sum a 1D network makes over ranks: row_split's forward (three layers, the first after a
+// slice of the replicated input) and column_split's input gradient, into a row_split layer;
+// a replicated output for the loss. Uneven shards on 2, 3 and 4 ranks.
+using reproducible_net = sn::sequential<
+    sn::dense<float, sn::row_split, act::relu>, sn::dense<float, sn::column_split, act::gelu>,
+    sn::dense<float, sn::row_split, act::tanh>, sn::dense<float, sn::row_split, act::identity>>;
+
+struct run_result {
+    std::vector<double> losses;
+    std::vector<sn::matrix<float>> weights;
+};
+
+/// 20 Adam steps of reproducible_net, as train() does, with reproducible_across = `across`.
+template <class Comm>
+run_result train_reproducible(sn::process_grid<Comm>& grid, sn::precision precision,
+                              std::size_t across, const sn::dataset<float>& data) {
+    sn::network_options net_options;
+    net_options.seed = 4;
+    net_options.precision = precision;
+    net_options.reproducible_across = across;
+    reproducible_net net(grid.model(), widths, net_options);
+    sn::optimizer<float> opt(sn::adam(1e-2));
+    sn::trainer_options options;
+    options.epochs = 1;
+    options.batch = 5;
+    options.seed = 9;
+    options.report = false;
+    sn::trainer<reproducible_net, Comm> trainer(grid, net, opt, options);
+    run_result r;
+    r.losses = trainer.fit(data).step_losses;
+    r.weights = gathered_weights(net, grid.model());
+    return r;
+}
 
 }  // namespace
 
@@ -210,6 +251,98 @@ TEST_SUITE("serial") {
         CHECK_THROWS_WITH_AS(sn::parse_precision("fp16"),
                              "unknown precision 'fp16': expected fp32 or bf16", sn::error);
     }
+
+    TEST_CASE("reproducible chunks hold every boundary of a split over 1 to N ranks") {
+        for (std::size_t n : {0, 1, 7, 80, 4096})
+            for (std::size_t most = 1; most <= 6; ++most) {
+                CAPTURE(n);
+                CAPTURE(most);
+                const auto bounds = sn::reproducible_chunk_bounds(n, most);
+                REQUIRE(bounds.front() == 0);
+                REQUIRE(bounds.back() == n);
+                CHECK(std::is_sorted(bounds.begin(), bounds.end()));
+                for (std::size_t parts = 1; parts <= most; ++parts)
+                    for (std::size_t r = 0; r < parts; ++r) {
+                        const sn::shard_range block = sn::balanced_shard(n, parts, r);
+                        CHECK(std::count(bounds.begin(), bounds.end(), block.begin) == 1);
+                        CHECK_NOTHROW(sn::reproducible_sum<float>(n, block, most));
+                    }
+            }
+        CHECK(sn::reproducible_chunk_bounds(4096, 4) ==
+              std::vector<std::size_t>{0, 1024, 1366, 2048, 2731, 3072, 4096});
+        // A block of a split over more ranks than the chunks were cut for is refused.
+        CHECK_THROWS_WITH_AS(sn::reproducible_sum<float>(80, sn::balanced_shard(80, 5, 1), 4),
+                             "reproducible_sum: the block [16, 32) of 80 features is not a split "
+                             "over at most 4 ranks",
+                             sn::error);
+    }
+
+    TEST_CASE_TEMPLATE("a reproducible sum is the product to within T's rounding and its grid", T,
+                       float, double) {
+        // Outputs spread over 2^-20 .. 2^20: the fixed-point grid is set by the largest partial
+        // (2^(61 - 3) steps below it, 6 chunks), so its step is about 2^-38 of the largest
+        // output: below float's rounding for every output within 2^-14 of the largest, and
+        // coarser than double's for all but the largest (documented in reproducible_sum.hpp).
+        const std::size_t m = 5, n = 7, k = 80;
+        std::vector<T> a(m * k), b(k * n), c(m * n);
+        for (std::size_t i = 0; i < a.size(); ++i)
+            a[i] = static_cast<T>(std::sin(static_cast<double>(i) * 0.37));
+        for (std::size_t i = 0; i < b.size(); ++i)
+            b[i] = static_cast<T>(std::cos(static_cast<double>(i) * 0.91) *
+                                  std::ldexp(1.0, static_cast<int>(i % n) * 6 - 20));
+        sn::local_communicator one;
+        sn::reproducible_sum<T> sum(k, {0, k}, 4);
+        CHECK(sum.chunks() == 6);
+        sum.template product<sn::xsimd_gemm>(one, sn::transpose::no, m, n, a.data(), k, b.data(), n,
+                                             c.data(), n);
+        std::vector<double> want(m * n, 0.0), magnitude(m * n, 0.0);
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j)
+                for (std::size_t p = 0; p < k; ++p) {
+                    const double product =
+                        static_cast<double>(a[i * k + p]) * static_cast<double>(b[p * n + j]);
+                    want[i * n + j] += product;
+                    magnitude[i * n + j] += std::abs(product);
+                }
+        const double largest = *std::max_element(magnitude.begin(), magnitude.end());
+        int largest_exponent = 0;
+        std::frexp(largest, &largest_exponent);
+        const double grid_step = std::ldexp(1.0, largest_exponent + 3 - 61);
+        const double eps = std::numeric_limits<T>::epsilon();
+        for (std::size_t e = 0; e < m * n; ++e) {
+            CAPTURE(e);
+            const double error = std::abs(static_cast<double>(c[e]) - want[e]);
+            // The GEMM's own bound (k roundings of the partial sums), one rounding back to T,
+            // and half a grid step per chunk.
+            CHECK(error <= (k + 2) * eps * magnitude[e] + 3 * grid_step);
+            if (std::is_same_v<T, float> && magnitude[e] >= std::ldexp(largest, -14))
+                CHECK(error <= (k + 2) * eps * magnitude[e]);
+        }
+        // An inf anywhere: the plain sum's inf, not a wrapped-around integer.
+        a[3] = std::numeric_limits<T>::infinity();
+        sum.template product<sn::xsimd_gemm>(one, sn::transpose::no, m, n, a.data(), k, b.data(), n,
+                                             c.data(), n);
+        CHECK(std::isinf(c[0]));
+        CHECK(std::isfinite(c[n]));  // row 1 never met the inf
+    }
+
+    TEST_CASE("reproducible_across is refused for block2d and for a group larger than it") {
+        sn::dense_options o;
+        o.reproducible_across = 2;
+        CHECK_THROWS_WITH_AS((sn::dense<float, single_type_partition, act::relu>(
+                                 9, 4, sn::grid_shape{1, 1}, sn::grid_position{0, 0}, o)),
+                             doctest::Contains("reproducible_across needs a partition that sums "
+                                               "through reproducible sums"),
+                             sn::error);
+        CHECK_THROWS_WITH_AS(
+            (sn::dense<float, sn::row_split, act::relu>(9, 4, sn::grid_shape{1, 3},
+                                                        sn::grid_position{0, 1}, o)),
+            doctest::Contains("reproducible across at most 2 model-parallel ranks, but the group "
+                              "has 3"),
+            sn::error);
+        CHECK_NOTHROW((sn::dense<float, sn::row_split, act::relu>(9, 4, sn::grid_shape{1, 2},
+                                                                  sn::grid_position{0, 1}, o)));
+    }
 }
 
 TEST_SUITE("mpi") {
@@ -231,6 +364,30 @@ TEST_SUITE("mpi") {
             const double across = worst_relative(train(grid, sn::precision::bf16, data), bf16);
             MESSAGE("bf16 on ", world.size() / d, " model ranks against 1: ", across);
             CHECK(across < 1e-3);
+        }
+    }
+
+    TEST_CASE(
+        "with reproducible_across, fp32 and bf16 training give the same bits on 1 to 4 "
+        "model ranks") {
+        sn::mpi_communicator world;
+        REQUIRE(world.size() <= 4);
+        const auto data = small_data();
+        sn::process_grid<sn::local_communicator> single(sn::local_communicator{});
+        sn::process_grid<sn::mpi_communicator> grid(world, 1);
+        for (sn::precision precision : {sn::precision::fp32, sn::precision::bf16}) {
+            CAPTURE(sn::to_string(precision));
+            const run_result one = train_reproducible(single, precision, 4, data);
+            const run_result all = train_reproducible(grid, precision, 4, data);
+            REQUIRE(one.losses.size() == 20);
+            CHECK(all.losses == one.losses);  // exactly
+            CHECK(bitwise_equal(all.weights, one.weights));
+            // And the sums are still the model's: within float rounding of the plain ones.
+            const run_result plain = train_reproducible(single, precision, 0, data);
+            const double versus_plain = worst_relative(one.losses, plain.losses);
+            MESSAGE(sn::to_string(precision),
+                    ", reproducible against plain sums, one rank: ", versus_plain);
+            CHECK(versus_plain < (precision == sn::precision::fp32 ? 1e-5 : 1e-3));
         }
     }
 

@@ -25,6 +25,10 @@ concept batch_activation = requires(xsimd::batch<T, Arch> b) {
 };
 
 /// y[i] = Activation::forward(z[i]); y may alias z.
+/// With batch functions, the ragged end goes through them too, from a zero-padded copy: every
+/// value takes the same instructions wherever it sits, so a column-split layer's sharded output
+/// (whose rows are shorter than one rank's) is bitwise what one rank computes (a scalar tail
+/// ran std::tanh or std::erf there, a last bit or two off xsimd's).
 template <class Activation, class T, class Arch = xsimd::default_arch>
 void activation_forward(const T* z, T* y, std::size_t n) {
     std::size_t i = 0;
@@ -32,12 +36,19 @@ void activation_forward(const T* z, T* y, std::size_t n) {
         using batch = xsimd::batch<T, Arch>;
         for (; i + batch::size <= n; i += batch::size)
             Activation::forward_batch(batch::load_unaligned(z + i)).store_unaligned(y + i);
+        if (i == n) return;
+        alignas(64) T tail[batch::size] = {};
+        std::copy(z + i, z + n, tail);
+        Activation::forward_batch(batch::load_aligned(tail)).store_aligned(tail);
+        std::copy_n(tail, n - i, y + i);
+    } else {
+        for (; i < n; ++i)
+            y[i] = Activation::forward(z[i]);
     }
-    for (; i < n; ++i)
-        y[i] = Activation::forward(z[i]);
 }
 
-/// dz[i] = dy[i] * Activation::derivative(z[i]); dz may alias dy.
+/// dz[i] = dy[i] * Activation::derivative(z[i]); dz may alias dy. The ragged end as in
+/// activation_forward.
 template <class Activation, class T, class Arch = xsimd::default_arch>
 void activation_backward(const T* z, const T* dy, T* dz, std::size_t n) {
     std::size_t i = 0;
@@ -47,9 +58,17 @@ void activation_backward(const T* z, const T* dy, T* dz, std::size_t n) {
             (batch::load_unaligned(dy + i) *
              Activation::derivative_batch(batch::load_unaligned(z + i)))
                 .store_unaligned(dz + i);
+        if (i == n) return;
+        alignas(64) T z_tail[batch::size] = {}, dy_tail[batch::size] = {};
+        std::copy(z + i, z + n, z_tail);
+        std::copy(dy + i, dy + n, dy_tail);
+        (batch::load_aligned(dy_tail) * Activation::derivative_batch(batch::load_aligned(z_tail)))
+            .store_aligned(dy_tail);
+        std::copy_n(dy_tail, n - i, dz + i);
+    } else {
+        for (; i < n; ++i)
+            dz[i] = dy[i] * Activation::derivative(z[i]);
     }
-    for (; i < n; ++i)
-        dz[i] = dy[i] * Activation::derivative(z[i]);
 }
 
 /// Chunk of the fused passes below: small enough that the fp32 values just written are still in

@@ -40,6 +40,13 @@ struct dense_options {
     std::string name = "dense";                      ///< used in plans and error messages
     /// fp32, or bf16 mixed precision (float layers only, see core/precision.hpp).
     shardnet::precision precision = shardnet::precision::fp32;
+    /// 0 (the default), or the largest model-parallel group this layer's results must not
+    /// depend on: with N > 0 every sum over the group (row_split's forward, column_split's
+    /// input gradient) is reproducible (kernels/reproducible_sum.hpp), so that the layer gives
+    /// the same bits on 1 .. N ranks, in fp32 and bf16. Costs a product call per chunk of the
+    /// split dimension and an 8-byte integer all-reduce instead of T's; needs a partition that
+    /// is a reproducible_partition (not block2d) and a group of at most N ranks.
+    std::size_t reproducible_across = 0;
 };
 
 /// One fully connected layer, Y = Activation(X·W + b), W stored in x out.
@@ -127,6 +134,7 @@ class dense {
             detail::ensure_shape(weight_low_, rows_.size(), cols_.size());
             refresh_low_precision();
         }
+        if (options_.reproducible_across != 0) make_reproducible();
         detail::ensure_shape(weight_grad_, rows_.size(), cols_.size());
         weight_grad_.fill(T(0));
         if (options_.bias) {
@@ -162,7 +170,7 @@ class dense {
         }
         input_ = &x;
         detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
-        Partition::template forward<Gemm>(group, x, weight_, bias_ptr(), pre_activation_);
+        partition_forward(group, x, weight_);
         if constexpr (std::is_same_v<Activation, activation::identity>) {
             return pre_activation_;
         } else {
@@ -186,7 +194,7 @@ class dense {
             input_low_ptr_ = &x;
             detail::ensure_shape(pre_activation_, x.shape(0), cols_.size());
             detail::ensure_shape(output_low_, x.shape(0), cols_.size());
-            Partition::template forward<Gemm>(group, x, weight_low_, bias_ptr(), pre_activation_);
+            partition_forward(group, x, weight_low_);
             if constexpr (std::is_same_v<Activation, activation::identity>) {
                 to_bfloat16(pre_activation_.data(), output_low_.data(), pre_activation_.size());
                 return pre_activation_;
@@ -209,6 +217,9 @@ class dense {
 
     /// The precision the layer computes in (dense_options::precision).
     shardnet::precision compute_precision() const { return options_.precision; }
+
+    /// dense_options::reproducible_across (0: off).
+    std::size_t reproducible_across() const { return options_.reproducible_across; }
 
     /// Rounds the fp32 master weight shard into its bf16 copy (bf16 precision; nothing
     /// otherwise). Call it after writing weight() directly.
@@ -252,8 +263,8 @@ class dense {
             detail::ensure_shape(input_grad_, dy.shape(0), rows_.size());
             dx = &input_grad_;
         }
-        Partition::template backward<Gemm>(group, *input_, weight_, *dz, dx, weight_grad_,
-                                           options_.bias ? bias_grad_.data() : nullptr);
+        partition_backward(group, *input_, weight_, *dz, dx,
+                           options_.bias ? bias_grad_.data() : nullptr);
         return input_grad_;
     }
 
@@ -406,6 +417,41 @@ class dense {
   private:
     bool mixed() const { return options_.precision == shardnet::precision::bf16; }
 
+    // The partition's forward and backward, through the reproducible sums when the layer has
+    // them (make_reproducible; the partition was checked to take them there).
+    template <communicator Comm, class In>
+    void partition_forward(Comm& group, const matrix<In>& x, const matrix<In>& w) {
+        if constexpr (reproducible_partition<Partition, Comm, In, T>)
+            if (reproducible_.over_inputs.enabled())
+                return Partition::template forward<Gemm>(group, x, w, bias_ptr(), pre_activation_,
+                                                         reproducible_);
+        Partition::template forward<Gemm>(group, x, w, bias_ptr(), pre_activation_);
+    }
+    template <communicator Comm, class In>
+    void partition_backward(Comm& group, const matrix<In>& x, const matrix<In>& w,
+                            const matrix<In>& dz, matrix<T>* dx, T* dbias) {
+        if constexpr (reproducible_partition<Partition, Comm, In, T>)
+            if (reproducible_.over_inputs.enabled())
+                return Partition::template backward<Gemm>(group, x, w, dz, dx, weight_grad_, dbias,
+                                                          reproducible_);
+        Partition::template backward<Gemm>(group, x, w, dz, dx, weight_grad_, dbias);
+    }
+
+    // Sets up the reproducible sums of options_.reproducible_across, or refuses it.
+    void make_reproducible() {
+        const std::size_t across = options_.reproducible_across;
+        if constexpr (!reproducible_partition<Partition, model_group<local_communicator>, T, T>)
+            throw error(detail::concat(describe(),
+                                       ": reproducible_across needs a partition "
+                                       "that sums through reproducible sums (column_split, "
+                                       "row_split or replicated; see reproducible_partition)"));
+        if (grid_.size() > across)
+            throw error(detail::concat(describe(), ": reproducible across at most ", across,
+                                       " model-parallel ranks, but the group has ", grid_.size()));
+        reproducible_ = {reproducible_sum<T>(in_, rows_, across),
+                         reproducible_sum<T>(out_, cols_, across)};
+    }
+
     /// backward_unchecked() in bf16 precision: dZ in fp32 (for the bias gradient, summed
     /// before any rounding) and in bf16 (for the products), from one fused pass.
     template <communicator Comm>
@@ -430,9 +476,8 @@ class dense {
                 detail::ensure_shape(input_grad_, dy.shape(0), rows_.size());
                 dx = &input_grad_;
             }
-            Partition::template backward<Gemm>(group, *input_low_ptr_, weight_low_,
-                                               pre_activation_grad_low_, dx, weight_grad_,
-                                               static_cast<T*>(nullptr));
+            partition_backward(group, *input_low_ptr_, weight_low_, pre_activation_grad_low_, dx,
+                               static_cast<T*>(nullptr));
             return input_grad_;
         } else {
             (void)group;
@@ -485,6 +530,9 @@ class dense {
     // caller gives fp32, or the caller's), output and dZ.
     matrix<bfloat16> weight_low_, input_low_, output_low_, pre_activation_grad_low_;
     const matrix<bfloat16>* input_low_ptr_ = nullptr;
+    // With reproducible_across: the sums over the input and the output features, and their
+    // workspaces (otherwise both off).
+    reproducible_sums<T> reproducible_;
 };
 
 }  // namespace shardnet

@@ -47,6 +47,11 @@ struct network_options {
     /// networks only). Checkpoints are fp32 either way (the master weights), so a checkpoint
     /// written in one precision loads into a network of the other.
     shardnet::precision precision = shardnet::precision::fp32;
+    /// 0, or N: every layer's results are the same bits on 1 .. N model-parallel ranks
+    /// (dense_options::reproducible_across; not with block2d layers). The network's output
+    /// must then be replicated (a last layer that is row_split or replicated): the loss of a
+    /// sharded output sums over ranks.
+    std::size_t reproducible_across = 0;
 };
 
 namespace detail {
@@ -57,6 +62,7 @@ inline constexpr setting_field network_option_fields[] = {
     {"bias", setting_role::same_on_ranks},
     {"init", setting_role::same_on_ranks},
     {"precision", setting_role::same_on_ranks},
+    {"reproducible_across", setting_role::same_on_ranks},
 };
 
 }  // namespace detail
@@ -97,6 +103,7 @@ dense_options layer_options(const network_options& options, std::size_t index) {
     o.init = options.init.value_or(default_init<Activation>());
     o.name = concat("fc", index + 1);
     o.precision = options.precision;
+    o.reproducible_across = options.reproducible_across;
     return o;
 }
 
@@ -310,6 +317,17 @@ class network_core {
             });
         first_parameter_[depth()] = parameters_.size();
         output_ = previous;
+        self().with_layer(depth() - 1, [&](auto& l) {
+            if (l.reproducible_across() != 0 &&
+                (previous.split_over_rows() || previous.split_over_cols()))
+                throw error(concat(Derived::kind, ": reproducible across ", l.reproducible_across(),
+                                   " ranks needs a replicated output, "
+                                   "but the last layer (",
+                                   l.describe(),
+                                   ") gives a sharded one, "
+                                   "whose loss would sum over ranks; make it row_split or "
+                                   "replicated"));
+        });
     }
 
     ~network_core() = default;

@@ -10,6 +10,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -48,6 +49,26 @@ struct column_split {
         auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
         parameter_gradients<Gemm>(x, dz, dw, dbias);
         pending.wait();
+    }
+
+    /// forward() has no sum over the group: the same with or without reproducible sums.
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const T* bias,
+                        matrix<T>& z, reproducible_sums<T>&) {
+        forward<Gemm>(comm, x, w, bias, z);
+    }
+
+    /// backward() with dx's partial products summed by sums.over_outputs: the same bits for any
+    /// group size up to the layer's reproducible_across (kernels/reproducible_sum.hpp). The sum
+    /// is blocking, after dW.
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
+                         matrix<T>* dx, matrix<T>& dw, T* dbias, reproducible_sums<T>& sums) {
+        parameter_gradients<Gemm>(x, dz, dw, dbias);
+        if (dx)
+            sums.over_outputs.template product<Gemm>(comm, transpose::yes, dz.shape(0), w.shape(0),
+                                                     dz.data(), dz.shape(1), w.data(), w.shape(1),
+                                                     dx->data(), dx->shape(1));
     }
 };
 

@@ -17,6 +17,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/gemm_policy.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 
 namespace shardnet {
 
@@ -157,6 +158,21 @@ concept mixed_precision_partition = requires(Group& group, const matrix<bfloat16
                                              float* b) {
     P::template forward<xsimd_gemm>(group, low, low, bias, m);
     P::template backward<xsimd_gemm>(group, low, low, low, mp, m, b);
+};
+
+/// A partition that also runs with dense_options::reproducible_across
+/// (kernels/reproducible_sum.hpp) on groups of type Group, for operands In and results T: forward
+/// and backward take the layer's reproducible_sums<T> as a last argument and sum every partial
+/// product over the model-parallel group through it (its over_inputs for a contraction over the
+/// input features, over_outputs for one over the output features), so that the result does not
+/// depend on the group's size. column_split, row_split and replicated do; block2d does not (its
+/// sums run over grid rows and columns), and a dense layer refuses reproducible_across with it.
+template <class P, class Group, class In, class T>
+concept reproducible_partition = requires(Group& group, const matrix<In>& in, const T* bias,
+                                          matrix<T>& m, matrix<T>* mp, T* b,
+                                          reproducible_sums<T>& sums) {
+    P::template forward<xsimd_gemm>(group, in, in, bias, m, sums);
+    P::template backward<xsimd_gemm>(group, in, in, in, mp, m, b, sums);
 };
 
 /// The parameter map of partition P.

@@ -8,6 +8,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -35,6 +36,18 @@ struct replicated {
     static void backward(Comm&, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         local_backward<Gemm>(x, w, dz, dx, dw, dbias);
+    }
+
+    /// No sum over the group: the same with or without reproducible sums.
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const T* bias,
+                        matrix<T>& z, reproducible_sums<T>&) {
+        forward<Gemm>(comm, x, w, bias, z);
+    }
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
+                         matrix<T>* dx, matrix<T>& dw, T* dbias, reproducible_sums<T>&) {
+        backward<Gemm>(comm, x, w, dz, dx, dw, dbias);
     }
 };
 

@@ -9,6 +9,7 @@
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -44,6 +45,24 @@ struct row_split {
     static void backward(Comm&, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         local_backward<Gemm>(x, w, dz, dx, dw, dbias);
+    }
+
+    /// forward() with the partial products summed by sums.over_inputs: the same bits for any
+    /// group size up to the layer's reproducible_across (kernels/reproducible_sum.hpp).
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void forward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const T* bias,
+                        matrix<T>& z, reproducible_sums<T>& sums) {
+        sums.over_inputs.template product<Gemm>(comm, transpose::no, x.shape(0), w.shape(1),
+                                                x.data(), x.shape(1), w.data(), w.shape(1),
+                                                z.data(), z.shape(1));
+        add_bias(z, bias);
+    }
+
+    /// backward() has no sum over the group: the same with or without reproducible sums.
+    template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
+    static void backward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const matrix<In>& dz,
+                         matrix<T>* dx, matrix<T>& dw, T* dbias, reproducible_sums<T>&) {
+        backward<Gemm>(comm, x, w, dz, dx, dw, dbias);
     }
 };
 
