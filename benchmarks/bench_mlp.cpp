@@ -8,6 +8,7 @@
 //   mpiexec -n 2 ./bench_mlp --runtime-network    network<> (chosen at run time) vs sequential<>
 //   ./bench_mlp --fma-scaling                     the cores' own 2-thread / 1-thread FMA scaling
 // Options: --layers 1024,4096,4096,1024 --batch 256 --steps 20 --warmup 3 --optimizer sgd|adam
+//          --precision fp32|bf16 --reproducible-across N
 // Every timed step is also counted for heap allocations (operator new), which must be 0. Peak
 // resident memory (getrusage) is reported next to what the model needs: (weights + gradients
 // + optimizer state) / P + activations, and the process's resident memory before the model.
@@ -299,12 +300,13 @@ sn::optimizer_options make_optimizer(const std::string& name) {
 /// Training steps of the MLP on a model-parallel group of all ranks, and their phases.
 int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w, std::size_t batch,
                   std::size_t steps, std::size_t warmup, const std::string& optimizer,
-                  sn::precision precision) {
+                  sn::precision precision, std::size_t reproducible_across) {
     const double rss_before = peak_rss_mib();
     timed_communicator<sn::mpi_communicator> group(world);
     sn::network_options options;
     options.seed = 1;
     options.precision = precision;
+    options.reproducible_across = reproducible_across;
     timed_mlp_type net(group, w, options);
     sn::optimizer<float> opt(make_optimizer(optimizer));
     sn::mean_squared_error<float> loss(w.back());
@@ -377,7 +379,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
             flops += 2.0 * static_cast<double>(batch * w[l] * w[l + 1]) * (l == 0 ? 2 : 3);
         std::cout << std::fixed << std::setprecision(3) << "mlp: ranks=" << world.size()
                   << " batch=" << batch << " optimizer=" << optimizer
-                  << " precision=" << sn::to_string(precision) << " step_ms=" << step * 1e3
+                  << " precision=" << sn::to_string(precision)
+                  << " reproducible_across=" << reproducible_across << " step_ms=" << step * 1e3
                   << " steps_per_s=" << 1.0 / step
                   << " samples_per_s=" << static_cast<double>(batch) / step
                   << " gflops_per_rank=" << flops / step / 1e9 / static_cast<double>(world.size())
@@ -580,6 +583,9 @@ int main(int argc, char** argv) {
     std::string optimizer = "sgd", precision = "fp32";
     app.add_option("--precision", precision, "fp32 or bf16 (mixed precision; the main bench only)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    std::size_t reproducible_across = 0;
+    app.add_option("--reproducible-across", reproducible_across,
+                   "N: sums over ranks reproducible on 1 .. N ranks (the main bench only)");
     app.add_option("--layers", layers, "widths (3 layers: column, row, column)")->delimiter(',');
     app.add_option("--batch", batch, "batch size (global: split over replicas when data-parallel)");
     app.add_option("--steps", steps, "timed steps");
@@ -620,5 +626,5 @@ int main(int argc, char** argv) {
     // Before any MPI work, with the other ranks asleep: the cores as this step will find them.
     fma_scaling_line(world);
     return bench_network(world, layers, batch, steps, warmup, optimizer,
-                         sn::parse_precision(precision));
+                         sn::parse_precision(precision), reproducible_across);
 }

@@ -188,10 +188,6 @@ void validate(const config& c) {
     if (!std::isfinite(c.clip) || c.clip < 0)
         fail("--clip: expected a finite number of at least 0 (0: off), got ", c.clip);
     at_least(c.reproducible_across, 0, "--reproducible-across");
-    if (c.reproducible_across > 0 && c.clip > 0)
-        fail(
-            "--clip needs the global gradient norm, a sum over ranks that "
-            "--reproducible-across does not make reproducible; use one of them");
     if (!(c.label_smoothing >= 0 && c.label_smoothing < 1))
         fail("--label-smoothing: expected a number in [0, 1), got ", c.label_smoothing);
     if (c.resume && c.overwrite) fail("--resume and --overwrite exclude each other");

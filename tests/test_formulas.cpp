@@ -38,8 +38,12 @@ std::size_t row_split_forward(std::size_t batch, std::size_t m, std::size_t part
 std::size_t layout_gather(std::size_t batch, std::size_t width, std::size_t parts) {
     return parts > 1 ? batch * width : 0;
 }
-/// Softmax cross-entropy on column-sharded logits: row maxima, then 3 sums per row.
+/// Softmax cross-entropy on column-sharded logits: row maxima of z and -z (floating point), then
+/// 3 sums per row and the argmax index (as integers: control traffic).
 std::size_t sharded_loss_all_reduce(std::size_t batch, std::size_t parts) {
+    return parts > 1 ? 2 * batch : 0;
+}
+std::size_t sharded_loss_integer_all_reduce(std::size_t batch, std::size_t parts) {
     return parts > 1 ? 4 * batch : 0;
 }
 /// A rank's gradient elements, summed over the data-parallel group: its weight and bias shards.
@@ -189,7 +193,8 @@ TEST_SUITE("mpi") {
                         CHECK(backward.all_reduce.elements == bwd_reduce);
                         CHECK(in_loss.all_reduce.elements ==
                               documented::sharded_loss_all_reduce(batch, p));
-                        CHECK(in_loss.control.elements == batch);  // argmax indices
+                        CHECK(in_loss.control.elements ==
+                              documented::sharded_loss_integer_all_reduce(batch, p));
                         CHECK(forward.reduce_scatter.calls + backward.reduce_scatter.calls == 0);
                         CHECK(forward.broadcast.calls + backward.broadcast.calls == 0);
                     }

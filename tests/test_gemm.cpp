@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -327,6 +328,27 @@ TEST_SUITE("serial") {
 #else
         CHECK(ratio == 0.0);
 #endif
+    }
+
+    TEST_CASE("SHARDNET_GEMM_TILE: a forced tile, and a clear error for anything else") {
+        const char* before = std::getenv("SHARDNET_GEMM_TILE");
+        const std::string saved = before ? before : "";
+        setenv("SHARDNET_GEMM_TILE", "6x4", 1);
+        CHECK(shardnet::detail::choose_gemm_tile().tile == shardnet::gemm_tile::wide);
+        CHECK(shardnet::detail::choose_gemm_tile().reason == "SHARDNET_GEMM_TILE");
+        setenv("SHARDNET_GEMM_TILE", "16x1", 1);
+        CHECK(shardnet::detail::choose_gemm_tile().tile == shardnet::gemm_tile::narrow);
+        setenv("SHARDNET_GEMM_TILE", "", 1);  // empty: as unset
+        CHECK(shardnet::detail::choose_gemm_tile().reason != "SHARDNET_GEMM_TILE");
+        setenv("SHARDNET_GEMM_TILE", "8x3", 1);
+        CHECK_THROWS_WITH_AS(shardnet::detail::choose_gemm_tile(),
+                             "SHARDNET_GEMM_TILE: expected 16x1 or 6x4 (or unset: chosen for the "
+                             "CPU), got '8x3'",
+                             shardnet::error);
+        if (before)
+            setenv("SHARDNET_GEMM_TILE", saved.c_str(), 1);
+        else
+            unsetenv("SHARDNET_GEMM_TILE");
     }
 
     TEST_CASE_TEMPLATE("gemm matches a double-precision reference (sse2)", T, float, double) {

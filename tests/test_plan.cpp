@@ -127,9 +127,9 @@ TEST_SUITE("serial") {
         CHECK(s.layers[1].local_cols == 10);
         CHECK(s.layers[0].gemms.size() == 2);  // no input gradient for the data
         CHECK(s.layers[1].gemms.size() == 3);
-        // Sharded logits: three all-reduces of one value per row, the gradient flag, and
-        // nothing over a data group of one.
-        CHECK(s.step_collectives.size() == 4);
+        // Sharded logits: two all-reduces (row maxima, then the integer sums), the gradient
+        // flag, and nothing over a data group of one.
+        CHECK(s.step_collectives.size() == 3);
 
         // row first: forward all-reduce, no backward; column -> replicated: gather forward;
         // replicated -> row: gather backward (the gradient of the slice).

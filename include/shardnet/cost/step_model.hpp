@@ -401,8 +401,8 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
     return p;
 }
 
-/// The step-level collectives: the loss on sharded logits (three all-reduces of one value per
-/// row: max, sum, target logit) over the ranks that hold the logits' different blocks (all of
+/// The step-level collectives: the loss on sharded logits (two all-reduces: 2 and 3 eight-byte
+/// values per row) over the ranks that hold the logits' different blocks (all of
 /// the model group for the flat layout, one grid row or column for a 2D output: the loss takes
 /// the logits where they are, see shardnet::with_loss_group), the finite-gradient flag over the
 /// model group, and the loss and accuracy totals over the replicas.
@@ -410,10 +410,14 @@ inline std::vector<collective_call> step_collectives(const machine& m, const net
                                                      const world_grid& g, flow_layout logits) {
     std::vector<collective_call> out;
     const std::size_t rows = net.replica_batch(g.data);
-    if (detail::normalized(logits, g) != flow_layout::replicated)
-        for (int i = 0; i < 3; ++i)
-            detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), rows,
-                                   net.element_bytes);
+    // Sharded logits: the row maxima of z and -z (doubles), then three sums per row as 64-bit
+    // integers (train/cross_entropy.hpp).
+    if (detail::normalized(logits, g) != flow_layout::replicated) {
+        detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 2 * rows,
+                               8);
+        detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 3 * rows,
+                               8);
+    }
     detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
     detail::add_all_reduce(out, m, step_phase::loss, g.data, 2, 8);
     return out;

@@ -19,6 +19,7 @@
 #include <immintrin.h>
 #endif
 
+#include "shardnet/core/error.hpp"
 #include "shardnet/kernels/simd.hpp"
 
 namespace shardnet {
@@ -125,7 +126,8 @@ inline double fma_width_ratio() {
 #endif
 }
 
-/// The choice, made once: SHARDNET_GEMM_TILE=16x1|6x4 if set; else by cpuid for the cores
+/// The choice, made once: SHARDNET_GEMM_TILE=16x1|6x4 if set and not empty (any other value is
+/// an error); else by cpuid for the cores
 /// measured (AMD family 25, Zen 3/4: narrow; 26 and later, Zen 5: wide); else by
 /// fma_width_ratio() (wide above 1.5).
 inline gemm_tile_choice choose_gemm_tile() {
@@ -133,13 +135,16 @@ inline gemm_tile_choice choose_gemm_tile() {
     std::string vendor;
     unsigned family = 0;
     c.cpu = cpu_vendor_family(&vendor, &family);
-    if (const char* forced = std::getenv("SHARDNET_GEMM_TILE")) {
+    if (const char* forced = std::getenv("SHARDNET_GEMM_TILE"); forced && *forced) {
         const std::string_view f = forced;
-        if (f == "16x1" || f == "6x4") {
-            c.tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
-            c.reason = "SHARDNET_GEMM_TILE";
-            return c;
-        }
+        if (f != "16x1" && f != "6x4")
+            throw error(
+                concat("SHARDNET_GEMM_TILE: expected 16x1 or 6x4 (or unset: chosen for "
+                       "the CPU), got '",
+                       f, "'"));
+        c.tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
+        c.reason = "SHARDNET_GEMM_TILE";
+        return c;
     }
     if (vendor == "AuthenticAMD" && family >= 25) {
         c.tile = family >= 26 ? gemm_tile::wide : gemm_tile::narrow;
@@ -157,6 +162,7 @@ inline gemm_tile_choice choose_gemm_tile() {
 /// The tile shardnet::gemm uses for float on AVX-512 in this process, and why. Made on first
 /// use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the first GEMM to
 /// override it. Results do not depend on it, only speed.
+/// @throws error (from the first GEMM) if SHARDNET_GEMM_TILE holds anything else.
 inline const gemm_tile_choice& chosen_gemm_tile() {
     static const gemm_tile_choice choice = detail::choose_gemm_tile();
     return choice;

@@ -38,6 +38,36 @@
 
 namespace shardnet {
 
+/// A fixed-point grid on which up to `terms` values of magnitude at most `bound` sum exactly in an
+/// int64, in any order and grouping: v sits at round(v · 2^scale), the largest scale with
+/// terms · bound · 2^scale below 2^61. Its step is about terms · bound · 2^-61; values are
+/// resolved to it (finer than double's rounding only for the largest). The power of two is
+/// applied as two factors, each within double's range for any finite bound.
+class fixed_point_grid {
+  public:
+    /// @pre bound is finite and >= 0; terms >= 1.
+    fixed_point_grid(double bound, std::size_t terms) {
+        SHARDNET_ASSERT(std::isfinite(bound) && bound >= 0 && terms >= 1);
+        int bound_exponent = 0;
+        std::frexp(bound, &bound_exponent);  // bound < 2^bound_exponent
+        int term_bits = 0;
+        while ((std::size_t{1} << term_bits) < terms)
+            ++term_bits;
+        const int scale = 61 - term_bits - bound_exponent;
+        up_1_ = std::ldexp(1.0, scale / 2);
+        up_2_ = std::ldexp(1.0, scale - scale / 2);
+        down_1_ = 1.0 / up_1_;
+        down_2_ = 1.0 / up_2_;
+    }
+    std::int64_t to_grid(double v) const {
+        return static_cast<std::int64_t>(std::nearbyint(v * up_1_ * up_2_));
+    }
+    double from_grid(std::int64_t q) const { return static_cast<double>(q) * down_1_ * down_2_; }
+
+  private:
+    double up_1_ = 1, up_2_ = 1, down_1_ = 1, down_2_ = 1;
+};
+
 /// The chunk boundaries of a dimension of n features that make its sums reproducible across
 /// 1 .. max_parts ranks: every boundary balanced_shard(n, p, ·) has for p = 1 .. max_parts,
 /// sorted, from 0 to n (n = 0: just {0}). Between 1 and about 0.3·max_parts² + 1 chunks.
@@ -119,32 +149,20 @@ class reproducible_sum {
         group.all_reduce(&agreed, 1, reduce_op::max);
         if (!std::isfinite(agreed)) return plain_sum(group, m, n, c, ldc);
 
-        // The grid: 2^-scale apart, so that the largest partial times the number of chunks
-        // stays below 2^62 (every partial sum of the integers then fits an int64). The power
-        // of two is applied as two factors, each within double's range for any T.
-        int largest_exponent = 0;
-        std::frexp(agreed, &largest_exponent);  // agreed < 2^largest_exponent
-        int chunk_bits = 0;
-        while ((std::size_t{1} << chunk_bits) < chunks_)
-            ++chunk_bits;
-        const int scale = 61 - chunk_bits - largest_exponent;
-        const double up_1 = std::ldexp(1.0, scale / 2), up_2 = std::ldexp(1.0, scale - scale / 2);
-        const double down_1 = 1.0 / up_1, down_2 = 1.0 / up_2;
-
+        // Below 2^61 whatever the chunks add up to.
+        const fixed_point_grid grid(static_cast<double>(agreed), chunks_);
         // One pass over the slabs: each element's chunks in turn, onto the grid and added.
         const T* slabs = partials_.data();
         for (std::size_t i = 0; i < tile; ++i) {
             std::int64_t total = 0;
             for (std::size_t q = 0; q < local; ++q)
-                total += static_cast<std::int64_t>(
-                    std::nearbyint(static_cast<double>(slabs[q * tile + i]) * up_1 * up_2));
+                total += grid.to_grid(static_cast<double>(slabs[q * tile + i]));
             fixed_[i] = total;
         }
         group.all_reduce(fixed_.data(), tile, reduce_op::sum);
         for (std::size_t i = 0; i < m; ++i)
             for (std::size_t j = 0; j < n; ++j)
-                c[i * ldc + j] =
-                    static_cast<T>(static_cast<double>(fixed_[i * n + j]) * down_1 * down_2);
+                c[i * ldc + j] = static_cast<T>(grid.from_grid(fixed_[i * n + j]));
     }
 
   private:

@@ -34,7 +34,6 @@ class any_layer {
     virtual const matrix<T>& forward_low_unchecked(Group& group, const matrix<bfloat16>& x) = 0;
     virtual const matrix<bfloat16>& output_low() const = 0;
     virtual shardnet::precision compute_precision() const = 0;
-    virtual std::size_t reproducible_across() const = 0;
     virtual void refresh_low_precision() = 0;
     virtual bfloat16* weight_low_data() = 0;
     virtual matrix<T> gather_weight(Group& group) const = 0;
@@ -93,7 +92,6 @@ class layer_adapter final : public any_layer<typename Layer::value_type, Group> 
     }
     const matrix<bfloat16>& output_low() const override { return layer_.output_low(); }
     shardnet::precision compute_precision() const override { return layer_.compute_precision(); }
-    std::size_t reproducible_across() const override { return layer_.reproducible_across(); }
     void refresh_low_precision() override { layer_.refresh_low_precision(); }
     bfloat16* weight_low_data() override { return layer_.weight_low_data(); }
     matrix<T> gather_weight(Group& group) const override { return layer_.gather_weight(group); }

@@ -48,9 +48,8 @@ struct network_options {
     /// written in one precision loads into a network of the other.
     shardnet::precision precision = shardnet::precision::fp32;
     /// 0, or N: every layer's results are the same bits on 1 .. N model-parallel ranks
-    /// (dense_options::reproducible_across; not with block2d layers). The network's output
-    /// must then be replicated (a last layer that is row_split or replicated): the loss of a
-    /// sharded output sums over ranks.
+    /// (dense_options::reproducible_across; not with block2d layers). The loss and the global
+    /// gradient norm are reproducible whatever this says (train/cross_entropy.hpp, optimizer).
     std::size_t reproducible_across = 0;
 };
 
@@ -317,17 +316,6 @@ class network_core {
             });
         first_parameter_[depth()] = parameters_.size();
         output_ = previous;
-        self().with_layer(depth() - 1, [&](auto& l) {
-            if (l.reproducible_across() != 0 &&
-                (previous.split_over_rows() || previous.split_over_cols()))
-                throw error(concat(Derived::kind, ": reproducible across ", l.reproducible_across(),
-                                   " ranks needs a replicated output, "
-                                   "but the last layer (",
-                                   l.describe(),
-                                   ") gives a sharded one, "
-                                   "whose loss would sum over ranks; make it row_split or "
-                                   "replicated"));
-        });
     }
 
     ~network_core() = default;

@@ -1,8 +1,11 @@
 // Softmax cross-entropy on replicated or column-sharded logits. Sharded logits are never
 // gathered: per row, the global max, the sum of exponentials, the target logit and the sum of
-// logits (for label smoothing) are all-reduced, so every global quantity is exact.
+// logits (for label smoothing) are all-reduced. The two sums are added exactly, on a fixed-point
+// grid (kernels/reproducible_sum.hpp), so the loss and its gradient are the same bits however
+// the classes are split, and on one rank.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +18,7 @@
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/core/tensor.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 
 namespace shardnet {
 
@@ -45,7 +49,7 @@ class softmax_cross_entropy {
     /// `labels` (global class indices, one per row), and its gradient w.r.t. the logits in
     /// `grad` (same shape), both scaled by 1 / global_batch so that summing over data-parallel
     /// replicas gives the mean. Collective over `group` when L is sharded: two all-reduces
-    /// (batch maxima; 3 x batch sums), plus one (batch minima) when `with_accuracy`.
+    /// (2 x batch maxima; 3 x batch integer sums), plus one (batch minima) when `with_accuracy`.
     /// @pre labels.size() == logits.shape(0), every label < classes (checked by the loaders).
     template <layout L, communicator Comm>
     loss_value forward_backward(Comm& group, const matrix<T>& logits,
@@ -112,33 +116,58 @@ class softmax_cross_entropy {
             return {0, classes_};
     }
 
+    // Per row: the largest logit (row_max_[i]) and the largest negated one (row_max_[batch + i]),
+    // then the sum of exponentials, the target logit and the sum of logits (stats_). Each sum is
+    // taken on a fixed-point grid every rank derives from the agreed maxima (terms at most 1, and
+    // at most the largest |z|, C of each), in int64, which any split adds up alike; the target
+    // logit, held by one rank, travels as its bit pattern (the others add 0). A row with an inf
+    // or NaN logit gets NaN statistics on every rank.
     template <layout L, communicator Comm>
     void row_statistics(Comm& group, const matrix<T>& logits, std::span<const std::uint32_t> labels,
                         shard_range block) {
         const std::size_t batch = logits.shape(0);
-        row_max_.assign(batch, -std::numeric_limits<double>::infinity());
+        row_max_.assign(2 * batch, -std::numeric_limits<double>::infinity());
         for (std::size_t i = 0; i < batch; ++i)
-            for (std::size_t j = 0; j < block.size(); ++j)
-                row_max_[i] = std::max(row_max_[i], static_cast<double>(logits(i, j)));
-        if constexpr (L == layout::sharded)
-            group.all_reduce(row_max_.data(), batch, reduce_op::max);
-
-        stats_.assign(3 * batch, 0.0);
-        for (std::size_t i = 0; i < batch; ++i) {
-            double sum = 0, total = 0;
             for (std::size_t j = 0; j < block.size(); ++j) {
                 const double z = static_cast<double>(logits(i, j));
-                sum += std::exp(z - row_max_[i]);
-                total += z;
+                row_max_[i] = std::max(row_max_[i], z);
+                // A NaN marks its row as +inf would (MPI's max may drop a NaN).
+                row_max_[batch + i] = std::isnan(z) ? std::numeric_limits<double>::infinity()
+                                                    : std::max(row_max_[batch + i], -z);
             }
-            stats_[3 * i] = sum;
-            stats_[3 * i + 1] = block.contains(labels[i])
-                                    ? static_cast<double>(logits(i, block.to_local(labels[i])))
-                                    : 0.0;
-            stats_[3 * i + 2] = total;
+        if constexpr (L == layout::sharded)
+            group.all_reduce(row_max_.data(), 2 * batch, reduce_op::max);
+
+        const fixed_point_grid exponentials(1.0, classes_);
+        sums_.assign(3 * batch, 0);
+        for (std::size_t i = 0; i < batch; ++i) {
+            const double largest = std::max(row_max_[i], row_max_[batch + i]);  // max |z|
+            if (!std::isfinite(largest)) continue;
+            const fixed_point_grid logits_grid(largest, classes_);
+            std::int64_t sum = 0, total = 0;
+            for (std::size_t j = 0; j < block.size(); ++j) {
+                const double z = static_cast<double>(logits(i, j));
+                sum += exponentials.to_grid(std::exp(z - row_max_[i]));
+                total += logits_grid.to_grid(z);
+            }
+            sums_[3 * i] = sum;
+            sums_[3 * i + 1] = block.contains(labels[i])
+                                   ? std::bit_cast<std::int64_t>(
+                                         static_cast<double>(logits(i, block.to_local(labels[i]))))
+                                   : 0;
+            sums_[3 * i + 2] = total;
         }
         if constexpr (L == layout::sharded)
-            group.all_reduce(stats_.data(), 3 * batch, reduce_op::sum);
+            group.all_reduce(sums_.data(), 3 * batch, reduce_op::sum);
+
+        stats_.assign(3 * batch, std::numeric_limits<double>::quiet_NaN());
+        for (std::size_t i = 0; i < batch; ++i) {
+            const double largest = std::max(row_max_[i], row_max_[batch + i]);
+            if (!std::isfinite(largest)) continue;
+            stats_[3 * i] = exponentials.from_grid(sums_[3 * i]);
+            stats_[3 * i + 1] = std::bit_cast<double>(sums_[3 * i + 1]);
+            stats_[3 * i + 2] = fixed_point_grid(largest, classes_).from_grid(sums_[3 * i + 2]);
+        }
     }
 
     /// Argmax with ties to the lowest class index, as on one rank: each rank proposes the
@@ -165,7 +194,7 @@ class softmax_cross_entropy {
     double smoothing_;
     // Per-row workspaces, reused from step to step.
     std::vector<double> row_max_, stats_;
-    std::vector<std::int64_t> argmax_;
+    std::vector<std::int64_t> sums_, argmax_;
 };
 
 }  // namespace shardnet

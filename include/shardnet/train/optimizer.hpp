@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 #include <vector>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/net/parameter.hpp"
 #include "shardnet/train/optimizer_update.hpp"
 #include "shardnet/train/schedule.hpp"
@@ -85,8 +87,8 @@ class optimizer {
     /// One update of every parameter of `net`, in one vectorized pass over each shard (gradient
     /// clipping scales the gradients inside it; a parameter with a bf16 copy, of a bf16
     /// mixed-precision layer, gets it refreshed in that pass too). Collective over the
-    /// model-parallel `group` when clipping (one all-reduce of one element for the global norm) and
-    /// when checking (one of one element for the finite flag). Gradients are left as backward
+    /// model-parallel `group` when clipping (four all-reduces of one element for the global norm)
+    /// and when checking (one of one element for the finite flag). Gradients are left as backward
     /// produced them.
     /// @throws error if the gradients were not reduced over the data-parallel group.
     template <class Net, communicator Comm>
@@ -139,17 +141,40 @@ class optimizer {
     }
 
     /// The global L2 norm of all gradients: each global element counted once, whether it is
-    /// sharded or replicated in the model-parallel group. Collective over `group`.
+    /// sharded or replicated in the model-parallel group. Collective over `group` (three scalar
+    /// all-reduces, then one of an integer). The squares are summed exactly on a fixed-point
+    /// grid (kernels/reproducible_sum.hpp) set by the largest square and the number of elements,
+    /// so the norm is the same bits however the parameters are split, and on one rank; its
+    /// step is at most 2^-61 of (largest square x elements), so the norm is exact to well below
+    /// float precision for any network a rank holds. An inf or NaN gradient gives an inf norm.
     template <communicator Comm>
     static double global_norm(const std::vector<parameter_ref<T>>& params, Comm& group) {
-        double sum = 0;
+        double largest = 0;
+        std::int64_t elements = 0;
         for (const auto& p : params) {
             if (!p.first_copy) continue;
-            for (std::size_t i = 0; i < p.size; ++i)
-                sum += static_cast<double>(p.grad[i]) * static_cast<double>(p.grad[i]);
+            elements += static_cast<std::int64_t>(p.size);
+            for (std::size_t i = 0; i < p.size; ++i) {
+                const double g = static_cast<double>(p.grad[i]);
+                largest = std::isnan(g) ? std::numeric_limits<double>::infinity()
+                                        : std::max(largest, g * g);
+            }
+        }
+        group.all_reduce(&largest, 1, reduce_op::max);
+        group.all_reduce(&elements, 1, reduce_op::sum);
+        if (!std::isfinite(largest)) return std::numeric_limits<double>::infinity();
+        const fixed_point_grid grid(largest,
+                                    static_cast<std::size_t>(std::max<std::int64_t>(elements, 1)));
+        std::int64_t sum = 0;
+        for (const auto& p : params) {
+            if (!p.first_copy) continue;
+            for (std::size_t i = 0; i < p.size; ++i) {
+                const double g = static_cast<double>(p.grad[i]);
+                sum += grid.to_grid(g * g);
+            }
         }
         group.all_reduce(&sum, 1, reduce_op::sum);
-        return std::sqrt(sum);
+        return std::sqrt(grid.from_grid(sum));
     }
 
     std::size_t updates() const { return updates_; }
