@@ -71,22 +71,34 @@ sn::dataset<float> small_data() {
     return sn::make_synthetic<float>(o);
 }
 
-/// The step losses of 20 Adam steps (batch 5) from seed 4 on `grid`.
+/// 20 Adam steps (batch 5, clipped to clip_norm unless 0) of a Net from seed 4 on `grid`: the step
+/// losses, and the trained network to `inspect`.
+template <class Net, class Comm, class Inspect>
+std::vector<double> train_net(sn::process_grid<Comm>& grid, const sn::network_options& net_options,
+                              double clip_norm, const sn::dataset<float>& data, Inspect&& inspect) {
+    Net net(grid.model(), widths, net_options);
+    sn::optimizer_options adam = sn::adam(1e-2);
+    adam.clip_norm = clip_norm;
+    sn::optimizer<float> opt(adam);
+    sn::trainer_options options;
+    options.epochs = 1;
+    options.batch = 5;
+    options.seed = 9;
+    options.report = false;
+    sn::trainer<Net, Comm> trainer(grid, net, opt, options);
+    std::vector<double> losses = trainer.fit(data).step_losses;
+    inspect(net);
+    return losses;
+}
+
+/// The step losses of mixed_net in `precision`, unclipped.
 template <class Comm>
 std::vector<double> train(sn::process_grid<Comm>& grid, sn::precision precision,
                           const sn::dataset<float>& data) {
     sn::network_options net_options;
     net_options.seed = 4;
     net_options.precision = precision;
-    mixed_net net(grid.model(), widths, net_options);
-    sn::optimizer<float> opt(sn::adam(1e-2));
-    sn::trainer_options options;
-    options.epochs = 1;
-    options.batch = 5;
-    options.seed = 9;
-    options.report = false;
-    sn::trainer<mixed_net, Comm> trainer(grid, net, opt, options);
-    return trainer.fit(data).step_losses;
+    return train_net<mixed_net>(grid, net_options, 0.0, data, [](auto&) {});
 }
 
 double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
@@ -155,8 +167,8 @@ struct run_result {
     std::vector<sn::matrix<float>> weights;
 };
 
-/// 20 Adam steps of reproducible_net, as train() does but clipped, with reproducible_across =
-/// `across`.
+/// reproducible_net as train() trains mixed_net, but clipped (0.5, below the norms seen: every
+/// step clips), with reproducible_across = `across`.
 template <class Comm>
 run_result train_reproducible(sn::process_grid<Comm>& grid, sn::precision precision,
                               std::size_t across, const sn::dataset<float>& data) {
@@ -164,19 +176,10 @@ run_result train_reproducible(sn::process_grid<Comm>& grid, sn::precision precis
     net_options.seed = 4;
     net_options.precision = precision;
     net_options.reproducible_across = across;
-    reproducible_net net(grid.model(), widths, net_options);
-    sn::optimizer_options adam = sn::adam(1e-2);
-    adam.clip_norm = 0.5;  // below the norms seen: every step clips
-    sn::optimizer<float> opt(adam);
-    sn::trainer_options options;
-    options.epochs = 1;
-    options.batch = 5;
-    options.seed = 9;
-    options.report = false;
-    sn::trainer<reproducible_net, Comm> trainer(grid, net, opt, options);
     run_result r;
-    r.losses = trainer.fit(data).step_losses;
-    r.weights = gathered_weights(net, grid.model());
+    r.losses = train_net<reproducible_net>(grid, net_options, 0.5, data, [&](auto& net) {
+        r.weights = gathered_weights(net, grid.model());
+    });
     return r;
 }
 
