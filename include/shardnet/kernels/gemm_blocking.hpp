@@ -91,22 +91,30 @@ struct gemm_blocking {
 /// 207) and the whole GEMM 1.05-1.3x faster than 16 x 1 at K = N = 2048, M >= 64, except op(B)
 /// = Bᵀ with one MC block, where 16 x 1's pipelined transposing pack is faster (it packs 16
 /// columns per strip, 6 x 4 would pack 64 inside one micro-tile). Which tile runs is chosen at
-/// run time (kernels/gemm_tile.hpp); both use KC = 512, KCI = 256 and IPR = 256, so they give
-/// bitwise identical results. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 512 was
-/// not measured there.)
+/// run time (kernels/gemm_tile.hpp); both use KC = 1024, KCI = 256 and IPR = 256, so they give
+/// bitwise identical results.
+/// KC = 1024 (was 512), measured 2026-12-02 on Zen 5 in a round-robin against OpenBLAS: with
+/// m > MC every KC block ends by reading, adding and writing its C tile (beta = 1), and those
+/// C rows, ldc apart, are the costly part of the block (merge_tile was 8-11% of the kernel's
+/// samples at K = 4096, 2.5% when one block writes C without reading it); halving the blocks
+/// gave +1-4% at M = 1024, K = N = 2048 and 4096 (ratio to OpenBLAS 0.94-0.98 -> 0.98-1.0),
+/// +4-12% for 16 x 1's pipelined op(B) = Bᵀ at M <= 256, and within noise elsewhere, although
+/// the MC x KC block (1 MiB) no longer fits L2 beside the rest: each micro-tile streams its own
+/// MR x KC panel once. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 1024 was not
+/// measured there.)
 template <class T, class Arch, gemm_tile Tile = gemm_tile::narrow,
           bool Wide = (vector_register_count<Arch> >= 32)>
 struct default_gemm_blocking;
 
-/// 32 vector registers (AVX-512), float: 16 x 1 batch (narrow) or 6 x 4 (wide), MC x KC of
-/// op(A) at 512 or 528 KiB of the 1 MiB L2.
+/// 32 vector registers (AVX-512), float: 16 x 1 batch (narrow) or 6 x 4 (wide), KC = 1024 for
+/// both (see the Zen 5 note above for why deeper than L2 alone would suggest).
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::narrow, true> {
-    using type = gemm_blocking<float, Arch, 16, 1, 256, 512, 4096, 256, 256>;
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 1024, 4096, 256, 256>;
 };
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
-    using type = gemm_blocking<float, Arch, 6, 4, 264, 512, 4096, 256, 256>;
+    using type = gemm_blocking<float, Arch, 6, 4, 264, 1024, 4096, 256, 256>;
 };
 /// double: 16 x 1 batch whatever the tile (KC = 512, 4 KiB of depth per row, measured within
 /// noise of 256 and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).

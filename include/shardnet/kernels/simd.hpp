@@ -32,12 +32,24 @@ template <class Arch>
 inline constexpr std::size_t vector_register_count =
     std::is_base_of_v<xsimd::avx512f, Arch> ? 32 : 16;
 
+/// Force inlining where the compiler's own choice would cost registers: a call that is not
+/// inlined takes the address of the accumulators it reaches, which then live in memory (see
+/// merge_tile, kernels/gemm_microkernel.hpp). SHARDNET_LAMBDA_ALWAYS_INLINE goes after a lambda's
+/// parameter list.
+#if defined(__GNUC__)
+#define SHARDNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#define SHARDNET_LAMBDA_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define SHARDNET_ALWAYS_INLINE inline
+#define SHARDNET_LAMBDA_ALWAYS_INLINE
+#endif
+
 /// Calls f(std::integral_constant<std::size_t, I>{}) for I = 0 .. N-1, fully unrolled. The
 /// micro-kernel uses it so that its accumulators are indexed by constants and stay in
 /// registers whatever the compiler's unrolling heuristics decide.
 template <std::size_t N, class F>
-inline void static_for(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
+SHARDNET_ALWAYS_INLINE void static_for(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) SHARDNET_LAMBDA_ALWAYS_INLINE {
         (f(std::integral_constant<std::size_t, I>{}), ...);
     }
     (std::make_index_sequence<N>{});
