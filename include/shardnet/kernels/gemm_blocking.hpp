@@ -93,14 +93,14 @@ struct gemm_blocking {
 /// columns per strip, 6 x 4 would pack 64 inside one micro-tile). Which tile runs is chosen at
 /// run time (kernels/gemm_tile.hpp); both use KC = 1024, KCI = 256 and IPR = 256, so they give
 /// bitwise identical results.
-/// KC = 1024 (was 512), measured 2026-12-02 on Zen 5 in a round-robin against OpenBLAS: with
-/// m > MC every KC block ends by reading, adding and writing its C tile (beta = 1), and those
-/// C rows, ldc apart, are the costly part of the block (merge_tile was 8-11% of the kernel's
-/// samples at K = 4096, 2.5% when one block writes C without reading it); halving the blocks
-/// gave +1-4% at M = 1024, K = N = 2048 and 4096 (ratio to OpenBLAS 0.94-0.98 -> 0.98-1.0),
-/// +4-12% for 16 x 1's pipelined op(B) = Bᵀ at M <= 256, and within noise elsewhere, although
-/// the MC x KC block (1 MiB) no longer fits L2 beside the rest: each micro-tile streams its own
-/// MR x KC panel once. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 1024 was not
+/// KC = 1024 (was 512), measured 2026-12-02 on Zen 5 (FMA peak 210 GFLOP/s float) in a round-robin
+/// against OpenBLAS: with m > MC every KC block ends by reading, adding and writing its C tile
+/// (beta = 1), and those C rows, ldc apart, are the costly part of the block (merge_tile was 8-11%
+/// of the kernel's samples at K = 4096, 2.5% when one block writes C without reading it); halving
+/// the blocks gave +1-4% at M = 1024, K = N = 2048 and 4096 (ratio to OpenBLAS 0.94-0.98 ->
+/// 0.98-1.0), +4-12% for 16 x 1's pipelined op(B) = Bᵀ at M <= 256, and within noise elsewhere,
+/// although the MC x KC block (1 MiB) no longer fits L2 beside the rest: each micro-tile streams
+/// its own MR x KC panel once. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 1024 was not
 /// measured there.)
 template <class T, class Arch, gemm_tile Tile = gemm_tile::narrow,
           bool Wide = (vector_register_count<Arch> >= 32)>

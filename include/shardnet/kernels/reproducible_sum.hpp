@@ -189,7 +189,7 @@ class reproducible_sum {
 
 /// The reproducible sums of one dense layer: over its input features (what row_split's
 /// forward reduces) and over its output features (what column_split's input gradient
-/// reduces). A partition that supports dense_options::reproducible takes them as the last
+/// reduces). A partition that supports dense_options::reproducible_across takes them as the last
 /// argument of forward and backward (see reproducible_partition, partition/partition.hpp).
 template <class T>
 struct reproducible_sums {

@@ -87,7 +87,7 @@ class optimizer {
     /// One update of every parameter of `net`, in one vectorized pass over each shard (gradient
     /// clipping scales the gradients inside it; a parameter with a bf16 copy, of a bf16
     /// mixed-precision layer, gets it refreshed in that pass too). Collective over the
-    /// model-parallel `group` when clipping (four all-reduces of one element for the global norm)
+    /// model-parallel `group` when clipping (three all-reduces of one value for the global norm)
     /// and when checking (one of one element for the finite flag). Gradients are left as backward
     /// produced them.
     /// @throws error if the gradients were not reduced over the data-parallel group.
