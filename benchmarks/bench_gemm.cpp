@@ -59,14 +59,23 @@ double median(std::vector<double> x) {
     return x.size() % 2 ? x[h] : 0.5 * (x[h - 1] + x[h]);
 }
 
+/// What paired_median_seconds measured: the median times of f and g, and the median FMA rate
+/// (fma_gflops_now) of short runs between them, the peak at the clock the core ran at then.
+struct paired_timing {
+    double f_seconds, g_seconds;
+    double fma_gflops;
+};
+
 /// Median times of f and g, run alternately (f, g, f, g, ...) at least min_reps times each and
-/// for at least min_seconds in all. Alternating makes the ratio fair on a shared machine: a
-/// burst of load from elsewhere hits both sides alike instead of one whole series.
-template <class F, class G>
-std::pair<double, double> paired_median_seconds(F&& f, G&& g, int min_reps, double min_seconds) {
+/// for at least min_seconds in all, with a short run of FMA chains of T after each pair.
+/// Alternating makes the ratio fair on a shared machine: a burst of load from elsewhere hits
+/// both sides alike instead of one whole series; the FMA runs put the % of peak on the same
+/// footing (the host's boost clock, and with it the peak, drifts by 10% over minutes).
+template <class T, class F, class G>
+paired_timing paired_median_seconds(F&& f, G&& g, int min_reps, double min_seconds) {
     f();  // warm-up: caches, page faults, our packing buffers
     g();
-    std::vector<double> f_times, g_times;
+    std::vector<double> f_times, g_times, fma_rates;
     const auto start = clock_type::now();
     while (static_cast<int>(f_times.size()) < min_reps ||
            (seconds_since(start) < min_seconds && f_times.size() < 50)) {
@@ -76,8 +85,9 @@ std::pair<double, double> paired_median_seconds(F&& f, G&& g, int min_reps, doub
         t0 = clock_type::now();
         g();
         g_times.push_back(seconds_since(t0));
+        fma_rates.push_back(shardnet_bench::fma_gflops_now<T>());
     }
-    return {median(f_times), median(g_times)};
+    return {median(f_times), median(g_times), median(fma_rates)};
 }
 
 CBLAS_TRANSPOSE to_cblas(transpose t) {
@@ -158,8 +168,7 @@ aligned_vector<T> random_matrix(std::size_t count, std::mt19937& rng) {
 
 /// Times ours and OpenBLAS on one product of a layer of width kn with batch `batch`.
 template <class T>
-void run_shape(const product& prod, std::size_t batch, std::size_t kn, double peak,
-               const options& opt) {
+void run_shape(const product& prod, std::size_t batch, std::size_t kn, const options& opt) {
     const product_shape s = shape_of(prod, batch, kn);
     const std::size_t m = s.m, n = s.n, k = s.k, lda = s.ld, ldb = s.ld;
     std::mt19937 rng(42);
@@ -167,7 +176,7 @@ void run_shape(const product& prod, std::size_t batch, std::size_t kn, double pe
     const aligned_vector<T> b = random_matrix<T>(s.b_count, rng);
     aligned_vector<T> ours(m * n), theirs(m * n);
 
-    const auto [t_ours, t_blas] = paired_median_seconds(
+    const auto [t_ours, t_blas, peak] = paired_median_seconds<T>(
         [&] {
             shardnet::gemm<T>(prod.ta, prod.tb, m, n, k, T(1), a.data(), lda, b.data(), ldb, T(0),
                               ours.data(), n);
@@ -184,17 +193,17 @@ void run_shape(const product& prod, std::size_t batch, std::size_t kn, double pe
     }
     const double flops = 2.0 * double(m) * double(n) * double(k);
     const double g_ours = flops / t_ours * 1e-9, g_blas = flops / t_blas * 1e-9;
-    std::printf("%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e\n",
-                sizeof(T) == 4 ? "float" : "double", prod.name, batch, kn, m, n, k, g_ours, g_blas,
-                g_ours / g_blas, 100.0 * g_ours / peak, max_diff / std::max(max_ref, 1e-300));
+    std::printf(
+        "%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e | %6.1f\n",
+        sizeof(T) == 4 ? "float" : "double", prod.name, batch, kn, m, n, k, g_ours, g_blas,
+        g_ours / g_blas, 100.0 * g_ours / peak, max_diff / std::max(max_ref, 1e-300), peak);
     std::fflush(stdout);
 }
 
 /// Times gemm_bf16 and our float gemm on one product, the bfloat16 operands rounded from the
 /// float ones. The last column compares the two results: the rounding of the inputs to bf16
 /// (2^-9 relative per value), not an error of either GEMM.
-void run_shape_bf16(const product& prod, std::size_t batch, std::size_t kn, double peak,
-                    const options& opt) {
+void run_shape_bf16(const product& prod, std::size_t batch, std::size_t kn, const options& opt) {
     const product_shape s = shape_of(prod, batch, kn);
     std::mt19937 rng(42);
     const aligned_vector<float> a = random_matrix<float>(s.a_count, rng);
@@ -204,7 +213,7 @@ void run_shape_bf16(const product& prod, std::size_t batch, std::size_t kn, doub
     shardnet::to_bfloat16(b.data(), b16.data(), b.size());
     aligned_vector<float> ours(s.m * s.n), theirs(s.m * s.n);
 
-    const auto [t_bf16, t_float] = paired_median_seconds(
+    const auto [t_bf16, t_float, peak] = paired_median_seconds<float>(
         [&] {
             shardnet::gemm_bf16(prod.ta, prod.tb, s.m, s.n, s.k, 1.0f, a16.data(), s.ld, b16.data(),
                                 s.ld, 0.0f, ours.data(), s.n);
@@ -222,19 +231,20 @@ void run_shape_bf16(const product& prod, std::size_t batch, std::size_t kn, doub
     }
     const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
     const double g_bf16 = flops / t_bf16 * 1e-9, g_float = flops / t_float * 1e-9;
-    std::printf("%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e\n",
-                "bf16", prod.name, batch, kn, s.m, s.n, s.k, g_bf16, g_float, g_bf16 / g_float,
-                100.0 * g_bf16 / peak, max_diff / std::max(max_ref, 1e-300));
+    std::printf(
+        "%-7s %-7s %5zu %5zu | %5zu %5zu %5zu | %7.1f %7.1f | %5.2f | %5.1f%% | %.1e | %6.1f\n",
+        "bf16", prod.name, batch, kn, s.m, s.n, s.k, g_bf16, g_float, g_bf16 / g_float,
+        100.0 * g_bf16 / peak, max_diff / std::max(max_ref, 1e-300), peak);
     std::fflush(stdout);
 }
 
 template <class T>
 void run_grid(const std::vector<std::size_t>& batches, const std::vector<std::size_t>& widths,
-              double peak, const options& opt) {
+              const options& opt) {
     for (std::size_t kn : widths)
         for (std::size_t batch : batches)
             for (const product& prod : products)
-                run_shape<T>(prod, batch, kn, peak, opt);
+                run_shape<T>(prod, batch, kn, opt);
 }
 
 }  // namespace
@@ -306,30 +316,33 @@ int main(int argc, char** argv) {
     std::printf("; 512/256-bit FMA throughput %.2f)\n", shardnet::detail::fma_width_ratio());
     const double peak_float = shardnet_bench::fma_peak_gflops<float>();
     const double peak_double = shardnet_bench::fma_peak_gflops<double>();
-    std::printf("single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s\n", peak_float,
-                peak_double);
+    std::printf(
+        "single-core FMA peak: float %.1f GFLOP/s, double %.1f GFLOP/s (best of 40 runs at "
+        "start)\n",
+        peak_float, peak_double);
     std::printf(
         "median of >= %d runs each, ours and OpenBLAS alternating, >= %.2f s per shape; "
-        "GFLOP/s = 2mnk / time\n\n",
+        "GFLOP/s = 2mnk / time; %%peak against the FMA peak measured between those runs (last "
+        "column, GFLOP/s of the type; the clock drifts)\n\n",
         opt.min_reps, opt.min_seconds);
     if (opt.run_float || opt.run_double)
-        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type",
+        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s | %s\n", "type",
                     "product", "M", "K=N", "m", "n", "k", "ours", "OpenBLAS", "ratio", "%peak",
-                    "max rel diff");
-    if (opt.run_float) run_grid<float>(opt.batches, opt.widths, peak_float, opt);
-    if (opt.run_double) run_grid<double>(opt.double_batches, opt.double_widths, peak_double, opt);
+                    "max rel diff", "peak now");
+    if (opt.run_float) run_grid<float>(opt.batches, opt.widths, opt);
+    if (opt.run_double) run_grid<double>(opt.double_batches, opt.double_widths, opt);
     if (opt.run_bf16) {
         std::printf(
             "\nbf16: gemm_bf16 (%s) vs our float gemm on the same shapes; %%peak of the float FMA "
             "peak (vdpbf16ps: 2x the flops per instruction, ceiling 200%%)\n",
             shardnet::detail::has_avx512_bf16 ? "vdpbf16ps" : "widening fallback");
-        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s\n", "type",
+        std::printf("%-7s %-7s %5s %5s | %5s %5s %5s | %7s %7s | %5s | %6s | %s | %s\n", "type",
                     "product", "M", "K=N", "m", "n", "k", "bf16", "float", "ratio", "%peak",
-                    "max rel diff");
+                    "max rel diff", "peak now");
         for (std::size_t kn : opt.widths)
             for (std::size_t batch : opt.batches)
                 for (const product& prod : products)
-                    run_shape_bf16(prod, batch, kn, peak_float, opt);
+                    run_shape_bf16(prod, batch, kn, opt);
     }
     return 0;
 }

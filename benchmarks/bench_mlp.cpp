@@ -19,6 +19,8 @@
 // the remainder: element-wise passes (bias, activation, its derivative, loss) and the rest.
 // Each is the median over the timed steps, so the four need not add up to the median step
 // exactly. gemm_gflops is this rank's GEMM flops per step over its median GEMM time.
+// percent_of_peak is the step's GFLOP/s per rank over fma_peak_gflops, the core's FMA peak
+// measured between the timed steps (median, mean over ranks): at the clock the steps ran at.
 // Before the model is built, rank 0 measures what two threads get from the FMA units against
 // one ("fma_scaling:" line, fma_peak.hpp) while the other ranks sleep, so the 1 -> 2 rank
 // scaling of the step can be read against what the cores themselves give.
@@ -322,6 +324,10 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
         v.reserve(steps);
     double last_loss = 0, gemm_flops = 0;
     std::size_t allocated = 0;
+    // The core's FMA peak between the timed steps, at the clock it runs the steps at (the
+    // host's boost clock drifts by 10% over minutes: fma_peak.hpp).
+    std::vector<double> fma_rates;
+    fma_rates.reserve(steps);
     for (std::size_t s = 0; s < warmup + steps; ++s) {
         world.barrier();  // on the untimed communicator: not part of the step
         const std::size_t before = allocations.load();
@@ -351,11 +357,14 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
             seconds[rest_phase].push_back(t - gemm - collectives - optimizer_only);
             gemm_flops = totals.gemm_flops - at_start.gemm_flops;  // the same every step
             allocated += allocations.load() - before;
+            fma_rates.push_back(shardnet_bench::fma_gflops_now<float>());  // not timed
         }
     }
     // The slowest rank sets the pace; memory is reported for the largest rank.
     double step = median(seconds[step_phase]);
     world.all_reduce(&step, 1, sn::reduce_op::max);
+    double peak = median(fma_rates) / static_cast<double>(world.size());
+    world.all_reduce(&peak, 1, sn::reduce_op::sum);  // the ranks' mean
     double memory[2] = {peak_rss_mib(), rss_before};
     world.all_reduce(memory, 2, sn::reduce_op::max);
     double state_elements = 0;
@@ -384,6 +393,8 @@ int bench_network(sn::mpi_communicator& world, const std::vector<std::size_t>& w
                   << " steps_per_s=" << 1.0 / step
                   << " samples_per_s=" << static_cast<double>(batch) / step
                   << " gflops_per_rank=" << flops / step / 1e9 / static_cast<double>(world.size())
+                  << " fma_peak_gflops=" << peak << " percent_of_peak="
+                  << 100.0 * flops / step / 1e9 / static_cast<double>(world.size()) / peak
                   << " allocations_per_step=" << allocated / std::max<std::size_t>(steps, 1)
                   << " loss=" << last_loss << "\n";
         std::cout << std::fixed << std::setprecision(1) << "memory: ranks=" << world.size()

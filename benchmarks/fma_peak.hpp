@@ -66,6 +66,15 @@ double fma_peak_gflops(int runs = 40, long iterations = 2'000'000) {
     return best;
 }
 
+/// GFLOP/s of one short run of FMA chains (about 1 ms at 200 GFLOP/s), for timing the FMA units
+/// in the same window as the work measured against them: a shared host's boost clock moves the
+/// peak by 10% from minute to minute (Zen 5: 207 to 230 GFLOP/s float in one hour), so a peak
+/// taken once at start-up and a GEMM timed later may not be at the same clock.
+template <class T>
+double fma_gflops_now(long iterations = 400'000) {
+    return fma_chains<T>(iterations).gflops();
+}
+
 /// What two threads get from the FMA units against one.
 struct fma_scaling {
     double one_thread_gflops = 0;   ///< best single-thread run

@@ -48,9 +48,13 @@ struct gemm_bf16_blocking {
 /// - vdpbf16ps, wide: 6 x 4 vectors, for cores that retire two per cycle (Zen 5), where 16 x 1
 ///   waits on its loads: measured on Zen 5 (K = N = 2048, round-robin against 16 x 1, 8 x 3,
 ///   12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s (float peak 218: vdpbf16ps's is twice that).
-/// Both KC = 512 values (256 pairs; a strip of op(B) 16 KiB per vector of columns): the same
+/// Both KC = 1024 values (512 pairs; a strip of op(B) 32 KiB per vector of columns): the same
 /// depth blocks, so both tiles give bitwise identical results. Always packed: op(B) cannot be
 /// read in place, vdpbf16ps needs two rows of B interleaved.
+/// 6 x 4's MC = 1056 and both tiles' KC = 1024 (were 264 and 512), measured 2026-12-02 on Zen 5
+/// (round-robin, K = N = 2048), for the float GEMM's reasons (gemm_blocking.hpp): +7-8% at M =
+/// 1024 (320-343 -> 340-369 GFLOP/s), +3-5% for X·W and dY·Wᵀ at M = 256, the same for Xᵀ·dY.
+/// 16 x 1 (Zen 4) follows for KC, not measured there.
 /// - Widening: the float GEMM's register budget minus the unpacked rows of B: 12 x 2 with 32
 ///   registers, 4 x 2 with 16.
 template <class Kernel, gemm_tile Tile = gemm_tile::narrow>
@@ -59,11 +63,11 @@ struct default_gemm_bf16_blocking;
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 template <>
 struct default_gemm_bf16_blocking<bf16_dot_kernel, gemm_tile::narrow> {
-    using type = gemm_bf16_blocking<bf16_dot_kernel, 16, 1, 256, 512, 4096>;
+    using type = gemm_bf16_blocking<bf16_dot_kernel, 16, 1, 256, 1024, 4096>;
 };
 template <>
 struct default_gemm_bf16_blocking<bf16_dot_kernel, gemm_tile::wide> {
-    using type = gemm_bf16_blocking<bf16_dot_kernel, 6, 4, 264, 512, 4096>;
+    using type = gemm_bf16_blocking<bf16_dot_kernel, 6, 4, 1056, 1024, 4096>;
 };
 #endif
 
