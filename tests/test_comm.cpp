@@ -137,6 +137,34 @@ TEST_SUITE("mpi") {
         }
     }
 
+    TEST_CASE("bfloat16 all-reduce: summed as bf16, one rounding per addition; max refused") {
+        sn::mpi_communicator world;
+        const std::size_t p = world.size(), r = world.rank();
+        // Sums of small integers are exact in bf16 in any order: the bits were added as values,
+        // not as the integers MPI_UINT16_T would add.
+        std::vector<sn::bfloat16> v = {sn::to_bfloat16(float(r + 1)), sn::to_bfloat16(0.5f)};
+        world.all_reduce(v.data(), v.size(), sn::reduce_op::sum);
+        CHECK(sn::to_float(v[0]) == float(p * (p + 1) / 2));
+        CHECK(sn::to_float(v[1]) == 0.5f * float(p));
+        // 256 + 1 is a tie between the bf16 neighbours 256 and 258 (spacing 2): rounding each
+        // addition to nearest even gives 256, where a float sum would keep 257.
+        std::vector<sn::bfloat16> tie = {sn::to_bfloat16(r == 0 ? 256.0f : 1.0f)};
+        world.all_reduce(tie.data(), 1, sn::reduce_op::sum);
+        const float rounded = sn::to_float(tie[0]);
+        if (p == 2) CHECK(rounded == 256.0f);
+        CHECK(rounded >= 256.0f);
+        CHECK(rounded <= 256.0f + 2.0f * float(p - 1));
+        // Started and waited, the same sum.
+        std::vector<sn::bfloat16> w = {sn::to_bfloat16(float(r + 1))};
+        auto pending = sn::start_all_reduce(world, w.data(), 1, sn::reduce_op::sum);
+        pending.wait();
+        CHECK(sn::to_float(w[0]) == float(p * (p + 1) / 2));
+        // No max or min of bf16: refused on every rank alike, before any message.
+        CHECK_THROWS_WITH_AS(world.all_reduce(v.data(), v.size(), sn::reduce_op::max),
+                             "mpi_communicator: bfloat16 values reduce by sum only, got max",
+                             sn::error);
+    }
+
     TEST_CASE("a user-defined communicator drives a dense layer") {
         counting_communicator group;
         sn::dense<double, sn::row_split, sn::activation::relu> layer(group, 6, 4);

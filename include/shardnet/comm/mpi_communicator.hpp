@@ -1,6 +1,6 @@
 // The default communicator: Boost.MPI for what it offers, the raw MPI_Comm for what it lacks
-// (varying-count gathers, reduce-scatter, non-blocking all-reduce). Buffers always travel as
-// MPI arrays of float/double/int64, never through Boost.Serialization.
+// (varying-count gathers, reduce-scatter, non-blocking all-reduce, the bfloat16 sum). Buffers
+// always travel as MPI arrays of float/double/int64/bfloat16, never through Boost.Serialization.
 #pragma once
 
 #include <mpi.h>
@@ -36,17 +36,32 @@ namespace detail {
 
 template <class T>
 MPI_Datatype mpi_type() {
-    // MPI has no bfloat16: its values move as their 16 bits (gathers, broadcasts), never
-    // through a reduction (all_reduce refuses them).
+    // MPI has no bfloat16: its values move as their 16 bits, and are summed by bfloat16_sum_op.
     if constexpr (std::is_same_v<T, bfloat16>)
         return MPI_UINT16_T;
     else
         return boost::mpi::get_mpi_datatype<T>(T{});
 }
 
-/// A reduction of bfloat16 as MPI_UINT16_T would add bit patterns: refused at compile time.
-template <class T>
-inline constexpr bool reducible = !std::is_same_v<T, bfloat16>;
+/// The MPI_User_function of bfloat16_sum_op: inout[i] = bf16(float(in[i]) + float(inout[i])),
+/// one rounding per addition, as a bf16 all-reduce in PyTorch or NCCL does.
+inline void bfloat16_sum(void* in, void* inout, int* length, MPI_Datatype*) {
+    const auto* a = static_cast<const bfloat16*>(in);
+    auto* b = static_cast<bfloat16*>(inout);
+    for (int i = 0; i < *length; ++i)
+        b[i] = to_bfloat16(to_float(a[i]) + to_float(b[i]));
+}
+
+/// The sum of bfloat16 values carried as MPI_UINT16_T (MPI's own MPI_SUM would add the bit
+/// patterns as integers). Created on first use, commutative; MPI frees it at finalize.
+inline MPI_Op bfloat16_sum_op() {
+    static const MPI_Op op = [] {
+        MPI_Op created = MPI_OP_NULL;
+        SHARDNET_MPI_CHECK(MPI_Op_create(&bfloat16_sum, 1, &created));
+        return created;
+    }();
+    return op;
+}
 
 inline MPI_Op mpi_op(reduce_op op) {
     switch (op) {
@@ -59,6 +74,21 @@ inline MPI_Op mpi_op(reduce_op op) {
     }
     SHARDNET_ASSERT(false);
     return MPI_SUM;
+}
+
+/// The MPI_Op that reduces T by op. bfloat16 values (bf16 mixed precision's partial sums) are
+/// summed only: their max and min have no use here, and no MPI_Op.
+/// @throws error for a bfloat16 max or min.
+template <class T>
+MPI_Op mpi_op_for(reduce_op op) {
+    if constexpr (std::is_same_v<T, bfloat16>) {
+        if (op != reduce_op::sum)
+            throw error(concat("mpi_communicator: bfloat16 values reduce by sum only, got ",
+                               to_string(op)));
+        return bfloat16_sum_op();
+    } else {
+        return mpi_op(op);
+    }
 }
 
 /// A pending non-blocking collective. Waiting is idempotent; the destructor waits, so a
@@ -131,25 +161,25 @@ class mpi_communicator {
         return mpi_communicator(comm_.split(color, key));
     }
 
-    /// Collective over this group: in-place element-wise reduction.
+    /// Collective over this group: in-place element-wise reduction. bfloat16 values are summed
+    /// with one rounding per addition; their max and min are refused.
     template <class T>
     void all_reduce(T* data, std::size_t n, reduce_op op) {
-        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
+        const MPI_Op mpi_op = detail::mpi_op_for<T>(op);
         if (size() == 1) return;
         SHARDNET_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
-                                         detail::mpi_type<T>(), detail::mpi_op(op), native()));
+                                         detail::mpi_type<T>(), mpi_op, native()));
     }
 
     /// Collective over this group: starts an in-place all-reduce; the caller overlaps work and
     /// then calls wait() on the result (or lets it go out of scope, which waits).
     template <class T>
     [[nodiscard]] detail::mpi_request all_reduce_async(T* data, std::size_t n, reduce_op op) {
-        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
+        const MPI_Op mpi_op = detail::mpi_op_for<T>(op);
         if (size() == 1) return {};
         MPI_Request request = MPI_REQUEST_NULL;
         SHARDNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, detail::to_mpi_count(n),
-                                          detail::mpi_type<T>(), detail::mpi_op(op), native(),
-                                          &request));
+                                          detail::mpi_type<T>(), mpi_op, native(), &request));
         return detail::mpi_request(request);
     }
 
@@ -182,10 +212,10 @@ class mpi_communicator {
     /// Collective over this group: sum of `in` over ranks, rank r keeps block r.
     template <class T>
     void reduce_scatter(const T* in, T* out, std::span<const std::size_t> counts) {
-        static_assert(detail::reducible<T>, "mpi_communicator: no reduction of bfloat16 values");
+        const MPI_Op sum = detail::mpi_op_for<T>(reduce_op::sum);
         fill_counts(counts, false);
         SHARDNET_MPI_CHECK(MPI_Reduce_scatter(in, out, scratch_->counts.data(),
-                                              detail::mpi_type<T>(), MPI_SUM, native()));
+                                              detail::mpi_type<T>(), sum, native()));
     }
 
   private:

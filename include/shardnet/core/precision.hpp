@@ -16,7 +16,8 @@ namespace shardnet {
 ///   gradients, the optimizer state, the bias, the pre-activation and the loss stay fp32; the
 ///   GEMMs read bfloat16 copies of the weight shard, of the layer input (kept in bf16 for
 ///   backward) and of the output gradient dZ, and accumulate in fp32 (kernels/gemm_bf16.hpp).
-///   Activations between layers travel in bf16.
+///   Activations between layers and the partial sums partitions all-reduce travel in bf16
+///   (partition/partial_sum.hpp): half the bytes of every model-parallel collective.
 enum class precision { fp32, bf16 };
 
 constexpr std::string_view to_string(precision p) {

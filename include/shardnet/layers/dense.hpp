@@ -67,8 +67,9 @@ struct dense_options {
 /// mixed_precision_partition) the layer keeps a bfloat16 copy of its weight shard beside the
 /// fp32 master (refresh_low_precision() after anything writes the master; the optimizer and
 /// checkpoint loading do it), keeps its input for backward in bf16 only, rounds dZ to bf16 for
-/// the dX and dW products, and runs its GEMMs on gemm_bf16 with fp32 results. Bias, activation,
-/// pre-activation, gradients and everything a collective reduces stay fp32.
+/// the dX and dW products, and runs its GEMMs on gemm_bf16 with fp32 results; its partition sums
+/// partial products over the group in bf16 (partition/partial_sum.hpp). Bias, activation,
+/// pre-activation and gradients stay fp32.
 template <class T, class Partition, class Activation = activation::identity,
           class Gemm = xsimd_gemm>
 class dense {

@@ -29,7 +29,7 @@ struct layer_plan {
     /// Bytes of one element of the forward all-gather: the plan's element_size, or 2 when a bf16
     /// layer gathers the bf16 activations of the bf16 layer before it (core/precision.hpp).
     std::size_t forward_gather_element_size = 4;
-    bool bf16 = false;  ///< the layer runs its GEMMs in bf16 (mixed precision)
+    bool bf16 = false;  ///< the layer runs its GEMMs in bf16 (mixed precision) and sums in bf16
 };
 
 /// The plan of a network for one rank.
@@ -59,8 +59,10 @@ struct network_plan {
         double b = 0;
         for (const auto& l : layers) {
             const auto element = static_cast<double>(element_size);
-            b += ring(l.forward_all_reduce, l.forward_reduce_group, 2.0) * element;
-            b += ring(l.backward_all_reduce, l.backward_reduce_group, 2.0) * element;
+            // A bf16 layer's partial sums travel as bf16 (partition/partial_sum.hpp).
+            const double summed = l.bf16 ? 2.0 : element;
+            b += ring(l.forward_all_reduce, l.forward_reduce_group, 2.0) * summed;
+            b += ring(l.backward_all_reduce, l.backward_reduce_group, 2.0) * summed;
             b += ring(l.forward_all_gather, l.forward_gather_group, 1.0) *
                  static_cast<double>(l.forward_gather_element_size);
             b += ring(l.backward_all_gather, l.backward_gather_group, 1.0) * element;
@@ -90,10 +92,13 @@ struct network_plan {
                 os << "       before it: " << l.conversion << ", " << l.forward_all_gather
                    << (l.forward_gather_element_size == 2 ? " (bf16)" : "") << " + "
                    << l.backward_all_gather << " elements gathered\n";
+            const char* summed_as = l.bf16 ? " (bf16)" : "";
             if (l.forward_all_reduce)
-                os << "       forward: all-reduce of " << l.forward_all_reduce << " elements\n";
+                os << "       forward: all-reduce of " << l.forward_all_reduce << summed_as
+                   << " elements\n";
             if (l.backward_all_reduce)
-                os << "       backward: all-reduce of " << l.backward_all_reduce << " elements\n";
+                os << "       backward: all-reduce of " << l.backward_all_reduce << summed_as
+                   << " elements\n";
         }
         if (p.data_parallel > 1)
             os << "  gradients: all-reduce of " << p.data_parallel_all_reduce

@@ -13,6 +13,7 @@
 #include "shardnet/core/layout.hpp"
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/partition/partial_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -59,14 +60,15 @@ struct block2d_oriented {
 
     /// z_j = Σ_i x_i · W_ij + b_j: the local product, summed over the ranks that hold the
     /// other input blocks of this output block, then the bias (once). Collective over
-    /// `group` (a model_group, or a plain communicator seen as a 1 x P grid).
+    /// `group` (a model_group, or a plain communicator seen as a 1 x P grid). The sums of a bf16
+    /// layer (In = bfloat16) travel in bf16 (partition/partial_sum.hpp), here and in backward.
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
     static void forward(Comm& group, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         forward_product<Gemm>(x, w, z);
         // Every rank of that group holds the same output block, so all skip an empty one.
         if (auto* sum_over = group_splitting(group, input_layout); sum_over && z.size() > 0)
-            sum_over->all_reduce(z.data(), z.size(), reduce_op::sum);
+            sum_partials<In>(*sum_over, z.data(), z.size());
         add_bias(z, bias);
     }
 
@@ -80,7 +82,7 @@ struct block2d_oriented {
         if (dx == nullptr || sum_over == nullptr || dx->size() == 0)
             return local_backward<Gemm>(x, w, dz, dx, dw, dbias);
         input_gradient_product<Gemm>(dz, w, *dx);
-        auto pending = start_all_reduce(*sum_over, dx->data(), dx->size(), reduce_op::sum);
+        auto pending = start_sum_partials<In>(*sum_over, dx->data(), dx->size());
         parameter_gradients<Gemm>(x, dz, dw, dbias);
         pending.wait();
     }

@@ -11,6 +11,7 @@
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
 #include "shardnet/kernels/reproducible_sum.hpp"
+#include "shardnet/partition/partial_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -38,7 +39,8 @@ struct column_split {
     }
 
     /// dx = all_reduce(dz_r · W_rᵀ), dW_r = xᵀ · dz_r, db_r = Σ dz_r. Collective over comm:
-    /// one all-reduce of batch x in elements, started before dW is computed and waited after,
+    /// one all-reduce of batch x in elements (in bf16 when In is bfloat16:
+    /// partition/partial_sum.hpp), started before dW is computed and waited after,
     /// so the reduction overlaps the weight-gradient product. With dx null (the first layer of
     /// a network, whose input needs no gradient) neither the product nor the all-reduce runs.
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
@@ -46,7 +48,7 @@ struct column_split {
                          matrix<T>* dx, matrix<T>& dw, T* dbias) {
         if (dx == nullptr) return parameter_gradients<Gemm>(x, dz, dw, dbias);
         input_gradient_product<Gemm>(dz, w, *dx);
-        auto pending = start_all_reduce(comm, dx->data(), dx->size(), reduce_op::sum);
+        auto pending = start_sum_partials<In>(comm, dx->data(), dx->size());
         parameter_gradients<Gemm>(x, dz, dw, dbias);
         pending.wait();
     }

@@ -10,6 +10,7 @@
 #include "shardnet/core/tensor.hpp"
 #include "shardnet/kernels/dense_products.hpp"
 #include "shardnet/kernels/reproducible_sum.hpp"
+#include "shardnet/partition/partial_sum.hpp"
 #include "shardnet/partition/partition.hpp"
 
 namespace shardnet {
@@ -29,13 +30,14 @@ struct row_split {
         return {batch * out, 0, grid.size(), 1};
     }
 
-    /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out.
-    /// The bias is added after the reduction, so it counts once whatever P is.
+    /// z = all_reduce(x_r · W_r) + b. Collective over comm: one all-reduce of batch x out (in
+    /// bf16 when In is bfloat16: partition/partial_sum.hpp). The bias is added after the
+    /// reduction, so it counts once whatever P is.
     template <gemm_policy Gemm = xsimd_gemm, communicator Comm, class In, class T>
     static void forward(Comm& comm, const matrix<In>& x, const matrix<In>& w, const T* bias,
                         matrix<T>& z) {
         forward_product<Gemm>(x, w, z);
-        comm.all_reduce(z.data(), z.size(), reduce_op::sum);
+        sum_partials<In>(comm, z.data(), z.size());
         add_bias(z, bias);
     }
 
