@@ -89,12 +89,9 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
 
     batch acc[MR][NV];
     static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = batch(T(0)); }); });
-    // The tile of C is read (beta != 0) or written only after the depth loop: ask for its lines
-    // now, so that their misses overlap the FMAs instead of stalling the merge.
-    if (rows == MR && cols == NR)
-        static_for<MR>([&](auto i) {
-            static_for<(NR + line - 1) / line>([&](auto l) { prefetch(c + i * ldc + l * line); });
-        });
+    // No prefetch of the C tile here: one written for it (in a static_for, see prefetch() in
+    // kernels/simd.hpp) was silently dropped by g++ from the start; made to run, it measured
+    // within noise, 2-4% slower for Xᵀ·dY at M = 64 and X·W at M = 256 (Zen 5, 2026-12-02).
 
     for (std::size_t p = 0; p < depth; ++p) {
         if constexpr (!std::is_same_v<SideJob, no_side_job>)
@@ -102,9 +99,9 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
         batch row[NV];
         if constexpr (BInPlace) {
             static_for<NV>([&](auto v) { row[v] = batch::load_unaligned(b + v * width); });
-            if (prefetch_ahead != 0)
-                static_for<(NR + line - 1) / line>(
-                    [&](auto l) { prefetch(b + prefetch_ahead + l * line); });
+            if (prefetch_ahead != 0)  // a plain loop, not static_for: see prefetch()
+                for (std::size_t l = 0; l < NR; l += line)
+                    prefetch(b + prefetch_ahead + l);
         } else {
             static_for<NV>([&](auto v) { row[v] = batch::load_aligned(b + v * width); });
         }
