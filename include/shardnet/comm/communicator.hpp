@@ -56,6 +56,8 @@ concept collectives_on = requires(C& c, T* out, const T* in, std::size_t n,
 /// as a communicator of the same type.
 /// A communicator may also offer `all_reduce_async(data, n, op)` returning an object whose
 /// `wait()` completes it (see comm/async.hpp); without it shardnet falls back to all_reduce.
+/// bf16 mixed precision (core/precision.hpp) also moves bfloat16: all_gather, and all_reduce
+/// with reduce_op::sum (adding as floats, as mpi_communicator's does; partition/partial_sum.hpp).
 template <class C>
 concept communicator = std::move_constructible<C> &&
     requires(C& c, const C& cc, int color, int key, char* text, std::size_t n, std::size_t root) {
