@@ -102,13 +102,14 @@ struct gemm_blocking {
 /// although the MC x KC block (1 MiB) no longer fits L2 beside the rest: each micro-tile streams
 /// its own MR x KC panel once. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 1024 was not
 /// measured there.)
-/// 6 x 4's MC = 1056 (was 264), measured 2026-12-02 on Zen 5 in the same round-robin: its NR =
-/// 64 strip of op(B) (KC x NR = 256 KiB) is what stays in L2, and the MR x KC panels of op(A)
-/// stream past it from L3 (the sequential stream hardware prefetchers follow), so a taller block
-/// of op(A) only means that each strip, fetched into L2 from the KC x NC block in L3, serves
-/// more micro-tiles before the next: +3-5% at M = 512 .. 2048, K = N = 2048 and 4096 (ratio to
-/// OpenBLAS 0.96-1.0 -> 1.01-1.06); MC = 528 gains most of it, 2112 nothing more. The cost: the
-/// packed op(A) block is 4 MiB instead of 1 (packing_buffer, once per thread).
+/// 6 x 4's MC = 528 (was 264), measured 2026-12-02 on Zen 5 in the same round-robin: its NR = 64
+/// strip of op(B) (KC x NR = 256 KiB) is what stays in L2, and the MR x KC panels of op(A) stream
+/// past it from L3 (the sequential stream hardware prefetchers follow), so a taller block of
+/// op(A) only means that each strip, fetched into L2 from the KC x NC block in L3, serves more
+/// micro-tiles before the next: +3-5% at M = 512 .. 2048, K = N = 2048 and 4096 (ratio to
+/// OpenBLAS 0.96-1.0 -> 1.01-1.06). MC = 1056 was within 1% of 528 and 2112 no better; 1056's
+/// larger packed op(A) block (up to 4 MiB, 1 MiB more in the MLP benchmark's Xᵀ·dY) pushed the
+/// training step's peak memory over its 1.10 x the model's needs, 528's costs a quarter of that.
 /// What still separates the GEMM from the FMA peak there (84-86% at M = 1024, measured against
 /// the peak in the same window): the micro-kernel alone runs at 97% with its op(A) block in L1/L2,
 /// 93% when it also merges into C each KC = 256, 88% with op(A) streaming from L3 at KC = 1024.
@@ -126,7 +127,7 @@ struct default_gemm_blocking<float, Arch, gemm_tile::narrow, true> {
 };
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
-    using type = gemm_blocking<float, Arch, 6, 4, 1056, 1024, 4096, 256, 256>;
+    using type = gemm_blocking<float, Arch, 6, 4, 528, 1024, 4096, 256, 256>;
 };
 /// double: 16 x 1 batch whatever the tile (KC = 512, 4 KiB of depth per row, measured within
 /// noise of 256 and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).
