@@ -102,7 +102,8 @@ struct gemm_blocking {
 /// although the MC x KC block (1 MiB) no longer fits L2 beside the rest: each micro-tile streams
 /// its own MR x KC panel once. (On Zen 4, KC = 768 was measured 3-5% faster than 256; 1024 was not
 /// measured there.)
-/// 6 x 4's MC = 528 (was 264), measured 2026-12-02 on Zen 5 in the same round-robin: its NR = 64
+/// 6 x 4's MC = 528 (was 264), measured 2026-12-02 on Zen 5 (FMA peak 221-236 GFLOP/s float,
+/// measured between the runs) in the same round-robin: its NR = 64
 /// strip of op(B) (KC x NR = 256 KiB) is what stays in L2, and the MR x KC panels of op(A) stream
 /// past it from L3 (the sequential stream hardware prefetchers follow), so a taller block of
 /// op(A) only means that each strip, fetched into L2 from the KC x NC block in L3, serves more

@@ -6,24 +6,15 @@
 #include <cstddef>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "shardnet/comm/async.hpp"
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/bfloat16.hpp"
+#include "shardnet/kernels/gemm_pack.hpp"
 
 namespace shardnet {
 
 namespace detail {
-
-/// Grow-only bf16 scratch per thread and Slot (a forward sum and a backward one never share):
-/// allocated by the first sum of a size, reused by every later step.
-template <int Slot>
-bfloat16* partial_sum_buffer(std::size_t count) {
-    thread_local std::vector<bfloat16> buffer;
-    if (buffer.size() < count) buffer.resize(count);
-    return buffer.data();
-}
 
 /// Whether a layer with GEMM operands In sums its partials in bf16.
 template <class In, class T>
@@ -64,7 +55,7 @@ class pending_partial_sum {
 template <class In, communicator Comm, class T>
 void sum_partials(Comm& comm, T* data, std::size_t n) {
     if constexpr (detail::sums_in_bf16<In, T>) {
-        bfloat16* low = detail::partial_sum_buffer<0>(n);
+        bfloat16* low = detail::packing_buffer<bfloat16, 0>(n);
         const bool alone = comm.size() == 1;
         if (!alone) to_bfloat16(data, low, n);
         comm.all_reduce(low, n, reduce_op::sum);
@@ -75,11 +66,12 @@ void sum_partials(Comm& comm, T* data, std::size_t n) {
 }
 
 /// sum_partials() started, to overlap with other work: complete it with wait() on the result.
-/// Collective over comm. The bf16 buffer is this thread's: one started sum at a time.
+/// Collective over comm. The bf16 buffers are this thread's grow-only scratch (packing_buffer,
+/// kernels/gemm_pack.hpp; no GEMM uses bfloat16 slots): one started sum at a time.
 template <class In, communicator Comm, class T>
 [[nodiscard]] auto start_sum_partials(Comm& comm, T* data, std::size_t n) {
     if constexpr (detail::sums_in_bf16<In, T>) {
-        bfloat16* low = detail::partial_sum_buffer<1>(n);
+        bfloat16* low = detail::packing_buffer<bfloat16, 1>(n);
         if (comm.size() == 1)  // nothing to round or widen back
             return pending_partial_sum(start_all_reduce(comm, low, n, reduce_op::sum));
         to_bfloat16(data, low, n);
