@@ -483,6 +483,8 @@ void plan_partitions(config& c, sn::mpi_communicator& world) {
     net.batch = static_cast<std::size_t>(c.batch);
     net.optimizer_slots = c.optimizer == "sgd" ? 1 : 2;
     net.element_bytes = sizeof(real);
+    net.compute = sn::parse_precision(c.precision);
+    net.reproducible_across = static_cast<std::size_t>(c.reproducible_across);
     // The built-in cluster's network figures stand where one rank has nothing to measure.
     sc::machine m = sc::cluster_machine();
     const auto report = sc::calibrate_for(world, m, net, 10.0);
@@ -498,9 +500,11 @@ void plan_partitions(config& c, sn::mpi_communicator& world) {
         std::cout << "planner: measured this machine in " << std::fixed << std::setprecision(1)
                   << report.seconds << std::defaultfloat << " s ("
                   << (report.collectives_measured ? "GEMMs and collectives" : "GEMMs")
-                  << "); default " << sc::partitions_text(choice.default_plan.partitions)
-                  << " grid=" << sc::grid_text(choice.default_plan.grid) << ", best 1D "
-                  << sc::partitions_text(choice.best_1d.partitions)
+                  << "); default "
+                  << (choice.default_plan ? sc::partitions_text(choice.default_plan->partitions) +
+                                                " grid=" + sc::grid_text(choice.default_plan->grid)
+                                          : std::string("cannot run (--reproducible-across)"))
+                  << ", best 1D " << sc::partitions_text(choice.best_1d.partitions)
                   << " grid=" << sc::grid_text(choice.best_1d.grid) << "\n"
                   << line << std::endl;
     c.partitions.clear();

@@ -4,6 +4,7 @@
 # times each, alternating, and prints each figure and the medians (docs/scaling.md).
 # Usage: scripts/validate_plan.sh [BUILD_DIR] [RUNS] [STEPS]
 # Another network: LAYERS=784,2048,2048,10 BATCH=128 OPTIMIZER=adam PARTITION=column,row,column
+# bf16 mixed precision: PRECISION=bf16
 set -euo pipefail
 build=${1:-build/plan}
 runs=${2:-3}
@@ -13,6 +14,7 @@ layers=${LAYERS:-1024,4096,4096,1024}
 batch=${BATCH:-256}
 optimizer=${OPTIMIZER:-sgd}
 partition=${PARTITION:-column,row,column}
+precision=${PRECISION:-fp32}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
@@ -22,10 +24,10 @@ done
 for run in $(seq "$runs"); do
     for np in 1 2; do
         predicted=$(mpirun -np $np "$build/tools/shardnet_plan" --calibrate --ranks $np \
-            --layers $layers --partition $partition --batch $batch --optimizer $optimizer |
+            --layers $layers --partition $partition --batch $batch --optimizer $optimizer --precision $precision |
             sed -n 's/^predicted: samples_per_s=\([0-9.]*\).*/\1/p')
         mpirun -np $np "$build/examples/train_mlp" --data synthetic --layers $layers \
-            --partition $partition --optimizer $optimizer --batch $batch --epochs 1 \
+            --partition $partition --optimizer $optimizer --precision $precision --batch $batch --epochs 1 \
             --train-samples $((steps * batch)) --test-samples $batch --no-progress-bar \
             --metrics "$work/metrics$np.csv" > "$work/train$np.txt" 2>&1
         measured=$(sed -n 's/^final: .*samples_per_s=\([0-9]*\).*/\1/p' "$work/train$np.txt")

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "shardnet/comm/local_communicator.hpp"
@@ -37,6 +38,7 @@
 #include "shardnet/comm/tracing_communicator.hpp"
 #include "shardnet/core/bfloat16.hpp"
 #include "shardnet/core/precision.hpp"
+#include "shardnet/cost/step_model.hpp"
 #include "shardnet/io/checkpoint.hpp"
 #include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/net/sequential.hpp"
@@ -443,6 +445,100 @@ TEST_SUITE("mpi") {
         const double gathered = 4 * 13 * (p - 1) / p;
         const double all_reduced = (4 * 7 + 4 * 13 + 4 * 7) * 2 * (p - 1) / p;
         CHECK(planned[0] - planned[1] == doctest::Approx(2 * (gathered + all_reduced)));
+    }
+
+    TEST_CASE_TEMPLATE(
+        "the cost model predicts the collectives of bf16 and reproducible runs, "
+        "bytes included",
+        Net, mixed_net, reproducible_net) {
+        // What cost::predict_step lists (calls, elements and bytes, forward and backward) against
+        // what the network issues, in fp32 and bf16, with plain and reproducible sums.
+        namespace sc = shardnet::cost;
+        using traced = sn::tracing_communicator<sn::mpi_communicator>;
+        using k = sc::partition_kind;
+        const bool reproducible_layers = std::is_same_v<Net, reproducible_net>;
+        const std::vector<k> partitions =
+            reproducible_layers ? std::vector<k>{k::row, k::column, k::row, k::column}
+                                : std::vector<k>{k::column, k::column, k::row, k::column};
+        sn::model_group<traced> group(traced{});
+        const std::size_t batch = 4;
+        sn::matrix<float> x = sn::matrix<float>::from_shape({batch, widths.front()});
+        for (std::size_t i = 0; i < x.size(); ++i)
+            x.data()[i] = std::sin(static_cast<float>(i));
+        auto traffic_of = [&] {
+            sn::traffic t;
+            for (traced* c : {&group.all(), &group.row(), &group.column()}) {
+                for (auto [to, from] : {std::pair{&t.all_reduce, &c->counts().all_reduce},
+                                        std::pair{&t.all_gather, &c->counts().all_gather},
+                                        std::pair{&t.control, &c->counts().control}}) {
+                    to->calls += from->calls;
+                    to->elements += from->elements;
+                    to->bytes += from->bytes;
+                }
+                c->reset();
+            }
+            return t;
+        };
+        // The network's own integer checks (the batch agreed on in forward and backward) are
+        // control traffic too: the reproducible sums are what a reproducible run adds to them.
+        auto minus = [](sn::collective_count a, const sn::collective_count& b) {
+            a.calls -= b.calls, a.elements -= b.elements, a.bytes -= b.bytes;
+            return a;
+        };
+        for (const auto precision : {sn::precision::fp32, sn::precision::bf16}) {
+            sn::collective_count checks_forward, checks_backward;
+            for (const std::size_t across : {std::size_t{0}, std::size_t{4}}) {
+                CAPTURE(sn::to_string(precision));
+                CAPTURE(across);
+                sn::network_options o;
+                o.precision = precision;
+                o.reproducible_across = across;
+                Net net(group, widths, o);
+                traffic_of();
+                sn::matrix<float> dy = net.forward(group, x);
+                const sn::traffic forward = traffic_of();
+                net.backward(group, dy);
+                const sn::traffic backward = traffic_of();
+                if (across == 0) checks_forward = forward.control;
+                if (across == 0) checks_backward = backward.control;
+
+                sc::network_shape shape{widths, batch, 1, 4};
+                shape.compute = precision;
+                shape.reproducible_across = across;
+                const auto predicted = sc::predict_step(sc::cluster_machine(), shape,
+                                                        {1, 1, group.size()}, partitions);
+                sn::traffic model_forward, model_backward;
+                for (const auto& l : predicted.layers)
+                    for (const auto& c : l.collectives) {
+                        const bool ahead = c.phase == sc::step_phase::forward ||
+                                           c.phase == sc::step_phase::convert_forward;
+                        sn::traffic& t = ahead ? model_forward : model_backward;
+                        // A reproducible sum's 64-bit integers are what the tracer counts as
+                        // control traffic (integers).
+                        sn::collective_count& n = c.kind == sc::collective_kind::all_gather
+                                                      ? t.all_gather
+                                                  : c.element_bytes == 8 ? t.control
+                                                                         : t.all_reduce;
+                        ++n.calls;
+                        n.elements += c.elements;
+                        n.bytes += c.bytes();
+                    }
+                // (One rank: the layers still call their all-reduces over one rank, which the
+                // model leaves out: nothing crosses.)
+                if (group.size() > 1) {
+                    CHECK(forward.all_reduce == model_forward.all_reduce);
+                    CHECK(forward.all_gather == model_forward.all_gather);
+                    CHECK(minus(forward.control, checks_forward) == model_forward.control);
+                    CHECK(backward.all_reduce == model_backward.all_reduce);
+                    CHECK(backward.all_gather == model_backward.all_gather);
+                    CHECK(minus(backward.control, checks_backward) == model_backward.control);
+                    // One integer sum per row layer's forward.
+                    const auto rows = static_cast<std::size_t>(
+                        std::count(partitions.begin(), partitions.end(), k::row));
+                    CHECK(model_forward.control.calls == (across != 0 ? rows : 0u));
+                }
+            }
+        }
     }
 
     TEST_CASE("a bf16 run's checkpoint loads into an fp32 network and back") {

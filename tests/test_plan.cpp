@@ -4,6 +4,7 @@
 // (its shape and sanity only: tests never assert a time).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "shardnet/comm/local_communicator.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
+#include "shardnet/cost/auto_plan.hpp"
 #include "shardnet/cost/calibrate.hpp"
 #include "shardnet/cost/planner.hpp"
 
@@ -238,13 +240,160 @@ TEST_SUITE("serial") {
         CHECK(m.gemm_gflops_at(sc::gemm_kind::weight_gradient, 900, 1000, 2000) == 20);
         // No row of that kind: the nearest of any kind.
         CHECK(m.gemm_gflops_at(sc::gemm_kind::input_gradient, 900, 1000, 2000) == 150);
+        // bf16 without a bf16 row: the fp32 rate of the shape; with bf16 rows, only those.
+        const auto bf16 = shardnet::precision::bf16;
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::forward, 70, 60, 64, bf16) == 50);
+        m.gemm_table.push_back({sc::gemm_kind::forward, 1024, 1024, 1024, 290, bf16});
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::forward, 70, 60, 64, bf16) == 290);
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::weight_gradient, 64, 64, 64, bf16) == 290);
+        CHECK(m.gemm_gflops_at(sc::gemm_kind::forward, 1024, 1024, 1024) == 150);
+        CHECK(m.gemm_seconds(sc::gemm_kind::forward, 1024, 1024, 1024, bf16) ==
+              doctest::Approx(2.0 * 1024 * 1024 * 1024 / 290e9));
+    }
+
+    TEST_CASE("bf16: GEMMs at bf16 rates, 2-byte activations and sums, fp32 gradients") {
+        sc::machine m = round_machine();
+        m.memory_bytes_per_s = 1e10;
+        for (auto kind : {sc::gemm_kind::forward, sc::gemm_kind::input_gradient,
+                          sc::gemm_kind::weight_gradient}) {
+            m.gemm_table.push_back({kind, 8, 8, 8, 100, shardnet::precision::fp32});
+            m.gemm_table.push_back({kind, 8, 8, 8, 250, shardnet::precision::bf16});
+        }
+        sc::network_shape fp32{{8, 12, 10, 6, 4}, 5, 1, 4};
+        sc::network_shape bf16 = fp32;
+        bf16.compute = shardnet::precision::bf16;
+        // 2 replicas x 4 model ranks. The second column gathers its input forward and sums its
+        // input gradient; replicated gathers forward; row gathers its input's gradient backward
+        // and sums its forward product.
+        const sc::world_grid g{2, 1, 4};
+        const auto partitions = kinds({partition_kind::column, partition_kind::column,
+                                       partition_kind::replicated, partition_kind::row});
+        const auto a = sc::predict_step(m, fp32, g, partitions);
+        const auto b = sc::predict_step(m, bf16, g, partitions);
+        REQUIRE(a.layers.size() == b.layers.size());
+        double gemm_a = 0, gemm_b = 0;
+        for (std::size_t i = 0; i < a.layers.size(); ++i) {
+            CAPTURE(i);
+            const auto& la = a.layers[i];
+            const auto& lb = b.layers[i];
+            CHECK(calls_of(la) == calls_of(lb));  // the same collectives, element for element
+            for (const auto& c : la.collectives)
+                CHECK(c.element_bytes == 4);
+            for (const auto& c : lb.collectives) {
+                CAPTURE(sc::to_string(c.phase));
+                const bool twice_as_small = c.phase == step_phase::convert_forward ||
+                                            c.phase == step_phase::forward ||
+                                            c.phase == step_phase::backward;
+                CHECK(c.element_bytes == (twice_as_small ? 2u : 4u));
+                const double bytes = static_cast<double>(c.bytes());
+                CHECK(c.cost.seconds == (c.kind == all_reduce
+                                             ? sc::all_reduce_cost(m, c.group, bytes).seconds
+                                             : sc::all_gather_cost(m, c.group, bytes).seconds));
+            }
+            for (const auto& call : lb.gemms)
+                CHECK(call.operands == shardnet::precision::bf16);
+            gemm_a += la.gemm_s(), gemm_b += lb.gemm_s();
+            CHECK(lb.elementwise_s > la.elementwise_s);  // the bf16 copies are written too
+        }
+        CHECK(gemm_b == doctest::Approx(gemm_a * 100 / 250));
+        // Every kind of collective is there: a gather each way, both sums, the replicas'.
+        std::vector<step_phase> phases;
+        for (const auto& l : b.layers)
+            for (const auto& c : l.collectives)
+                phases.push_back(c.phase);
+        for (auto phase : {step_phase::convert_forward, step_phase::convert_backward,
+                           step_phase::forward, step_phase::backward, step_phase::data_parallel})
+            CHECK(std::count(phases.begin(), phases.end(), phase) > 0);
+        // Memory: layer 1 (column, 8 x 3 of W on 3 rows per replica, input 8 features held,
+        // output 3) adds its bf16 weights, input, output and output gradient, 2 bytes each.
+        CHECK(b.layers[0].memory_bytes - a.layers[0].memory_bytes == 2.0 * (24 + 24 + 2 * 9));
+
+        bf16.element_bytes = 8;
+        CHECK_THROWS_WITH_AS(sc::predict_step(m, bf16, g, partitions),
+                             "bf16 precision: expected 4-byte (float) elements, got 8-byte ones",
+                             shardnet::error);
+    }
+
+    TEST_CASE("reproducible sums: a product per chunk, integer sums, 1D groups of at most N") {
+        sc::machine m = round_machine();
+        m.memory_bytes_per_s = 1e10;
+        sc::network_shape plain{{8, 12, 10, 6}, 5, 1, 4};
+        sc::network_shape net = plain;
+        net.reproducible_across = 4;
+        const auto partitions =
+            kinds({partition_kind::row, partition_kind::column, partition_kind::column});
+        const auto s = sc::predict_step(m, net, {1, 1, 2}, partitions);
+        const auto t = sc::predict_step(m, plain, {1, 1, 2}, partitions);
+        // Row's forward over 8 inputs: splits over 1 .. 4 ranks cut at 2, 3, 4 and 6; the
+        // largest block of 2 ranks, [0, 4), is 3 chunks: one product each.
+        std::vector<std::size_t> depths;
+        for (const auto& g : s.layers[0].gemms)
+            if (g.kind == sc::gemm_kind::forward) depths.push_back(g.k);
+        CHECK(depths == std::vector<std::size_t>{2, 1, 1});
+        CHECK(sc::detail::reproducible_chunk_depths(8, 2, 4) == depths);
+        // Its sum: the largest partial (one float), then 5 x 12 integers.
+        REQUIRE(s.layers[0].collectives.size() == 2);
+        CHECK(calls_of(s.layers[0]) == std::vector<call>{{all_reduce, step_phase::forward, 2, 1},
+                                                         {all_reduce, step_phase::forward, 2, 60}});
+        CHECK(s.layers[0].collectives[0].element_bytes == 4);
+        CHECK(s.layers[0].collectives[1].element_bytes == 8);
+        // Column's input gradient over 10 outputs: [0, 5) is cut at 3 and 4.
+        depths.clear();
+        for (const auto& g : s.layers[1].gemms)
+            if (g.kind == sc::gemm_kind::input_gradient) depths.push_back(g.k);
+        CHECK(depths == std::vector<std::size_t>{3, 1, 1});
+        CHECK(calls_of(s.layers[1]) ==
+              std::vector<call>{{all_reduce, step_phase::backward, 2, 1},
+                                {all_reduce, step_phase::backward, 2, 60}});
+        // The chunks' products are the plain product's flops (a flat rate: the same time), and
+        // their partials cost passes over memory and workspace.
+        for (std::size_t i = 0; i < s.layers.size(); ++i) {
+            CAPTURE(i);
+            CHECK(s.layers[i].gemm_s() == doctest::Approx(t.layers[i].gemm_s()));
+            CHECK(s.layers[i].elementwise_s > t.layers[i].elementwise_s);
+            CHECK(s.layers[i].memory_bytes > t.layers[i].memory_bytes);
+        }
+        // One rank chunks all the same (its results must be the bits of N ranks').
+        const auto one = sc::predict_step(m, net, {1, 1, 1}, partitions);
+        CHECK(one.layers[0].gemms.size() == 5 + 1);  // 5 chunks of 8, and dW
+        CHECK(one.layers[0].collectives.empty());
+
+        CHECK_THROWS_WITH_AS(
+            sc::predict_step(m, net, {1, 1, 8}, partitions),
+            "reproducible across at most 4 ranks: expected a model group of at most that many, "
+            "got 8 (1x8)",
+            shardnet::error);
+        CHECK_THROWS_WITH_AS(sc::predict_step(m, net, {1, 2, 2},
+                                              kinds({partition_kind::block2d, partition_kind::row,
+                                                     partition_kind::column})),
+                             "layer 0: reproducible_across needs a 1D partition (column, row or "
+                             "replicated), got block2d",
+                             shardnet::error);
+        // The planner keeps to what runs: model groups of at most 4, no block2d; on 8 ranks
+        // the default (all 8 model-parallel) cannot run.
+        const sc::machine cluster = sc::cluster_machine();
+        sc::network_shape wide{{1024, 4096, 4096, 1024}, 256, 2, 4};
+        wide.reproducible_across = 4;
+        const sc::plan_choice c = sc::choose_plans(cluster, wide, 8);
+        CHECK_FALSE(c.default_plan.has_value());
+        CHECK(c.line().find(" speedup_vs_default=none ") != std::string::npos);
+        CHECK(c.chosen.grid.model() <= 4);
+        for (auto k : c.chosen.partitions)
+            CHECK(k != partition_kind::block2d);
+        CHECK(sc::choose_plans(cluster, wide, 4).default_plan.has_value());
+        wide.batch = 1;
+        CHECK_THROWS_WITH_AS(sc::best_plan(cluster, wide, 8, sc::partition_family::all),
+                             "no grid of 8 ranks has a model group of at most 4 ranks "
+                             "(reproducible_across) and at most 1 replicas (the batch)",
+                             shardnet::error);
     }
 
     TEST_CASE("plans are the same every time, and after a machine file round trip") {
         sc::machine m = sc::cluster_machine();
         m.gemm_table = {{sc::gemm_kind::forward, 256, 512, 1024, 123.25},
                         {sc::gemm_kind::input_gradient, 256, 1024, 512, 97.5},
-                        {sc::gemm_kind::weight_gradient, 1024, 512, 256, 88.125}};
+                        {sc::gemm_kind::weight_gradient, 1024, 512, 256, 88.125},
+                        {sc::gemm_kind::forward, 256, 512, 1024, 240.5, shardnet::precision::bf16}};
         m.memory_bytes_per_s = 3.3e10;
         m.reduce_bytes_per_s = 7.1e9;
         const sc::network_shape net{{1024, 4096, 4096, 1024}, 256, 2, 4};
@@ -330,6 +479,9 @@ TEST_SUITE("serial") {
         check_message(good + "gemm forward 1 -2 3 4\n",
                       "gemm: expected N as a whole number above 0, got '-2'");
         check_message(good + "gemm forward 1 2 3 inf\n", "got 'inf'");
+        check_message(good + "gemm_bf16 forward 1 2 3\n", "expected 'gemm_bf16 KIND M N K GFLOPS'");
+        check_message(good + "gemm_bf16 forward 0 2 3 4\n",
+                      "gemm_bf16: expected M as a whole number above 0, got '0'");
         check_message("shardnet-machine 1\nname two words\n",
                       "line 2: expected 'name VALUE' (2 words), got 3 words");
         CHECK_THROWS_WITH_AS(sc::load_machine("/nonexistent/x.machine"),
@@ -362,13 +514,16 @@ TEST_SUITE("serial") {
         sc::calibration_options o;
         o.gemm_budget_s = o.collective_budget_s = o.memory_budget_s = 0.001;
         o.memory_pass_bytes = 1 << 16;
-        const std::vector<sc::gemm_shape> shapes = {{sc::gemm_kind::forward, 8, 16, 24},
-                                                    {sc::gemm_kind::input_gradient, 8, 24, 16},
-                                                    {sc::gemm_kind::weight_gradient, 24, 16, 8},
-                                                    {sc::gemm_kind::forward, 8, 16, 24},
-                                                    {sc::gemm_kind::forward, 0, 16, 24}};
+        const std::vector<sc::gemm_shape> shapes = {
+            {sc::gemm_kind::forward, 8, 16, 24},
+            {sc::gemm_kind::input_gradient, 8, 24, 16},
+            {sc::gemm_kind::weight_gradient, 24, 16, 8},
+            {sc::gemm_kind::forward, 8, 16, 24},
+            {sc::gemm_kind::forward, 0, 16, 24},
+            {sc::gemm_kind::input_gradient, 8, 24, 16, shardnet::precision::bf16}};
         const auto report = sc::calibrate(self, m, shapes, o);
-        REQUIRE(m.gemm_table.size() == 3);
+        REQUIRE(m.gemm_table.size() == 4);
+        CHECK(m.gemm_table[3].operands == shardnet::precision::bf16);
         for (const auto& r : m.gemm_table) {
             CHECK(std::isfinite(r.gflops));
             CHECK(r.gflops > 0);

@@ -5,6 +5,11 @@
 //                 --partition column,row,column
 //   mpirun -np 2 shardnet_plan --calibrate --write here.machine --ranks 2 --batch 256
 //                 --layers 1024,4096,4096,1024 --partition column,row,column --optimizer sgd
+//   shardnet_plan --ranks 4 --machine here.machine --layers 1024,4096,4096,1024 --precision bf16
+//
+// --precision bf16 and --reproducible-across N plan what train_mlp runs with the same options:
+// bf16 GEMM rates (measured by --calibrate), 2-byte activations and partial sums; chunked
+// products and 8-byte integer sums (cost/step_model.hpp).
 //
 // --calibrate measures this machine (at most --budget seconds, 60 by default) with the library's
 // own GEMM at the shapes the network needs and with mpi_communicator between the ranks it was
@@ -41,7 +46,8 @@ struct options {
     std::size_t ranks = 0, batch = 256, data_parallel = 1;
     std::vector<std::size_t> layers;
     std::vector<std::string> partitions = {"auto"};
-    std::string machine = "cluster", write, model_grid, optimizer = "adam";
+    std::string machine = "cluster", write, model_grid, optimizer = "adam", precision = "fp32";
+    std::size_t reproducible_across = 0;
     std::string scaling;
     std::size_t max_ranks = 1024;
     bool calibrate = false, verbose = false;
@@ -94,9 +100,9 @@ void print_step(const sc::step_prediction& s, bool collectives) {
                 std::cout << "      " << to_string(c.phase) << ": "
                           << (c.kind == sc::collective_kind::all_reduce ? "all-reduce"
                                                                         : "all-gather")
-                          << " of " << c.elements << " elements over " << c.group << " ranks ("
-                          << to_string(c.cost.algorithm) << ") " << fixed(c.cost.seconds * 1e3)
-                          << " ms\n";
+                          << " of " << c.elements << " elements (" << c.bytes() << " bytes) over "
+                          << c.group << " ranks (" << to_string(c.cost.algorithm) << ") "
+                          << fixed(c.cost.seconds * 1e3) << " ms\n";
     }
     double loss = 0;
     for (const auto& c : s.step_collectives)
@@ -139,6 +145,15 @@ void print_scaling(const sc::machine& m, sc::network_shape base, const options& 
     auto rate = [&](const sc::step_prediction& s) {
         return s.memory_bytes <= m.memory_bytes ? fixed(s.samples_per_s(), 1) : std::string("nan");
     };
+    // nan where the strategy cannot run at all (reproducible_across: block2d, or a model group
+    // larger than N).
+    auto rate_of = [&](auto&& predict) {
+        try {
+            return rate(predict());
+        } catch (const sn::error&) {
+            return std::string("nan");
+        }
+    };
     for (std::size_t p = 1; p <= o.max_ranks; p *= 2) {
         sc::network_shape net = base;
         if (o.scaling == "weak")
@@ -152,13 +167,12 @@ void print_scaling(const sc::machine& m, sc::network_shape base, const options& 
             if (!widths.empty()) widths += '-';
             widths += std::to_string(w);
         }
-        std::cout << p << " " << rate(sc::default_plan(m, net, p).prediction) << " ";
-        try {
-            std::cout << rate(sc::best_plan(m, net, p, sc::partition_family::one_d).prediction);
-        } catch (const sn::error&) {
-            std::cout << "nan";
-        }
-        std::cout << " " << rate(sc::predict_step(m, net, square_grid(p), all2d)) << " "
+        std::cout << p << " " << rate_of([&] { return sc::default_plan(m, net, p).prediction; })
+                  << " " << rate_of([&] {
+                         return sc::best_plan(m, net, p, sc::partition_family::one_d).prediction;
+                     })
+                  << " " << rate_of([&] { return sc::predict_step(m, net, square_grid(p), all2d); })
+                  << " "
                   << (p <= net.batch ? rate(sc::predict_step(m, net, {p, 1, 1}, replicated))
                                      : std::string("nan"))
                   << " ";
@@ -192,6 +206,11 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     app.add_option("--model-grid", o.model_grid, "explicit partitions: model grid RxC");
     app.add_option("--optimizer", o.optimizer, "sgd (1 state copy) or adam (2)")
         ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+    app.add_option("--precision", o.precision,
+                   "fp32, or bf16 mixed precision (as train_mlp --precision)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
+    app.add_option("--reproducible-across", o.reproducible_across,
+                   "N: sums over the model group reproducible on 1 to N ranks (as train_mlp)");
     app.add_flag("--verbose", o.verbose, "print every collective");
     app.add_option("--scaling", o.scaling,
                    "strong: --layers and --batch on P = 1, 2, 4, ... --max-ranks; weak: every "
@@ -219,6 +238,8 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     net.widths = o.layers;
     net.batch = o.batch;
     net.optimizer_slots = o.optimizer == "sgd" ? 1 : 2;
+    net.compute = sn::parse_precision(o.precision);
+    net.reproducible_across = o.reproducible_across;
     std::vector<sc::partition_kind> partitions;
     sc::world_grid grid;
     sc::machine m = agreed([&] {
@@ -249,12 +270,12 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         agreed([&] {  // every rank plans the same, so a plan that fits nowhere stops them all
             if (!automatic)
                 sc::add_gemm_shapes(shapes, sc::predict_step(m, net, grid, partitions));
-            else
-                for (const auto& s :
-                     {sc::default_plan(m, net, o.ranks).prediction,
-                      sc::best_plan(m, net, o.ranks, sc::partition_family::one_d).prediction,
-                      sc::best_plan(m, net, o.ranks, sc::partition_family::all).prediction})
-                    sc::add_gemm_shapes(shapes, s);
+            else {
+                const sc::plan_choice c = sc::choose_plans(m, net, o.ranks);
+                if (c.default_plan) sc::add_gemm_shapes(shapes, c.default_plan->prediction);
+                for (const sc::plan* p : {&c.best_1d, &c.chosen})
+                    sc::add_gemm_shapes(shapes, p->prediction);
+            }
         });
         sc::calibration_options co;
         // GEMMs take half the budget, collectives a third, the memory pass the rest.
@@ -272,8 +293,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
             std::cout << "calibrated in " << fixed(report.seconds, 1) << " s on "
                       << report.world_size << " rank(s)\n";
             for (const auto& r : m.gemm_table)
-                std::cout << "  gemm " << to_string(r.kind) << " " << r.m << " x " << r.n << " x "
-                          << r.k << ": " << fixed(r.gflops, 1) << " GFLOP/s\n";
+                std::cout << "  gemm " << (r.operands == sn::precision::bf16 ? "bf16 " : "")
+                          << to_string(r.kind) << " " << r.m << " x " << r.n << " x " << r.k << ": "
+                          << fixed(r.gflops, 1) << " GFLOP/s\n";
             std::cout << "  element-wise (SGD-like pass): " << fixed(m.memory_bytes_per_s / 1e9, 2)
                       << " GB/s\n";
             if (report.collectives_measured) {
@@ -304,13 +326,8 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         });
     }
     // Plans are computed on every rank (the same on each), so that an error stops all of them.
-    std::optional<sc::plan> base, one_d, best;
-    if (automatic && o.scaling.empty())
-        agreed([&] {
-            base = sc::default_plan(m, net, o.ranks);
-            one_d = sc::best_plan(m, net, o.ranks, sc::partition_family::one_d);
-            best = sc::best_plan(m, net, o.ranks, sc::partition_family::all);
-        });
+    std::optional<sc::plan_choice> choice;
+    if (automatic && o.scaling.empty()) agreed([&] { choice = sc::choose_plans(m, net, o.ranks); });
     if (!root) return 0;
     if (!o.scaling.empty()) {
         print_scaling(m, net, o);
@@ -330,8 +347,11 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         return 0;
     }
 
+    const sc::plan* best = &choice->chosen;
     std::cout << "network: " << net.widths.size() - 1 << " layers, global batch " << net.batch
-              << ", " << o.optimizer << ", " << o.ranks << " ranks\n";
+              << ", " << o.optimizer << ", " << o.precision << ", " << o.ranks << " ranks";
+    if (net.reproducible_across) std::cout << ", reproducible across " << net.reproducible_across;
+    std::cout << "\n";
     std::cout << "per layer and partition on the chosen grid " << sc::grid_text(best->grid)
               << " (input arriving in the layout the partition wants):\n";
     for (std::size_t i = 0; i < net.layers(); ++i) {
@@ -341,6 +361,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                        sc::partition_kind::replicated, sc::partition_kind::block2d})
             for (auto orient : {sc::orientation::a, sc::orientation::b}) {
                 if (orient == sc::orientation::b && k != sc::partition_kind::block2d) continue;
+                if (k == sc::partition_kind::block2d && net.reproducible_across) continue;
                 const auto l = sc::predict_layer(m, net, best->grid, i, k, orient,
                                                  sc::detail::input_of(k, orient));
                 std::cout << layer_line(l) << "\n";
@@ -354,14 +375,19 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
                   << " memory=" << fixed(p.prediction.memory_bytes / double(1u << 30), 2) << "GiB"
                   << (p.prediction.memory_bytes > m.memory_bytes ? " (does not fit)" : "") << "\n";
     };
-    summary("default", *base);
-    summary("best_1d", *one_d);
+    if (choice->default_plan)
+        summary("default", *choice->default_plan);
+    else
+        std::cout << "default: cannot run (a model group of all " << o.ranks
+                  << " ranks is more than --reproducible-across " << net.reproducible_across
+                  << ")\n";
+    summary("best_1d", choice->best_1d);
     summary("best", *best);
     std::cout << "chosen plan in detail:\n";
     print_step(best->prediction, o.verbose);
     std::cout << "predicted: samples_per_s=" << fixed(best->prediction.samples_per_s(), 1)
               << " step_ms=" << fixed(best->prediction.seconds * 1e3) << "\n";
-    std::cout << sc::plan_choice{*base, *one_d, *best}.line() << std::endl;
+    std::cout << choice->line() << std::endl;
     return 0;
 }
 

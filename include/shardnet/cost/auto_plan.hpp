@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shardnet/comm/agree.hpp"
@@ -23,7 +25,7 @@ namespace shardnet::cost {
 inline void add_gemm_shapes(std::vector<gemm_shape>& shapes, const step_prediction& s) {
     for (const auto& l : s.layers)
         for (const auto& g : l.gemms)
-            shapes.push_back({g.kind, g.m, g.n, g.k});
+            shapes.push_back({g.kind, g.m, g.n, g.k, g.operands});
 }
 
 /// "2x32x32": data x rows x cols.
@@ -33,19 +35,24 @@ inline std::string grid_text(const world_grid& g) {
 
 /// The planner's three plans for one network and rank count.
 struct plan_choice {
-    plan default_plan;  ///< what train_mlp does without the planner
-    plan best_1d;       ///< the best with column, row and replicated only
-    plan chosen;        ///< the best with block2d too
+    /// What train_mlp does without the planner; none when that cannot run (a model group of
+    /// all the ranks is larger than net.reproducible_across allows).
+    std::optional<plan> default_plan;
+    plan best_1d;  ///< the best with column, row and replicated only
+    plan chosen;   ///< the best with block2d too
 
     /// `chosen: <partitions> grid=DxRxC predicted_samples_per_s=... speedup_vs_default=...
-    /// speedup_vs_best_1d=...`
+    /// speedup_vs_best_1d=...` (speedup_vs_default=none without a default plan).
     std::string line() const {
         char numbers[160];
+        char versus_default[32] = "none";
+        if (default_plan)
+            std::snprintf(versus_default, sizeof versus_default, "%.3f",
+                          default_plan->prediction.seconds / chosen.prediction.seconds);
         std::snprintf(numbers, sizeof numbers,
-                      " predicted_samples_per_s=%.1f speedup_vs_default=%.3f "
+                      " predicted_samples_per_s=%.1f speedup_vs_default=%s "
                       "speedup_vs_best_1d=%.3f",
-                      chosen.prediction.samples_per_s(),
-                      default_plan.prediction.seconds / chosen.prediction.seconds,
+                      chosen.prediction.samples_per_s(), versus_default,
                       best_1d.prediction.seconds / chosen.prediction.seconds);
         return "chosen: " + partitions_text(chosen.partitions) + " grid=" + grid_text(chosen.grid) +
                numbers;
@@ -53,9 +60,13 @@ struct plan_choice {
 };
 
 /// The three plans of `net` on `ranks` ranks of `m`.
-/// @throws error if no plan fits in the machine's memory.
+/// @throws error if no plan fits in the machine's memory, or no grid allows the network's
+/// reproducible_across.
 inline plan_choice choose_plans(const machine& m, const network_shape& net, std::size_t ranks) {
-    return {default_plan(m, net, ranks), best_plan(m, net, ranks, partition_family::one_d),
+    std::optional<plan> baseline;
+    if (net.reproducible_across == 0 || ranks <= net.reproducible_across)
+        baseline = default_plan(m, net, ranks);
+    return {std::move(baseline), best_plan(m, net, ranks, partition_family::one_d),
             best_plan(m, net, ranks, partition_family::all)};
 }
 
@@ -70,7 +81,8 @@ calibration_report calibrate_for(Comm& world, machine& m, const network_shape& n
     std::vector<gemm_shape> shapes;
     agree_on(world, [&] {
         const plan_choice c = choose_plans(m, net, world.size());
-        for (const plan* p : {&c.default_plan, &c.best_1d, &c.chosen})
+        if (c.default_plan) add_gemm_shapes(shapes, c.default_plan->prediction);
+        for (const plan* p : {&c.best_1d, &c.chosen})
             add_gemm_shapes(shapes, p->prediction);
     });
     calibration_options options;

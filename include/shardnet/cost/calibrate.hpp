@@ -13,17 +13,21 @@
 #include <xsimd/xsimd.hpp>
 
 #include "shardnet/comm/communicator.hpp"
+#include "shardnet/core/bfloat16.hpp"
+#include "shardnet/core/precision.hpp"
 #include "shardnet/cost/collective_cost.hpp"
 #include "shardnet/cost/machine.hpp"
 #include "shardnet/kernels/gemm.hpp"
+#include "shardnet/kernels/gemm_bf16.hpp"
 #include "shardnet/train/optimizer_update.hpp"
 
 namespace shardnet::cost {
 
-/// A GEMM to measure.
+/// A GEMM to measure: fp32 operands (shardnet::gemm<float>) or bf16 ones (gemm_bf16).
 struct gemm_shape {
     gemm_kind kind = gemm_kind::forward;
     std::size_t m = 0, n = 0, k = 0;
+    precision operands = precision::fp32;
     friend bool operator==(const gemm_shape&, const gemm_shape&) = default;
 };
 
@@ -117,18 +121,32 @@ calibration_report calibrate(Comm& world, machine& m, std::vector<gemm_shape> sh
     auto measure = [&](const gemm_shape& s, double budget_s) {
         // Operands stored as the layer stores them: x is m x k (k x m for dW), w k x n (n x k
         // for dx).
-        aligned_floats a(s.m * s.k, 0.5f), b(s.k * s.n, 0.25f), c(s.m * s.n, 0.0f);
         const bool ta = s.kind == gemm_kind::weight_gradient;
         const bool tb = s.kind == gemm_kind::input_gradient;
-        const double t = timed_median(world, budget_s, [&] {
-            gemm<float>(ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no,
-                        s.m, s.n, s.k, 1.0f, a.data(), ta ? s.m : s.k, b.data(), tb ? s.k : s.n,
-                        0.0f, c.data(), s.n);
-        });
+        const transpose op_a = ta ? transpose::yes : transpose::no;
+        const transpose op_b = tb ? transpose::yes : transpose::no;
+        aligned_floats c(s.m * s.n, 0.0f);
+        double t = 0;
+        if (s.operands == precision::bf16) {
+            std::vector<bfloat16, xsimd::aligned_allocator<bfloat16>> a(s.m * s.k,
+                                                                        to_bfloat16(0.5f)),
+                b(s.k * s.n, to_bfloat16(0.25f));
+            t = timed_median(world, budget_s, [&] {
+                gemm_bf16(op_a, op_b, s.m, s.n, s.k, 1.0f, a.data(), ta ? s.m : s.k, b.data(),
+                          tb ? s.k : s.n, 0.0f, c.data(), s.n);
+            });
+        } else {
+            aligned_floats a(s.m * s.k, 0.5f), b(s.k * s.n, 0.25f);
+            t = timed_median(world, budget_s, [&] {
+                gemm<float>(op_a, op_b, s.m, s.n, s.k, 1.0f, a.data(), ta ? s.m : s.k, b.data(),
+                            tb ? s.k : s.n, 0.0f, c.data(), s.n);
+            });
+        }
         return gemm_flops(s) / std::max(t, 1e-9) / 1e9;
     };
     // A first guess of the rate, from a product that takes milliseconds, sizes the proxies below.
-    const double guess = distinct.empty() ? 0.0 : measure({gemm_kind::forward, 256, 256, 256}, 0.0);
+    const double guess =
+        distinct.empty() ? 0.0 : measure({gemm_kind::forward, 256, 256, 256, precision::fp32}, 0.0);
     for (std::size_t i = 0; i < distinct.size(); ++i) {
         const gemm_shape& s = distinct[i];
         // What is left of the budget, shared by the shapes left: one slow shape does not starve
@@ -147,7 +165,7 @@ calibration_report calibrate(Comm& world, machine& m, std::vector<gemm_shape> sh
             if (largest < 512) break;
             largest /= 2;
         }
-        m.gemm_table.push_back({s.kind, s.m, s.n, s.k, measure(proxy, per_shape)});
+        m.gemm_table.push_back({s.kind, s.m, s.n, s.k, measure(proxy, per_shape), s.operands});
     }
 
     {  // The library's own optimizer pass (SGD with momentum, train/optimizer_update.hpp):

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/precision.hpp"
 
 namespace shardnet::cost {
 
@@ -32,11 +33,13 @@ inline constexpr std::string_view to_string(gemm_kind k) {
                                             : "weight_gradient";
 }
 
-/// One measured GEMM rate: C (m x n) from a depth of k, at `gflops` (2·m·n·k / time / 1e9).
+/// One measured GEMM rate: C (m x n) from a depth of k, at `gflops` (2·m·n·k / time / 1e9),
+/// with fp32 operands (shardnet::gemm<float>) or bf16 ones (gemm_bf16, fp32 accumulation).
 struct gemm_rate {
     gemm_kind kind = gemm_kind::forward;
     std::size_t m = 0, n = 0, k = 0;
     double gflops = 0;
+    precision operands = precision::fp32;
     friend bool operator==(const gemm_rate&, const gemm_rate&) = default;
 };
 
@@ -56,33 +59,39 @@ struct machine {
     double gemm_gflops = 200;                   ///< rate for shapes when no table row applies
     std::vector<gemm_rate> gemm_table;          ///< measured rates; nearest shape wins
 
-    /// Seconds for one GEMM of this kind and shape on one rank. A product with a zero extent
-    /// costs nothing (an empty shard).
+    /// Seconds for one GEMM of this kind and shape, with `operands` of that precision, on one
+    /// rank. A product with a zero extent costs nothing (an empty shard).
     ///
-    /// The rate is the table's row of the same kind nearest in log(m), log(n), log(k) (rows of
-    /// any kind if none of this kind), else gemm_gflops. Why nearest in log space rather than an
-    /// interpolation: rates jump with the blocking (a shape that fills one more micro-tile or
-    /// one more KC panel), so interpolating between two measured shapes invents a smooth curve
-    /// that is no more right; calibration measures the shapes a network actually runs, which
-    /// then match exactly.
-    double gemm_seconds(gemm_kind kind, std::size_t m, std::size_t n, std::size_t k) const {
+    /// The rate is the table's row of the same precision and kind nearest in log(m), log(n),
+    /// log(k) (rows of that precision and any kind if none of this kind). A bf16 product with no
+    /// bf16 row takes the fp32 rate of its shape: a machine described without bf16 figures is
+    /// assumed no faster in bf16, which never flatters a bf16 plan. With no row at all,
+    /// gemm_gflops. Why nearest in log space rather than an interpolation: rates jump with the
+    /// blocking (a shape that fills one more micro-tile or one more KC panel), so interpolating
+    /// between two measured shapes invents a smooth curve that is no more right; calibration
+    /// measures the shapes a network actually runs, which then match exactly.
+    double gemm_seconds(gemm_kind kind, std::size_t m, std::size_t n, std::size_t k,
+                        precision operands = precision::fp32) const {
         if (m == 0 || n == 0 || k == 0) return 0;
         const double flops =
             2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-        return flops / (gemm_gflops_at(kind, m, n, k) * 1e9);
+        return flops / (gemm_gflops_at(kind, m, n, k, operands) * 1e9);
     }
 
-    /// The rate gemm_seconds uses for this kind and shape (see there).
-    double gemm_gflops_at(gemm_kind kind, std::size_t m, std::size_t n, std::size_t k) const {
+    /// The rate gemm_seconds uses for this kind, shape and precision (see there).
+    double gemm_gflops_at(gemm_kind kind, std::size_t m, std::size_t n, std::size_t k,
+                          precision operands = precision::fp32) const {
         const gemm_rate* best = nullptr;
         double best_distance = std::numeric_limits<double>::infinity();
         for (int pass = 0; pass < 2 && !best; ++pass)
             for (const gemm_rate& r : gemm_table) {
-                if (pass == 0 && r.kind != kind) continue;
+                if (r.operands != operands || (pass == 0 && r.kind != kind)) continue;
                 const double d = log_distance(r.m, m) + log_distance(r.n, n) + log_distance(r.k, k);
                 if (d < best_distance) best_distance = d, best = &r;
             }
-        return best ? best->gflops : gemm_gflops;
+        if (best) return best->gflops;
+        return operands == precision::fp32 ? gemm_gflops
+                                           : gemm_gflops_at(kind, m, n, k, precision::fp32);
     }
 
     friend bool operator==(const machine&, const machine&) = default;
@@ -122,7 +131,8 @@ inline constexpr int machine_file_version = 1;
 }  // namespace detail
 
 /// Writes `m` in the machine file format (docs/scaling.md): a header line, one `key value` line
-/// per field and one `gemm KIND M N K GFLOPS` line per measured rate. Numbers are written in
+/// per field and one `gemm KIND M N K GFLOPS` line per measured fp32 rate (`gemm_bf16 ...` for
+/// a bf16 one). Numbers are written in
 /// their shortest exact form, so read_machine gives back an equal machine.
 inline std::string write_machine(const machine& m) {
     using detail::exact_decimal;
@@ -137,8 +147,8 @@ inline std::string write_machine(const machine& m) {
         << "memory_bytes " << exact_decimal(m.memory_bytes) << '\n'
         << "gemm_gflops " << exact_decimal(m.gemm_gflops) << '\n';
     for (const gemm_rate& r : m.gemm_table)
-        out << "gemm " << to_string(r.kind) << ' ' << r.m << ' ' << r.n << ' ' << r.k << ' '
-            << exact_decimal(r.gflops) << '\n';
+        out << (r.operands == precision::bf16 ? "gemm_bf16 " : "gemm ") << to_string(r.kind) << ' '
+            << r.m << ' ' << r.n << ' ' << r.k << ' ' << exact_decimal(r.gflops) << '\n';
     return out.str();
 }
 
@@ -167,11 +177,11 @@ inline machine read_machine(std::string_view text, const std::string& source) {
                  ", got '", word, "'");
         return v;
     };
-    auto count = [&](std::string_view what, const std::string& word) {
+    auto count = [&](std::string_view key, std::string_view what, const std::string& word) {
         std::size_t v = 0;
         const auto r = std::from_chars(word.data(), word.data() + word.size(), v);
         if (r.ec != std::errc{} || r.ptr != word.data() + word.size() || v == 0)
-            fail("gemm: expected ", what, " as a whole number above 0, got '", word, "'");
+            fail(key, ": expected ", what, " as a whole number above 0, got '", word, "'");
         return v;
     };
     while (std::getline(in, line)) {
@@ -193,11 +203,12 @@ inline machine read_machine(std::string_view text, const std::string& source) {
             continue;
         }
         const std::string& key = w[0];
-        if (key == "gemm") {
+        if (key == "gemm" || key == "gemm_bf16") {
             if (w.size() != 6)
-                fail("expected 'gemm KIND M N K GFLOPS' (6 words), got ", w.size(), " words: '",
-                     line, "'");
+                fail("expected '", key, " KIND M N K GFLOPS' (6 words), got ", w.size(),
+                     " words: '", line, "'");
             gemm_rate r;
+            r.operands = key == "gemm" ? precision::fp32 : precision::bf16;
             if (w[1] == "forward")
                 r.kind = gemm_kind::forward;
             else if (w[1] == "input_gradient")
@@ -205,12 +216,12 @@ inline machine read_machine(std::string_view text, const std::string& source) {
             else if (w[1] == "weight_gradient")
                 r.kind = gemm_kind::weight_gradient;
             else
-                fail("gemm: expected a kind of forward, input_gradient or weight_gradient, got '",
+                fail(key, ": expected a kind of forward, input_gradient or weight_gradient, got '",
                      w[1], "'");
-            r.m = count("M", w[2]);
-            r.n = count("N", w[3]);
-            r.k = count("K", w[4]);
-            r.gflops = positive("gemm", w[5], false);
+            r.m = count(key, "M", w[2]);
+            r.n = count(key, "N", w[3]);
+            r.k = count(key, "K", w[4]);
+            r.gflops = positive(key, w[5], false);
             m.gemm_table.push_back(r);
             continue;
         }
@@ -234,7 +245,7 @@ inline machine read_machine(std::string_view text, const std::string& source) {
         else
             fail(
                 "expected one of name, latency_s, bandwidth_bytes_per_s, reduce_bytes_per_s, "
-                "memory_bytes_per_s, memory_bytes, gemm_gflops, gemm; got '",
+                "memory_bytes_per_s, memory_bytes, gemm_gflops, gemm, gemm_bf16; got '",
                 key, "'");
         seen.push_back(key);
     }

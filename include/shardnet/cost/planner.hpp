@@ -36,12 +36,13 @@ struct layer_state {
     orientation orient;
 };
 
-inline std::vector<partition_kind> candidates(partition_family family, const world_grid& g) {
+inline std::vector<partition_kind> candidates(partition_family family, const world_grid& g,
+                                              const network_shape& net) {
     std::vector<partition_kind> out = {partition_kind::column, partition_kind::row,
                                        partition_kind::replicated};
     // On a 1D grid block2d is column or row under another name: searching it there would only
-    // make ties.
-    if (family == partition_family::all && g.rows > 1 && g.cols > 1)
+    // make ties. Reproducible sums are 1D only.
+    if (family == partition_family::all && g.rows > 1 && g.cols > 1 && net.reproducible_across == 0)
         out.push_back(partition_kind::block2d);
     return out;
 }
@@ -72,7 +73,7 @@ inline void keep_pareto(std::vector<partial_plan>& front, partial_plan candidate
 inline std::optional<plan> best_plan_for_grid(const machine& m, const network_shape& net,
                                               const world_grid& g, partition_family family) {
     check_shape(net, g);
-    const auto kinds = detail::candidates(family, g);
+    const auto kinds = detail::candidates(family, g, net);
     // States: index into kinds, block2d's orientation b as one more.
     const std::size_t states = kinds.size() + 1;
     auto state_index = [&](partition_kind k, orientation o) {
@@ -115,12 +116,14 @@ inline std::optional<plan> best_plan_for_grid(const machine& m, const network_sh
     return best;
 }
 
-/// Every grid D x R x C of `ranks` ranks with D <= the batch (a replica needs a row), in a fixed
-/// order: D, then R, ascending.
-inline std::vector<world_grid> grids_of(std::size_t ranks, std::size_t batch) {
+/// Every grid D x R x C of `ranks` ranks with D <= the batch (a replica needs a row), and a model
+/// group of at most `max_model` ranks (0: any), in a fixed order: D, then R, ascending.
+inline std::vector<world_grid> grids_of(std::size_t ranks, std::size_t batch,
+                                        std::size_t max_model = 0) {
     std::vector<world_grid> out;
     for (std::size_t d = 1; d <= ranks; ++d) {
         if (ranks % d != 0 || d > batch) continue;
+        if (max_model != 0 && ranks / d > max_model) continue;
         for (std::size_t r = 1; r <= ranks / d; ++r)
             if ((ranks / d) % r == 0) out.push_back({d, r, ranks / d / r});
     }
@@ -129,12 +132,18 @@ inline std::vector<world_grid> grids_of(std::size_t ranks, std::size_t batch) {
 
 /// The fastest plan over every grid of `ranks` ranks and the partitions of `family`.
 /// With one_d, grids differing only in R x C at the same R·C are one grid (taken as 1 x R·C).
+/// With net.reproducible_across = N, only grids whose model group has at most N ranks.
 /// @throws error if nothing fits in the machine's memory, saying how much the smallest needs.
 inline plan best_plan(const machine& m, const network_shape& net, std::size_t ranks,
                       partition_family family) {
     if (ranks == 0) throw error("ranks: expected at least 1, got 0");
     std::optional<plan> best;
-    for (const world_grid& g : grids_of(ranks, net.batch)) {
+    const std::vector<world_grid> grids = grids_of(ranks, net.batch, net.reproducible_across);
+    if (grids.empty())
+        throw error(shardnet::detail::concat(
+            "no grid of ", ranks, " ranks has a model group of at most ", net.reproducible_across,
+            " ranks (reproducible_across) and at most ", net.batch, " replicas (the batch)"));
+    for (const world_grid& g : grids) {
         if (family == partition_family::one_d && g.rows != 1) continue;
         auto p = best_plan_for_grid(m, net, g, family);
         if (p && (!best || p->prediction.seconds < best->prediction.seconds)) best = std::move(p);

@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/precision.hpp"
+#include "shardnet/core/shard.hpp"
 #include "shardnet/cost/collective_cost.hpp"
 #include "shardnet/cost/machine.hpp"
+#include "shardnet/kernels/reproducible_sum.hpp"
 
 namespace shardnet::cost {
 
@@ -71,7 +74,18 @@ struct network_shape {
     std::vector<std::size_t> widths;  ///< input, hidden..., output
     std::size_t batch = 0;            ///< global batch; a replica takes ceil(batch / D) rows
     std::size_t optimizer_slots = 2;  ///< state copies per parameter: SGD momentum 1, Adam 2
-    std::size_t element_bytes = 4;    ///< float
+    std::size_t element_bytes = 4;    ///< float: weights, gradients, optimizer state, activations
+    /// fp32, or bf16 mixed precision (core/precision.hpp, float only): the GEMMs at the
+    /// machine's bf16 rates, activations gathered forward and partial sums all-reduced in 2
+    /// bytes, and the layers' bf16 copies (weights, input, output, output gradient) in memory
+    /// and in the element-wise passes. Gradients all-reduced over the replicas stay fp32.
+    precision compute = precision::fp32;
+    /// dense_options::reproducible_across: 0, or N for sums over the model group that are the
+    /// same bits on 1 .. N ranks (kernels/reproducible_sum.hpp): row partitions' forward and
+    /// column partitions' input-gradient products run chunk by chunk, and their sums travel as
+    /// 8-byte integers after an all-reduce of their largest value. Not with block2d, nor on a
+    /// model group of more than N ranks.
+    std::size_t reproducible_across = 0;
 
     std::size_t layers() const { return widths.size() - 1; }
     /// Rows per replica, as train_mlp splits the batch.
@@ -89,13 +103,22 @@ inline void check_shape(const network_shape& net, const world_grid& grid) {
     if (grid.data == 0 || grid.rows == 0 || grid.cols == 0)
         throw error(concat("grid: expected every extent at least 1, got ", grid.data, "x",
                            grid.rows, "x", grid.cols));
+    if (net.compute == precision::bf16 && net.element_bytes != 4)
+        throw error(concat("bf16 precision: expected 4-byte (float) elements, got ",
+                           net.element_bytes, "-byte ones"));
+    if (net.reproducible_across != 0 && grid.model() > net.reproducible_across)
+        throw error(concat("reproducible across at most ", net.reproducible_across,
+                           " ranks: expected a model group of at most that many, got ",
+                           grid.model(), " (", grid.rows, "x", grid.cols, ")"));
 }
 
-/// One local product: its kind, shape and predicted time on the largest shard.
+/// One local product: its kind, shape, operands' precision and predicted time on the largest
+/// shard. A reproducible sum's product is one call per chunk of its depth.
 struct gemm_call {
     gemm_kind kind = gemm_kind::forward;
     std::size_t m = 0, n = 0, k = 0;
     double seconds = 0;
+    precision operands = precision::fp32;
 };
 
 /// When a collective happens in the step, which determines whom it waits for.
@@ -122,13 +145,17 @@ inline constexpr std::string_view to_string(step_phase p) {
 enum class collective_kind { all_reduce, all_gather };
 
 /// One collective of a step: over `group` ranks, on a buffer of `elements` (n for an
-/// all-reduce, the gathered total for an all-gather: what tracing_communicator counts).
+/// all-reduce, the gathered total for an all-gather: what tracing_communicator counts) of
+/// `element_bytes` each (2 for bf16, 8 for a reproducible sum's integers).
 struct collective_call {
     collective_kind kind = collective_kind::all_reduce;
     step_phase phase = step_phase::forward;
     std::size_t group = 1;
     std::size_t elements = 0;
+    std::size_t element_bytes = 4;
     collective_cost cost;
+
+    std::size_t bytes() const { return elements * element_bytes; }
 };
 
 /// One layer of a predicted step, on the rank with the largest blocks (the others wait for it
@@ -253,28 +280,44 @@ inline flow_layout output_of(partition_kind k, orientation o) {
 inline void add_all_reduce(std::vector<collective_call>& out, const machine& m, step_phase phase,
                            std::size_t group, std::size_t elements, std::size_t element_bytes) {
     if (group > 1 && elements > 0)
-        out.push_back({collective_kind::all_reduce, phase, group, elements,
+        out.push_back({collective_kind::all_reduce, phase, group, elements, element_bytes,
                        all_reduce_cost(m, group, static_cast<double>(elements * element_bytes))});
 }
 
 inline void add_all_gather(std::vector<collective_call>& out, const machine& m, step_phase phase,
                            std::size_t group, std::size_t elements, std::size_t element_bytes) {
     if (group > 1 && elements > 0)
-        out.push_back({collective_kind::all_gather, phase, group, elements,
+        out.push_back({collective_kind::all_gather, phase, group, elements, element_bytes,
                        all_gather_cost(m, group, static_cast<double>(elements * element_bytes))});
 }
 
 /// The conversion of a batch x n activation from layout `from` to layout `to`: gather to
 /// replicated over the group `from` is split over, then slice; its backward twin gathers the
-/// gradient over the group `to` is split over. Nothing when the layouts are the same.
+/// gradient over the group `to` is split over. Nothing when the layouts are the same. The
+/// activation and its gradient may differ in element size (bf16 activations, fp32 gradients).
 inline void add_conversion(std::vector<collective_call>& out, const machine& m, const world_grid& g,
                            flow_layout from, flow_layout to, std::size_t rows, std::size_t n,
-                           std::size_t element_bytes) {
+                           std::size_t forward_bytes, std::size_t backward_bytes) {
     if (normalized(from, g) == normalized(to, g)) return;
     add_all_gather(out, m, step_phase::convert_forward, split_over(from, g), rows * n,
-                   element_bytes);
+                   forward_bytes);
     add_all_gather(out, m, step_phase::convert_backward, split_over(to, g), rows * n,
-                   element_bytes);
+                   backward_bytes);
+}
+
+/// The depths of the chunks a reproducible sum over n features (kernels/reproducible_sum.hpp)
+/// cuts the largest block of a split over `parts` ranks into, one product call each.
+inline std::vector<std::size_t> reproducible_chunk_depths(std::size_t n, std::size_t parts,
+                                                          std::size_t across) {
+    const shard_range block = balanced_shard(n, parts, 0);
+    std::vector<std::size_t> depths;
+    std::size_t previous = block.begin;
+    for (const std::size_t bound : reproducible_chunk_bounds(n, across))
+        if (bound > block.begin && bound <= block.end) {
+            depths.push_back(bound - previous);
+            previous = bound;
+        }
+    return depths;
 }
 
 // Elements read and written, per element of a layer's output, by the element-wise passes the
@@ -341,63 +384,123 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
             break;
     }
 
+    const bool low = net.compute == precision::bf16;
+    const std::size_t across = net.reproducible_across;
+    if (across != 0 && partition == partition_kind::block2d)
+        throw error(shardnet::detail::concat("layer ", index,
+                                             ": reproducible_across needs a 1D partition (column, "
+                                             "row or replicated), got block2d"));
+    // A bf16 layer passes its bf16 output on, so the next one gathers 2-byte activations; the
+    // gradients gathered backward are fp32.
     if (!first)
-        detail::add_conversion(p.collectives, m, g, previous_output, p.input, rows, p.in, bytes);
+        detail::add_conversion(p.collectives, m, g, previous_output, p.input, rows, p.in,
+                               low ? 2 : bytes, bytes);
 
     auto gemm = [&](gemm_kind kind, std::size_t gm, std::size_t gn, std::size_t gk) {
-        p.gemms.push_back({kind, gm, gn, gk, m.gemm_seconds(kind, gm, gn, gk)});
+        p.gemms.push_back(
+            {kind, gm, gn, gk, m.gemm_seconds(kind, gm, gn, gk, net.compute), net.compute});
     };
-    gemm(gemm_kind::forward, rows, p.local_cols, p.local_rows);
-    if (!first) gemm(gemm_kind::input_gradient, rows, p.local_rows, p.local_cols);
-    gemm(gemm_kind::weight_gradient, p.local_rows, p.local_cols, rows);
+    // A product summed over the model group: in bf16 its partials travel as bf16
+    // (partition/partial_sum.hpp); with reproducible sums it runs chunk by chunk of its depth
+    // (of the global `depth`, split over the group) and its sum is an all-reduce of the largest
+    // partial, then one of 8-byte integers. Returns the chunks (1 for a plain sum).
+    auto summed_product = [&](gemm_kind kind, step_phase phase, std::size_t gm, std::size_t gn,
+                              std::size_t depth, std::size_t group) -> std::size_t {
+        if (across == 0) {
+            gemm(kind, gm, gn, ceil_div(depth, group));
+            detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, low ? 2 : bytes);
+            return 1;
+        }
+        const std::vector<std::size_t> chunks =
+            detail::reproducible_chunk_depths(depth, group, across);
+        for (const std::size_t chunk : chunks)
+            gemm(kind, gm, gn, chunk);
+        detail::add_all_reduce(p.collectives, m, phase, group, 1, bytes);
+        detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, 8);
+        return chunks.size();
+    };
+    // Reproducible sums' passes (elements of `bytes`, integers of 8) and workspace, added below.
+    double reproducible_moved = 0, reproducible_memory = 0;
+    auto reproducible_costs = [&](std::size_t chunks, std::size_t tile) {
+        if (across == 0) return;
+        const double c = static_cast<double>(chunks), t = static_cast<double>(tile);
+        const double b = static_cast<double>(bytes);
+        // The partials scanned for their largest, read onto the grid; the integers written,
+        // read back, and the result written.
+        reproducible_moved += t * (2.0 * c * b + 16.0 + b);
+        reproducible_memory += t * (c * b + 8.0);
+    };
 
-    auto all_reduce = [&](step_phase phase, std::size_t group, std::size_t elements) {
-        detail::add_all_reduce(p.collectives, m, phase, group, elements, bytes);
-    };
     switch (partition) {
         case partition_kind::column:
-            if (!first) all_reduce(step_phase::backward, model, rows * p.in);
+            gemm(gemm_kind::forward, rows, p.local_cols, p.local_rows);
+            if (!first)
+                reproducible_costs(summed_product(gemm_kind::input_gradient, step_phase::backward,
+                                                  rows, p.in, p.out, model),
+                                   rows * p.in);
             break;
         case partition_kind::row:
-            all_reduce(step_phase::forward, model, rows * p.out);
+            reproducible_costs(
+                summed_product(gemm_kind::forward, step_phase::forward, rows, p.out, p.in, model),
+                rows * p.out);
+            if (!first) gemm(gemm_kind::input_gradient, rows, p.local_rows, p.local_cols);
             break;
         case partition_kind::replicated:
+            gemm(gemm_kind::forward, rows, p.local_cols, p.local_rows);
+            if (!first) gemm(gemm_kind::input_gradient, rows, p.local_rows, p.local_cols);
             break;
         case partition_kind::block2d:
             // Partial products are summed over the ranks that hold the same output block (the
             // r_in ranks along the input dimension); input gradients over the other dimension.
-            all_reduce(step_phase::forward, r_in, rows * p.local_cols);
-            if (!first) all_reduce(step_phase::backward, r_out, rows * p.local_rows);
+            summed_product(gemm_kind::forward, step_phase::forward, rows, p.local_cols, p.in, r_in);
+            if (!first)
+                summed_product(gemm_kind::input_gradient, step_phase::backward, rows, p.local_rows,
+                               p.out, r_out);
             break;
     }
+    gemm(gemm_kind::weight_gradient, p.local_rows, p.local_cols, rows);
 
     // Every rank's own gradient blocks are summed over the replicas, one all-reduce per
-    // parameter (weight, bias), as the trainer issues them.
-    all_reduce(step_phase::data_parallel, g.data, p.local_rows * p.local_cols);
-    all_reduce(step_phase::data_parallel, g.data, p.local_bias);
+    // parameter (weight, bias), as the trainer issues them, in fp32 whatever the precision.
+    detail::add_all_reduce(p.collectives, m, step_phase::data_parallel, g.data,
+                           p.local_rows * p.local_cols, bytes);
+    detail::add_all_reduce(p.collectives, m, step_phase::data_parallel, g.data, p.local_bias,
+                           bytes);
 
-    const double parameters = static_cast<double>(p.local_rows * p.local_cols + p.local_bias);
+    const double weights = static_cast<double>(p.local_rows * p.local_cols);
+    const double parameters = weights + static_cast<double>(p.local_bias);
     const std::size_t in_held = detail::held(p.input, g, p.in);
     const std::size_t out_held = detail::held(p.output, g, p.out);
+    const double in_elements = static_cast<double>(rows * in_held);
+    const double out_elements = static_cast<double>(rows * out_held);
     if (m.memory_bytes_per_s > 0) {
-        const double out_elements = static_cast<double>(rows * out_held);
         const double pass_elements =
             out_elements *
             (last ? detail::last_forward_elements + detail::last_backward_elements
                   : detail::hidden_forward_elements + detail::hidden_backward_elements);
-        p.elementwise_s =
+        double moved =
             (pass_elements + parameters * detail::optimizer_elements(net.optimizer_slots)) *
-            static_cast<double>(bytes) / m.memory_bytes_per_s;
+                static_cast<double>(bytes) +
+            reproducible_moved;
+        // bf16: the optimizer's pass also writes the weights' bf16 copy, the forward and
+        // backward passes the bf16 output and output gradient, and the first layer rounds its
+        // input (the data arrives fp32).
+        if (low)
+            moved += 2.0 * weights + 4.0 * out_elements +
+                     (first ? in_elements * (static_cast<double>(bytes) + 2.0) : 0.0);
+        p.elementwise_s = moved / m.memory_bytes_per_s;
     }
     // Weights, gradients and optimizer state; the input kept for dW, the product, the output
-    // and its gradient; the gathered buffer of a conversion.
+    // and its gradient; the gathered buffer of a conversion; in bf16 the layer's bf16 copies
+    // (weights, input, output, output gradient), as estimate_training_memory counts them;
+    // reproducible sums' partials and integers.
     const bool converts = p.communication_s(step_phase::convert_forward) > 0 ||
                           p.communication_s(step_phase::convert_backward) > 0;
     const double gathered = converts ? static_cast<double>(rows * std::max(p.in, p.out)) : 0.0;
     p.memory_bytes =
         static_cast<double>(bytes) * (parameters * static_cast<double>(2 + net.optimizer_slots) +
-                                      static_cast<double>(rows * in_held) +
-                                      3.0 * static_cast<double>(rows * out_held) + gathered);
+                                      in_elements + 3.0 * out_elements + gathered) +
+        (low ? 2.0 * (weights + in_elements + 2.0 * out_elements) : 0.0) + reproducible_memory;
     return p;
 }
 
