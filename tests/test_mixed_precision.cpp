@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "predicted_traffic.hpp"
 #include "shardnet/comm/local_communicator.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/comm/process_grid.hpp"
@@ -507,22 +508,7 @@ TEST_SUITE("mpi") {
                 shape.reproducible_across = across;
                 const auto predicted = sc::predict_step(sc::cluster_machine(), shape,
                                                         {1, 1, group.size()}, partitions);
-                sn::traffic model_forward, model_backward;
-                for (const auto& l : predicted.layers)
-                    for (const auto& c : l.collectives) {
-                        const bool ahead = c.phase == sc::step_phase::forward ||
-                                           c.phase == sc::step_phase::convert_forward;
-                        sn::traffic& t = ahead ? model_forward : model_backward;
-                        // A reproducible sum's 64-bit integers are what the tracer counts as
-                        // control traffic (integers).
-                        sn::collective_count& n = c.kind == sc::collective_kind::all_gather
-                                                      ? t.all_gather
-                                                  : c.element_bytes == 8 ? t.control
-                                                                         : t.all_reduce;
-                        ++n.calls;
-                        n.elements += c.elements;
-                        n.bytes += c.bytes();
-                    }
+                const auto [model_forward, model_backward] = sn::test::predicted_traffic(predicted);
                 // (One rank: the layers still call their all-reduces over one rank, which the
                 // model leaves out: nothing crosses.)
                 if (group.size() > 1) {

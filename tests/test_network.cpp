@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "predicted_traffic.hpp"
 #include "reference.hpp"
 #include "shardnet/comm/local_communicator.hpp"
 #include "shardnet/comm/model_group.hpp"
@@ -341,18 +342,7 @@ TEST_SUITE("mpi") {
         const sc::step_prediction predicted = sc::predict_step(
             sc::cluster_machine(), sc::network_shape{mixed_widths, batch, 1, 8},
             {1, 1, group.size()}, {k::row, k::column, k::replicated, k::column, k::row});
-        sn::traffic model_forward, model_backward;
-        for (const auto& l : predicted.layers)
-            for (const auto& c : l.collectives) {
-                const bool ahead = c.phase == sc::step_phase::forward ||
-                                   c.phase == sc::step_phase::convert_forward;
-                sn::traffic& t = ahead ? model_forward : model_backward;
-                sn::collective_count& n =
-                    c.kind == sc::collective_kind::all_reduce ? t.all_reduce : t.all_gather;
-                ++n.calls;
-                n.elements += c.elements;
-                n.bytes += c.elements * sizeof(double);
-            }
+        const auto [model_forward, model_backward] = sn::test::predicted_traffic(predicted);
         if (group.size() > 1) {
             CHECK(forward.all_reduce == model_forward.all_reduce);
             CHECK(forward.all_gather == model_forward.all_gather);

@@ -337,6 +337,8 @@ TEST_SUITE("serial") {
                                                          {all_reduce, step_phase::forward, 2, 60}});
         CHECK(s.layers[0].collectives[0].element_bytes == 4);
         CHECK(s.layers[0].collectives[1].element_bytes == 8);
+        CHECK(s.layers[0].collectives[1].integers);
+        CHECK_FALSE(s.layers[0].collectives[0].integers);
         // Column's input gradient over 10 outputs: [0, 5) is cut at 3 and 4.
         depths.clear();
         for (const auto& g : s.layers[1].gemms)

@@ -153,6 +153,7 @@ struct collective_call {
     std::size_t group = 1;
     std::size_t elements = 0;
     std::size_t element_bytes = 4;
+    bool integers = false;  ///< 64-bit integers (a reproducible sum), not floating-point values
     collective_cost cost;
 
     std::size_t bytes() const { return elements * element_bytes; }
@@ -278,16 +279,17 @@ inline flow_layout output_of(partition_kind k, orientation o) {
 // A group of one rank sends nothing (the communicators return at once): such calls are not
 // listed, so that the list is what crosses between ranks.
 inline void add_all_reduce(std::vector<collective_call>& out, const machine& m, step_phase phase,
-                           std::size_t group, std::size_t elements, std::size_t element_bytes) {
+                           std::size_t group, std::size_t elements, std::size_t element_bytes,
+                           bool integers = false) {
     if (group > 1 && elements > 0)
-        out.push_back({collective_kind::all_reduce, phase, group, elements, element_bytes,
+        out.push_back({collective_kind::all_reduce, phase, group, elements, element_bytes, integers,
                        all_reduce_cost(m, group, static_cast<double>(elements * element_bytes))});
 }
 
 inline void add_all_gather(std::vector<collective_call>& out, const machine& m, step_phase phase,
                            std::size_t group, std::size_t elements, std::size_t element_bytes) {
     if (group > 1 && elements > 0)
-        out.push_back({collective_kind::all_gather, phase, group, elements, element_bytes,
+        out.push_back({collective_kind::all_gather, phase, group, elements, element_bytes, false,
                        all_gather_cost(m, group, static_cast<double>(elements * element_bytes))});
 }
 
@@ -416,7 +418,7 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
         for (const std::size_t chunk : chunks)
             gemm(kind, gm, gn, chunk);
         detail::add_all_reduce(p.collectives, m, phase, group, 1, bytes);
-        detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, 8);
+        detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, 8, true);
         return chunks.size();
     };
     // Reproducible sums' passes (elements of `bytes`, integers of 8) and workspace, added below.
