@@ -281,9 +281,11 @@ TEST_SUITE("serial") {
         struct shape {
             std::size_t m, n, k;
         };
-        // Across the in-place threshold (IPR = 256), several MC and KC blocks, ragged strips.
-        const shape shapes[] = {{1, 70, 5},     {6, 130, 513},   {100, 97, 1030}, {256, 70, 600},
-                                {257, 70, 600}, {300, 130, 513}, {530, 33, 1100}, {64, 1100, 70}};
+        // Across the in-place threshold (IPR = 64) and the narrow tile's op(B) = Bᵀ rows (128
+        // for double, 256 for float), several MC and KC blocks, ragged strips.
+        const shape shapes[] = {{1, 70, 5},      {6, 130, 513},   {64, 70, 600},   {65, 70, 600},
+                                {100, 97, 1030}, {128, 70, 300},  {129, 70, 300},  {256, 70, 600},
+                                {257, 70, 600},  {300, 130, 513}, {530, 33, 1100}, {64, 1100, 70}};
         for (const shape& sh : shapes)
             for (transpose ta : both)
                 for (transpose tb : both) {

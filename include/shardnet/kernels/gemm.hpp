@@ -262,11 +262,11 @@ void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, st
                                                 : detail::strided_operand<T>{b, 1, ldb};
     using narrow = typename detail::default_gemm_blocking<T, Arch, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_blocking<T, Arch, gemm_tile::wide>::type;
-    // op(B) = Bᵀ within one MC block runs the narrow tile's pipelined transposing pack, faster
-    // on every core measured (gemm_blocking.hpp).
+    // op(B) = Bᵀ on few rows runs the narrow tile's pipelined transposing pack, faster on every
+    // core measured (gemm_blocking.hpp).
     if constexpr (!std::is_same_v<narrow, wide>)
         if (chosen_gemm_tile().tile == gemm_tile::wide &&
-            !(trans_b == transpose::yes && m <= narrow::mc))
+            !(trans_b == transpose::yes && m <= detail::narrow_transposed_rows<T>))
             return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
     detail::gemm_blocked<narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
 }

@@ -90,9 +90,19 @@ struct gemm_blocking {
 /// FMAs) runs the micro-kernel at the FMA peak from L1/L2 (223 of 221 GFLOP/s measured, 16 x 1
 /// 207) and the whole GEMM 1.05-1.3x faster than 16 x 1 at K = N = 2048, M >= 64, except op(B)
 /// = Bᵀ with one MC block, where 16 x 1's pipelined transposing pack is faster (it packs 16
-/// columns per strip, 6 x 4 would pack 64 inside one micro-tile). Which tile runs is chosen at
-/// run time (kernels/gemm_tile.hpp); both use KC = 1024, KCI = 256 and IPR = 256, so they give
-/// bitwise identical results.
+/// columns per strip, 6 x 4 would pack 64 inside one micro-tile): up to m = 256 for float, 128
+/// for double (narrow_transposed_rows). Which tile runs is chosen at run time
+/// (kernels/gemm_tile.hpp); both use the same KC, KCI and IPR, so they give bitwise identical
+/// results. The same holds for double (6 x 4 batches of 8, measured below).
+/// IPR = 64 (was 256), measured 2026-12-02 on Zen 5 (float FMA peak 235-255 GFLOP/s) in a
+/// round-robin against OpenBLAS, X·W, K = N = 2048 and 4096: reading op(B) in place is for a
+/// strip that few micro-tiles use, and it stops paying past m = 64. A strip read in place is KCI
+/// rows ldb apart; at ldb = 2048 floats the rows are 8 KiB apart and fall into the same few sets
+/// of L1 and L2, so a strip that 22-43 micro-tiles reuse (m = 128-256, 6 x 4) is refetched from
+/// L3 by each: 6 x 4 at m = 256 ran at 0.85-0.97x OpenBLAS in place and 1.05-1.08x packed
+/// (+9-25%), at m = 128 +3-16%; at m = 64 in place stays faster (151 against 142 GFLOP/s packed,
+/// 140 against 130 at 4096). 16 x 1 on this core: within noise at m <= 128, +16% at m = 256,
+/// K = N = 4096. Double 16 x 1: +8% at m = 128, +18% at m = 256.
 /// KC = 1024 (was 512), measured 2026-12-02 on Zen 5 (FMA peak 210 GFLOP/s float) in a round-robin
 /// against OpenBLAS: with m > MC every KC block ends by reading, adding and writing its C tile
 /// (beta = 1), and those C rows, ldc apart, are the costly part of the block (merge_tile was 8-11%
@@ -124,18 +134,37 @@ struct default_gemm_blocking;
 /// both (see the Zen 5 note above for why deeper than L2 alone would suggest).
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::narrow, true> {
-    using type = gemm_blocking<float, Arch, 16, 1, 256, 1024, 4096, 256, 256>;
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 1024, 4096, 256, 64>;
 };
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
-    using type = gemm_blocking<float, Arch, 6, 4, 528, 1024, 4096, 256, 256>;
+    using type = gemm_blocking<float, Arch, 6, 4, 528, 1024, 4096, 256, 64>;
 };
-/// double: 16 x 1 batch whatever the tile (KC = 512, 4 KiB of depth per row, measured within
-/// noise of 256 and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).
-template <class Arch, gemm_tile Tile>
-struct default_gemm_blocking<double, Arch, Tile, true> {
-    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256>;
+/// double, narrow: 16 x 1 batch (KC = 512, 4 KiB of depth per row, measured within noise of 256
+/// and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).
+/// double, wide: 6 x 4 batches, measured 2026-12-02 on Zen 5 (double FMA peak about 118
+/// GFLOP/s) in a round-robin against OpenBLAS and 16 x 1, K = N = 2048: X·W 1.08-1.16x OpenBLAS
+/// at M = 32 .. 1024 where 16 x 1 ran 0.72-0.99x (held back by the load ports, as for float);
+/// dY·Wᵀ 1.06-1.11x at M >= 192, where 16 x 1 was 0.92-0.98x (at M <= 128 the narrow tile's
+/// pipelined transposing pack stays faster: narrow_transposed_rows). MC = 264 (528 within 1%);
+/// KC = 512 as 16 x 1's, which bitwise identity requires (1024 measured 1-4% faster for 6 x 4,
+/// not taken: unmeasured for 16 x 1 on Zen 4, where it runs).
+template <class Arch>
+struct default_gemm_blocking<double, Arch, gemm_tile::narrow, true> {
+    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256, 64>;
 };
+template <class Arch>
+struct default_gemm_blocking<double, Arch, gemm_tile::wide, true> {
+    using type = gemm_blocking<double, Arch, 6, 4, 264, 512, 3072, 256, 64>;
+};
+
+/// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile whatever tile was chosen:
+/// there, with one MC block, its pipelined transposing pack of 16-wide strips is faster than the
+/// wide tile's (measured on Zen 5: float at m <= 256, double at m <= 128; see above).
+template <class T>
+inline constexpr std::size_t narrow_transposed_rows = 256;
+template <>
+inline constexpr std::size_t narrow_transposed_rows<double> = 128;
 
 /// 16 vector registers (SSE2 .. AVX2): 6 x 2 batches; MC x KC = 192 KiB for a 256 KiB L2.
 template <class Arch, gemm_tile Tile>
