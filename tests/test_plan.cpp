@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shardnet/comm/local_communicator.hpp"
@@ -561,5 +563,32 @@ TEST_SUITE("mpi") {
         CHECK(m.bandwidth_bytes_per_s > 0);
         CHECK(m.reduce_bytes_per_s >= 0);
         if (world.size() > 1) CHECK(report.samples.size() >= 2);
+    }
+
+    TEST_CASE("calibration: ranks that start apart share the budget and agree on every rate") {
+        // Rank 0 starts 150 ms late, so its own clock says it has spent less of the budget.
+        // Each shape's budget must still be the same on every rank: timed_median's loop ends
+        // on a budget, and a rank that left it early would leave the others in its barrier
+        // (this hung 1 run in 8 on 3 oversubscribed ranks before the budget was agreed).
+        // Products of about 10 ms, so that the budget, not the 50-run cap, ends each loop.
+        shardnet::mpi_communicator world;
+        if (world.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(150));
+        sc::machine m = sc::cluster_machine();
+        sc::calibration_options o;
+        o.gemm_budget_s = 0.3;
+        o.collective_budget_s = o.memory_budget_s = 0.001;
+        o.memory_pass_bytes = 1 << 16;
+        o.max_message_bytes = 1 << 10;
+        sc::calibrate(world, m,
+                      {{sc::gemm_kind::forward, 1024, 1024, 1024},
+                       {sc::gemm_kind::weight_gradient, 1024, 1024, 1024}},
+                      o);
+        REQUIRE(m.gemm_table.size() == 2);
+        for (const auto& r : m.gemm_table) {
+            double low = r.gflops, high = r.gflops;
+            world.all_reduce(&low, 1, shardnet::reduce_op::min);
+            world.all_reduce(&high, 1, shardnet::reduce_op::max);
+            CHECK(low == high);
+        }
     }
 }

@@ -151,8 +151,13 @@ calibration_report calibrate(Comm& world, machine& m, std::vector<gemm_shape> sh
         const gemm_shape& s = distinct[i];
         // What is left of the budget, shared by the shapes left: one slow shape does not starve
         // the others, nor make the whole overrun.
-        const double per_shape = std::max(0.0, options.gemm_budget_s - since(start)) /
-                                 static_cast<double>(distinct.size() - i);
+        // Time spent as the slowest rank counts it: every rank must give timed_median the same
+        // budget (and choose the same proxy), or some leave its loop while others wait in its
+        // barrier, a hang (seen on 3 oversubscribed ranks).
+        double spent = since(start);
+        world.all_reduce(&spent, 1, reduce_op::max);
+        const double per_shape =
+            std::max(0.0, options.gemm_budget_s - spent) / static_cast<double>(distinct.size() - i);
         // A shape whose run (warm-up and median of at least one) would not fit in its share is
         // measured on a proxy: its largest extent halved until a run takes a quarter of the
         // share, never below 256. At those sizes the rate no longer depends on the size (the
