@@ -281,6 +281,7 @@ TEST_SUITE("serial") {
         struct shape {
             std::size_t m, n, k;
         };
+        // alpha and beta that do not round exactly, so that every merge's roundings show.
         // Across the in-place threshold (IPR = 64) and the narrow tile's op(B) = Bᵀ rows (128
         // for double, 256 for float), several MC and KC blocks, ragged strips.
         const shape shapes[] = {{1, 70, 5},      {6, 130, 513},   {64, 70, 600},   {65, 70, 600},
@@ -303,12 +304,12 @@ TEST_SUITE("serial") {
                     const std::size_t lda = ta == transpose::no ? sh.k : sh.m;
                     const std::size_t ldb = tb == transpose::no ? sh.n : sh.k;
                     std::vector<T> by_narrow = c0, by_wide = c0, by_gemm = c0;
-                    blocked_gemm<T, narrow>{}(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda,
-                                              b.data(), ldb, T(0.25), by_narrow.data(), sh.n);
-                    blocked_gemm<T, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda,
-                                            b.data(), ldb, T(0.25), by_wide.data(), sh.n);
-                    shardnet::gemm<T>(ta, tb, sh.m, sh.n, sh.k, T(0.5), a.data(), lda, b.data(),
-                                      ldb, T(0.25), by_gemm.data(), sh.n);
+                    blocked_gemm<T, narrow>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
+                                              b.data(), ldb, T(0.7), by_narrow.data(), sh.n);
+                    blocked_gemm<T, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
+                                            b.data(), ldb, T(0.7), by_wide.data(), sh.n);
+                    shardnet::gemm<T>(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda, b.data(),
+                                      ldb, T(0.7), by_gemm.data(), sh.n);
                     CHECK(std::memcmp(by_narrow.data(), by_wide.data(),
                                       by_wide.size() * sizeof(T)) == 0);
                     CHECK(std::memcmp(by_narrow.data(), by_gemm.data(),

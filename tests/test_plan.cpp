@@ -332,7 +332,7 @@ TEST_SUITE("serial") {
         for (const auto& g : s.layers[0].gemms)
             if (g.kind == sc::gemm_kind::forward) depths.push_back(g.k);
         CHECK(depths == std::vector<std::size_t>{2, 1, 1});
-        CHECK(sc::detail::reproducible_chunk_depths(8, 2, 4) == depths);
+        CHECK(sc::detail::reproducible_chunk_depths(8, 2, 4, 0) == depths);
         // Its sum: the largest partial (one float), then 5 x 12 integers.
         REQUIRE(s.layers[0].collectives.size() == 2);
         CHECK(calls_of(s.layers[0]) == std::vector<call>{{all_reduce, step_phase::forward, 2, 1},
@@ -341,11 +341,15 @@ TEST_SUITE("serial") {
         CHECK(s.layers[0].collectives[1].element_bytes == 8);
         CHECK(s.layers[0].collectives[1].integers);
         CHECK_FALSE(s.layers[0].collectives[0].integers);
-        // Column's input gradient over 10 outputs: [0, 5) is cut at 3 and 4.
+        // Column's input gradient over 10 outputs (cut at 3 .. 8): [0, 5) is 3 chunks, [5, 10) 4,
+        // the same flops: the rank with more chunks is the one priced.
         depths.clear();
         for (const auto& g : s.layers[1].gemms)
             if (g.kind == sc::gemm_kind::input_gradient) depths.push_back(g.k);
-        CHECK(depths == std::vector<std::size_t>{3, 1, 1});
+        CHECK(depths == std::vector<std::size_t>{1, 1, 1, 2});
+        // The largest block need not have the most chunks: 1024 over 4 ranks has 1, 2, 2, 1.
+        CHECK(sc::detail::reproducible_chunk_depths(1024, 4, 4, 0).size() == 1);
+        CHECK(sc::detail::reproducible_chunk_depths(1024, 4, 4, 1).size() == 2);
         CHECK(calls_of(s.layers[1]) ==
               std::vector<call>{{all_reduce, step_phase::backward, 2, 1},
                                 {all_reduce, step_phase::backward, 2, 60}});

@@ -17,7 +17,8 @@
 // --machine (docs/scaling.md). Machine-readable lines:
 //   predicted: samples_per_s=R step_ms=T   (explicit partitions, or the plan auto chose)
 //   chosen: P1,P2,... grid=DxRxC predicted_samples_per_s=R speedup_vs_default=X ...
-//           ... speedup_vs_best_1d=Y       (auto only: the last line, all on one line)
+//           ... speedup_vs_best_1d=Y       (auto only: the last line, all on one line; X is
+//                                           none when the default plan cannot run)
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -327,7 +328,10 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     }
     // Plans are computed on every rank (the same on each), so that an error stops all of them.
     std::optional<sc::plan_choice> choice;
+    std::optional<sc::step_prediction> explicit_step;
     if (automatic && o.scaling.empty()) agreed([&] { choice = sc::choose_plans(m, net, o.ranks); });
+    if (!automatic && o.scaling.empty())
+        agreed([&] { explicit_step = sc::predict_step(m, net, grid, partitions); });
     if (!root) return 0;
     if (!o.scaling.empty()) {
         print_scaling(m, net, o);
@@ -336,7 +340,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     std::cout << describe(m) << "\n";
 
     if (!automatic) {
-        const sc::step_prediction s = sc::predict_step(m, net, grid, partitions);
+        const sc::step_prediction& s = *explicit_step;
         print_step(s, o.verbose);
         if (s.memory_bytes > m.memory_bytes)
             std::cout << "warning: needs " << fixed(s.memory_bytes / double(1u << 30), 2)

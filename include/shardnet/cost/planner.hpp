@@ -137,8 +137,10 @@ inline std::vector<world_grid> grids_of(std::size_t ranks, std::size_t batch,
 inline plan best_plan(const machine& m, const network_shape& net, std::size_t ranks,
                       partition_family family) {
     if (ranks == 0) throw error("ranks: expected at least 1, got 0");
+    check_shape(net, {});
     std::optional<plan> best;
     const std::vector<world_grid> grids = grids_of(ranks, net.batch, net.reproducible_across);
+    // (Without reproducible_across, 1 x 1 x ranks is always a grid.)
     if (grids.empty())
         throw error(shardnet::detail::concat(
             "no grid of ", ranks, " ranks has a model group of at most ", net.reproducible_across,

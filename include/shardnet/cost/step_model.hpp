@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -308,10 +309,11 @@ inline void add_conversion(std::vector<collective_call>& out, const machine& m, 
 }
 
 /// The depths of the chunks a reproducible sum over n features (kernels/reproducible_sum.hpp)
-/// cuts the largest block of a split over `parts` ranks into, one product call each.
+/// cuts block `index` of a split over `parts` ranks into, one product call each. The largest
+/// block need not have the most chunks (1024 over 4 ranks, N = 4: 1, 2, 2, 1).
 inline std::vector<std::size_t> reproducible_chunk_depths(std::size_t n, std::size_t parts,
-                                                          std::size_t across) {
-    const shard_range block = balanced_shard(n, parts, 0);
+                                                          std::size_t across, std::size_t index) {
+    const shard_range block = balanced_shard(n, parts, index);
     std::vector<std::size_t> depths;
     std::size_t previous = block.begin;
     for (const std::size_t bound : reproducible_chunk_bounds(n, across))
@@ -405,7 +407,9 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
     // A product summed over the model group: in bf16 its partials travel as bf16
     // (partition/partial_sum.hpp); with reproducible sums it runs chunk by chunk of its depth
     // (of the global `depth`, split over the group) and its sum is an all-reduce of the largest
-    // partial, then one of 8-byte integers. Returns the chunks (1 for a plain sum).
+    // partial, then one of 8-byte integers. Ranks differ in chunks, and the sum waits for the
+    // slowest: its products are priced (ties: the rank with more chunks). Returns the most
+    // chunks any rank has (1 for a plain sum), which its passes and workspace scale with.
     auto summed_product = [&](gemm_kind kind, step_phase phase, std::size_t gm, std::size_t gn,
                               std::size_t depth, std::size_t group) -> std::size_t {
         if (across == 0) {
@@ -413,13 +417,26 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
             detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, low ? 2 : bytes);
             return 1;
         }
-        const std::vector<std::size_t> chunks =
-            detail::reproducible_chunk_depths(depth, group, across);
-        for (const std::size_t chunk : chunks)
+        std::vector<std::size_t> slowest;
+        double slowest_s = -1;
+        std::size_t most = 0;
+        for (std::size_t r = 0; r < group; ++r) {
+            const std::vector<std::size_t> chunks =
+                detail::reproducible_chunk_depths(depth, group, across, r);
+            double seconds = 0;
+            for (const std::size_t chunk : chunks)
+                seconds += m.gemm_seconds(kind, gm, gn, chunk, net.compute);
+            // Equal within rounding (the same flops at a flat rate): the rank with more chunks.
+            const bool tie = std::abs(seconds - slowest_s) <= 1e-12 * slowest_s;
+            if ((seconds > slowest_s && !tie) || (tie && chunks.size() > slowest.size()))
+                slowest = chunks, slowest_s = seconds;
+            most = std::max(most, chunks.size());
+        }
+        for (const std::size_t chunk : slowest)
             gemm(kind, gm, gn, chunk);
         detail::add_all_reduce(p.collectives, m, phase, group, 1, bytes);
         detail::add_all_reduce(p.collectives, m, phase, group, gm * gn, 8, true);
-        return chunks.size();
+        return most;
     };
     // Reproducible sums' passes (elements of `bytes`, integers of 8) and workspace, added below.
     double reproducible_moved = 0, reproducible_memory = 0;
@@ -520,10 +537,11 @@ inline std::vector<collective_call> step_collectives(const machine& m, const net
     if (detail::normalized(logits, g) != flow_layout::replicated) {
         detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 2 * rows,
                                8);
-        detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 3 * rows,
-                               8);
+        detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 3 * rows, 8,
+                               true);
     }
-    detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
+    // The finite-gradient flag (an integer), the loss and accuracy totals (doubles).
+    detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
     detail::add_all_reduce(out, m, step_phase::loss, g.data, 2, 8);
     return out;
 }

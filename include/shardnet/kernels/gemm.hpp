@@ -161,9 +161,9 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
 /// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
-/// NR strips and micro-tiles, run by one of the strategies above: with a single MC block
-/// (m <= MC), op(B) = B is read in place and op(B) = Bᵀ is packed in a pipeline; otherwise
-/// op(B) is packed once per KC x NC block.
+/// NR strips and micro-tiles, run by one of the strategies above: op(B) = B is read in place
+/// when m <= IPR (in_place_rows); with a single MC block (m <= MC) op(B) = Bᵀ is packed in a
+/// pipeline and op(B) = B strip by strip; otherwise op(B) is packed once per KC x NC block.
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
 template <class Blocking, class T>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
@@ -232,7 +232,7 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
 /// The instruction set is fixed at compile time by Arch. Run-time dispatch (xsimd::dispatch)
 /// cannot live in a header-only library: each architecture needs its own translation unit
 /// compiled with its own flags, which only the user's build can provide. Within AVX-512, the
-/// register tile for float is chosen at run time for the core (chosen_gemm_tile(),
+/// register tile (float and double) is chosen at run time for the core (chosen_gemm_tile(),
 /// kernels/gemm_tile.hpp); the tiles give bitwise identical results. Single-threaded;
 /// concurrent calls from different threads are safe (packing buffers are per thread).
 ///

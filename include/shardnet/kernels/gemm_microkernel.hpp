@@ -49,21 +49,28 @@ SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T be
         });
         return;
     }
+    // An edge tile goes through the buffer by the same vector expression as a full tile, C's
+    // values copied in first: each element of C then gets the same roundings whether a full or
+    // an edge tile covers it, which the tiles' bitwise agreement needs (gemm_blocking.hpp; a
+    // scalar alpha·acc + beta·C here gave other last bits for alpha, beta that do not round
+    // exactly). The rest of the buffer is zeroed, never read from C.
     alignas(64) T tile[MR * NR];
-    static_for<MR>([&](auto i) {
-        static_for<NV>(
-            [&](auto v) { (alpha_v * acc[i][v]).store_aligned(tile + i * NR + v * width); });
-    });
-    for (std::size_t i = 0; i < rows; ++i) {
-        T* out = c + i * ldc;
-        const T* in = tile + i * NR;
-        if (beta == T(0))
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j];
-        else
-            for (std::size_t j = 0; j < cols; ++j)
-                out[j] = in[j] + beta * out[j];
+    if (beta != T(0)) {
+        std::fill_n(tile, MR * NR, T(0));
+        for (std::size_t i = 0; i < rows; ++i)
+            std::copy_n(c + i * ldc, cols, tile + i * NR);
     }
+    static_for<MR>([&](auto i) {
+        static_for<NV>([&](auto v) {
+            T* t = tile + i * NR + v * width;
+            if (beta == T(0))
+                (alpha_v * acc[i][v]).store_aligned(t);
+            else
+                xsimd::fma(alpha_v, acc[i][v], beta_v * Batch::load_aligned(t)).store_aligned(t);
+        });
+    });
+    for (std::size_t i = 0; i < rows; ++i)
+        std::copy_n(tile + i * NR, cols, c + i * ldc);
 }
 
 /// C[0:rows, 0:cols] = alpha · Σ_p a[p·MR + i] · b[p·b_stride + j] + beta · C, for the packed

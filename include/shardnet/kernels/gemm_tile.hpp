@@ -24,7 +24,7 @@
 
 namespace shardnet {
 
-/// The AVX-512 register tiles of the float GEMM.
+/// The AVX-512 register tiles of the float and double GEMM (and of gemm_bf16's vdpbf16ps kernel).
 enum class gemm_tile {
     narrow,  ///< 16 x 1 vector: 16 accumulators, enough for one 512-bit FMA per cycle
     wide,    ///< 6 x 4 vectors: 24 accumulators and 10 loads per 24 FMAs, for two per cycle
@@ -159,8 +159,8 @@ inline gemm_tile_choice choose_gemm_tile() {
 
 }  // namespace detail
 
-/// The tile shardnet::gemm uses for float on AVX-512 in this process, and why. Made on first
-/// use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the first GEMM to
+/// The tile shardnet::gemm uses for float and double on AVX-512 in this process, and why. Made on
+/// first use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the first GEMM to
 /// override it. Results do not depend on it, only speed.
 /// @throws error (from the first GEMM) if SHARDNET_GEMM_TILE holds anything else.
 inline const gemm_tile_choice& chosen_gemm_tile() {
