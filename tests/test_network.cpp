@@ -379,14 +379,9 @@ TEST_SUITE("mpi") {
             const sc::step_prediction predicted = sc::predict_step(
                 sc::cluster_machine(), sc::network_shape{widths, batch, 1, 8},
                 {1, shape.rows, shape.cols}, {k::block2d, k::block2d, k::column, k::block2d});
-            std::size_t model_forward = 0, model_backward = 0;
-            for (const auto& l : predicted.layers)
-                for (const auto& c : l.collectives) {
-                    if (c.phase == sc::step_phase::data_parallel || c.group < 2) continue;
-                    const bool ahead = c.phase == sc::step_phase::forward ||
-                                       c.phase == sc::step_phase::convert_forward;
-                    (ahead ? model_forward : model_backward) += c.elements;
-                }
+            const auto [ahead, back] = sn::test::predicted_traffic(predicted);
+            const std::size_t model_forward = ahead.all_reduce.elements + ahead.all_gather.elements;
+            const std::size_t model_backward = back.all_reduce.elements + back.all_gather.elements;
             // (One rank: the 1D layer still calls its all-reduce over one rank.)
             if (shape.size() > 1) {
                 CHECK(forward == model_forward);

@@ -34,6 +34,7 @@
 #include "shardnet/comm/collective_main.hpp"
 #include "shardnet/comm/mpi_communicator.hpp"
 #include "shardnet/core/grid_shape.hpp"
+#include "shardnet/core/settings.hpp"
 #include "shardnet/cost/auto_plan.hpp"
 #include "shardnet/cost/calibrate.hpp"
 #include "shardnet/cost/planner.hpp"
@@ -225,6 +226,18 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         if (world.rank() == 0) app.exit(e);
         return e.get_exit_code();
     }
+    // Ranks started with different options would calibrate different shapes, pairing off
+    // unrelated collectives in calibrate(): compare them first, as train_mlp does, and stop
+    // every rank with the option that differs.
+    sn::settings given;
+    for (const CLI::Option* option : app.get_options()) {
+        if (option->count() == 0) continue;
+        std::string value;
+        for (const std::string& result : option->results())
+            value += (value.empty() ? "" : ",") + result;
+        given.set(option->get_name(), value);
+    }
+    sn::agree_same_settings(world, given, "shardnet_plan's options");
     const bool root = world.rank() == 0;
     const bool automatic = o.partitions.size() == 1 && o.partitions[0] == "auto";
     auto agreed = [&](auto&& f) {

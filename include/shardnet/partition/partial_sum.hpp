@@ -16,6 +16,10 @@ namespace shardnet {
 
 namespace detail {
 
+/// packing_buffer slots of the bf16 sums' own (the GEMMs use 0 and 1): a started sum's buffer
+/// is in flight while the dW product runs, so it must never be a panel a GEMM packs into.
+inline constexpr int sum_slot = 2, started_sum_slot = 3;
+
 /// Whether a layer with GEMM operands In sums its partials in bf16.
 template <class In, class T>
 inline constexpr bool sums_in_bf16 = std::is_same_v<In, bfloat16>&& std::is_same_v<T, float>;
@@ -55,7 +59,7 @@ class pending_partial_sum {
 template <class In, communicator Comm, class T>
 void sum_partials(Comm& comm, T* data, std::size_t n) {
     if constexpr (detail::sums_in_bf16<In, T>) {
-        bfloat16* low = detail::packing_buffer<bfloat16, 0>(n);
+        bfloat16* low = detail::packing_buffer<bfloat16, detail::sum_slot>(n);
         const bool alone = comm.size() == 1;
         if (!alone) to_bfloat16(data, low, n);
         comm.all_reduce(low, n, reduce_op::sum);
@@ -67,11 +71,11 @@ void sum_partials(Comm& comm, T* data, std::size_t n) {
 
 /// sum_partials() started, to overlap with other work: complete it with wait() on the result.
 /// Collective over comm. The bf16 buffers are this thread's grow-only scratch (packing_buffer,
-/// kernels/gemm_pack.hpp; no GEMM uses bfloat16 slots): one started sum at a time.
+/// kernels/gemm_pack.hpp, in slots no GEMM uses): one started sum at a time.
 template <class In, communicator Comm, class T>
 [[nodiscard]] auto start_sum_partials(Comm& comm, T* data, std::size_t n) {
     if constexpr (detail::sums_in_bf16<In, T>) {
-        bfloat16* low = detail::packing_buffer<bfloat16, 1>(n);
+        bfloat16* low = detail::packing_buffer<bfloat16, detail::started_sum_slot>(n);
         if (comm.size() == 1)  // nothing to round or widen back
             return pending_partial_sum(start_all_reduce(comm, low, n, reduce_op::sum));
         to_bfloat16(data, low, n);
