@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -179,6 +180,22 @@ T* packing_buffer(std::size_t count) {
         buffer.resize(count);
     }
     return buffer.data();
+}
+
+/// Bytes of the 4 KiB pages whose low 12 address bits 4K aliasing compares (page_offset).
+inline constexpr std::size_t page_bytes = 4096;
+
+/// The first address at or after `p` that lies `offset` bytes into a 4 KiB page (p must be
+/// aligned to sizeof(T), offset a multiple of it): at most page_bytes - sizeof(T) further on,
+/// so a buffer meant to be placed so needs that much more room.
+/// Why: a load whose address has the same low 12 bits as a store still in flight waits for
+/// that store (4K aliasing, on AMD and Intel cores alike). Large buffers from malloc all start
+/// at the same offset in their pages (or at any offset, once its mmap threshold has moved), so
+/// the packed panels that one loop reads while another writes must be placed apart on purpose.
+template <class T>
+T* at_page_offset(T* p, std::size_t offset) noexcept {
+    const std::size_t now = reinterpret_cast<std::uintptr_t>(p) % page_bytes;
+    return p + (offset + page_bytes - now) % page_bytes / sizeof(T);
 }
 
 }  // namespace shardnet::detail

@@ -110,4 +110,14 @@ SHARDNET_ALWAYS_INLINE void prefetch(const void* address) noexcept {
 #endif
 }
 
+/// Hint that `address` will be written soon: the line is fetched for ownership (prefetchw on
+/// x86-64), so the store that follows finds it writable. The same rules as prefetch().
+SHARDNET_ALWAYS_INLINE void prefetch_for_write(const void* address) noexcept {
+#if defined(__GNUC__)
+    __builtin_prefetch(address, 1, 3);
+#else
+    (void)address;
+#endif
+}
+
 }  // namespace shardnet::detail
