@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -392,6 +393,26 @@ TEST_SUITE("serial") {
         shardnet::gemm<float>(transpose::yes, transpose::yes, 2, 2, 0, 1.0f, nullptr, 2, nullptr, 1,
                               2.0f, c.data(), 2);
         CHECK(c == std::vector<float>{2.0f, 4.0f, 6.0f, 8.0f});
+    }
+
+    TEST_CASE_TEMPLATE("at_page_offset places a panel at its page offset, less than a page on",
+                       T, float, double) {
+        // The packed panels' placement (4K aliasing, kernels/gemm_pack.hpp): gemm_blocked
+        // allocates one page more per placed panel, which holds only if the move is < a page.
+        using shardnet::detail::at_page_offset;
+        using shardnet::detail::page_bytes;
+        std::vector<T> buffer(3 * page_bytes / sizeof(T));
+        for (std::size_t start = 0; start < page_bytes / sizeof(T); start += 7)
+            for (std::size_t offset : {std::size_t(0), page_bytes / 4, page_bytes / 2,
+                                       3 * page_bytes / 4, page_bytes - sizeof(T)}) {
+                T* p = buffer.data() + start;
+                T* placed = at_page_offset(p, offset);
+                CAPTURE(start);
+                CAPTURE(offset);
+                CHECK(reinterpret_cast<std::uintptr_t>(placed) % page_bytes == offset);
+                CHECK(placed >= p);
+                CHECK(placed < p + page_bytes / sizeof(T));
+            }
     }
 
     TEST_CASE("gemm computes a small product exactly") {

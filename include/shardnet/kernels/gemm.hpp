@@ -37,8 +37,15 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
     }
 }
 
-/// Where gemm_blocked places its packed op(B) panel in a 4 KiB page (op(A)'s at 0).
-inline constexpr std::size_t b_panel_page_offset = page_bytes / 4;
+/// Where gemm_blocked places its packed op(B) panel in a 4 KiB page; op(A)'s is at 0, and the
+/// second half of the pipelined strip buffer half a page after this (4K aliasing,
+/// at_page_offset). In multiply_block_b_transposed_pipelined the first micro-tile of a strip
+/// loads op(A) and the strip at 64 bytes a step (narrow tile) while its side job stores the
+/// next strip at the same pace: a load at an offset that a store still in the store queue has
+/// waits for it. From here the loads reach the offsets stored to 30 or 62 steps earlier (one
+/// half or the other), and the strip's own half 32 steps apart: more steps than the queue
+/// holds stores for (the side job stores 4 a step).
+inline constexpr std::size_t b_panel_page_offset = page_bytes / 2 - 128;
 
 /// One MC x NC block of C over one KC block of the depth, with that block of op(A) already
 /// packed: what the strategies for op(B) below work on.
@@ -133,13 +140,14 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t cols = std::min(NR, nc - jr);
-        // The second half half a page from the first (b_panel is at b_panel_page_offset): the
-        // side job's stores into one half and the micro-kernel's loads from the other advance
-        // together, and at equal offsets in their pages every load waited for a store (4K
-        // aliasing, at_page_offset). Measured on Zen 5 (float FMA peak 243-260 GFLOP/s,
-        // 2026-12-02), dY·Wᵀ K = N = 2048 and 4096 against halves NR·kc apart: +36-40% at
-        // M = 32, +17-20% at 64, +8-14% at 128, +7-9% at 256 (and the run-to-run swings of
-        // these shapes, with malloc's placement, gone).
+        // Placed so that the side job's stores meet none of the micro-kernel's loads while
+        // still queued (b_panel_page_offset). Measured on Zen 5 (float FMA peak 243-260
+        // GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
+        // buffer at the same offset in their pages (and so every load of op(A) at the offset
+        // of a store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +36-40% at
+        // M = 32, +17-20% at 64, +8-14% at 128 and +7-9% at 256 once the halves were moved;
+        // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. The placement
+        // makes the good case certain rather than malloc's.
         T* const halves[2] = {
             b_panel, at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
         T* strip = halves[jr / NR % 2];
@@ -190,8 +198,7 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     const bool b_transposed_pipelined = single_row_block && !b_in_place && b.row_stride == 1;
     const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
     const std::size_t kc_max = std::min(k, kc_step);
-    // Both panels at fixed offsets in their pages, a quarter page apart (at_page_offset; the
-    // halves of the pipelined strip buffer, multiply_block_b_transposed_pipelined).
+    // Both panels at fixed offsets in their pages (b_panel_page_offset), whatever malloc gave.
     constexpr std::size_t page = page_bytes / sizeof(T);
     T* a_panel = at_page_offset(
         packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max + page), 0);
