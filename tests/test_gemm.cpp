@@ -395,8 +395,8 @@ TEST_SUITE("serial") {
         CHECK(c == std::vector<float>{2.0f, 4.0f, 6.0f, 8.0f});
     }
 
-    TEST_CASE_TEMPLATE("at_page_offset places a panel at its page offset, less than a page on",
-                       T, float, double) {
+    TEST_CASE_TEMPLATE("at_page_offset places a panel at its page offset, less than a page on", T,
+                       float, double) {
         // The packed panels' placement (4K aliasing, kernels/gemm_pack.hpp): gemm_blocked
         // allocates one page more per placed panel, which holds only if the move is < a page.
         using shardnet::detail::at_page_offset;
