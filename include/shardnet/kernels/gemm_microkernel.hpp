@@ -102,8 +102,12 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
     // misses stalled the end of every micro-tile. Measured on Zen 5 (float FMA peak 243-260
     // GFLOP/s, 2026-12-02) in a round-robin against OpenBLAS: +2-5% at M = 1024, K = N = 2048 and
     // 4096 (X·W 0.96-0.98 -> 0.99-1.00x, dY·Wᵀ 0.94-0.95 -> 0.97-0.98x), Xᵀ·dY with k = 32, m =
-    // n = 4096 0.92 -> 1.03x, within noise at M <= 256. (A prefetch at the start of the tile,
-    // tried before, measured within noise: 12,000 cycles ahead of the merge.)
+    // n = 4096 0.92 -> 1.03x, within noise at M <= 256. In bench_gemm (one binary, with and
+    // without, 6 alternations, medians): Xᵀ·dY at bench M = 32 (k = 32) 89 -> 145 GFLOP/s at
+    // K = N = 4096 and 113 -> 167 at 1024, M = 64 137-158 -> 185, X·W M = 64 156 -> 174; there
+    // a micro-tile is only k steps deep, and its merge into C was most of it. (A prefetch at
+    // the start of the tile, tried before, measured within noise: 12,000 cycles ahead of the
+    // merge at k = 1024.)
     constexpr std::size_t c_prefetch_lead = 200;
     const std::size_t c_prefetch_from = depth > c_prefetch_lead ? depth - c_prefetch_lead : 0;
 
