@@ -43,8 +43,8 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
 /// loads op(A) and the strip at 64 bytes a step (narrow tile) while its side job stores the
 /// next strip at the same pace: a load at an offset that a store still in the store queue has
 /// waits for it. From here the loads reach the offsets stored to 30 or 62 steps earlier (one
-/// half or the other), and the strip's own half 32 steps apart: more steps than the queue
-/// holds stores for (the side job stores 4 a step).
+/// half or the other), and the strip's own half 32 steps apart: by then, presumably, the
+/// stores have left the queue (the side job stores 4 a step; the queue's size was not measured).
 inline constexpr std::size_t b_panel_page_offset = page_bytes / 2 - 128;
 
 /// One MC x NC block of C over one KC block of the depth, with that block of op(A) already

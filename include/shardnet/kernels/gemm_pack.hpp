@@ -189,9 +189,10 @@ inline constexpr std::size_t page_bytes = 4096;
 /// aligned to sizeof(T), offset a multiple of it): at most page_bytes - sizeof(T) further on,
 /// so a buffer meant to be placed so needs that much more room.
 /// Why: a load whose address has the same low 12 bits as a store still in flight waits for
-/// that store (4K aliasing, on AMD and Intel cores alike). Large buffers from malloc all start
-/// at the same offset in their pages (or at any offset, once its mmap threshold has moved), so
-/// the packed panels that one loop reads while another writes must be placed apart on purpose.
+/// that store (4K aliasing: documented for Intel cores, seen on Zen 5 in gemm.hpp's pipelined
+/// Bᵀ strips). Large buffers from malloc all start at the same offset in their pages (or at
+/// any offset, once its mmap threshold has moved), so the packed panels that one loop reads
+/// while another writes must be placed apart on purpose.
 template <class T>
 T* at_page_offset(T* p, std::size_t offset) noexcept {
     const std::size_t now = reinterpret_cast<std::uintptr_t>(p) % page_bytes;
