@@ -40,12 +40,15 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
 /// Where gemm_blocked places its packed op(B) panel in a 4 KiB page; op(A)'s is at 0, and the
 /// second half of the pipelined strip buffer half a page after this (4K aliasing,
 /// at_page_offset). In multiply_block_b_transposed_pipelined the first micro-tile of a strip
-/// loads op(A) and the strip at 64 bytes a step (narrow tile) while its side job stores the
-/// next strip at the same pace: a load at an offset that a store still in the store queue has
-/// waits for it. From here the loads reach the offsets stored to 30 or 62 steps earlier (one
-/// half or the other), and the strip's own half 32 steps apart: by then, presumably, the
-/// stores have left the queue (the side job stores 4 a step; the queue's size was not measured).
-inline constexpr std::size_t b_panel_page_offset = page_bytes / 2 - 128;
+/// loads op(A) and the strip at 64 bytes a step (narrow float tile) while its side job stores
+/// the next strip at the same pace, 4 steps at a time ahead of the loads: a load at an offset
+/// that a store still in the store queue has waits for it. From here (1792 and 3840 bytes) the
+/// stores of steps p .. p + 3 sit at the offsets of op(A)'s loads 28 or 60 steps later (one
+/// half or the other) and of the strip's 32 steps later: by then, presumably, they have left
+/// the queue (the queue's size was not measured). For double the narrow tile loads op(A) at
+/// 128 bytes a step, twice the stores' pace, so some loads meet a store whatever the
+/// placement; it keeps the two apart on average only.
+inline constexpr std::size_t b_panel_page_offset = page_bytes / 2 - 256;
 
 /// One MC x NC block of C over one KC block of the depth, with that block of op(A) already
 /// packed: what the strategies for op(B) below work on.
@@ -146,8 +149,8 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
         // buffer at the same offset in their pages (and so every load of op(A) at the offset
         // of a store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +36-40% at
         // M = 32, +17-20% at 64, +8-14% at 128 and +7-9% at 256 once the halves were moved;
-        // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. The placement
-        // makes the good case certain rather than malloc's.
+        // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. For float the
+        // placement makes the good case certain rather than malloc's.
         T* const halves[2] = {
             b_panel, at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
         T* strip = halves[jr / NR % 2];
