@@ -152,7 +152,12 @@ struct transposing_pack_step {
     std::size_t depth;
     T* dest;  // element (p, j) at dest[p * NR + j], as pack_b writes it
 
-    void operator()(std::size_t p) const noexcept {
+    // Always inlined, as transpose_block_copy: a call here, inside the micro-kernel's depth loop,
+    // makes it store and reload every accumulator around the call (all vector registers are
+    // caller-saved). g++ 12 decided differently per binary: bench_gemm called transpose_block_copy
+    // out of line from the narrow tile's loop after an unrelated change to the micro-kernel, and
+    // the wide tile's side job was never inlined.
+    SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
         if (p + every > depth) return;  // the ragged end of the depth is finish()'s
         static_for<NR / every>([&](auto g) {
             transpose_block_copy(source + g * every * ld + p, ld, dest + p * NR + g * every, NR);
