@@ -141,18 +141,18 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
     const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
+    // Placed so that the side job's stores meet none of the micro-kernel's loads while
+    // still queued (b_panel_page_offset). Measured on Zen 5 (float FMA peak 243-260
+    // GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
+    // buffer at the same offset in their pages (and so every load of op(A) at the offset
+    // of a store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +25-40% at
+    // M = 32, +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved;
+    // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. For float the
+    // placement makes the good case certain rather than malloc's.
+    T* const halves[2] = {b_panel,
+                          at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t cols = std::min(NR, nc - jr);
-        // Placed so that the side job's stores meet none of the micro-kernel's loads while
-        // still queued (b_panel_page_offset). Measured on Zen 5 (float FMA peak 243-260
-        // GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
-        // buffer at the same offset in their pages (and so every load of op(A) at the offset
-        // of a store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +25-40% at
-        // M = 32, +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved;
-        // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. For float the
-        // placement makes the good case certain rather than malloc's.
-        T* const halves[2] = {
-            b_panel, at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
         T* strip = halves[jr / NR % 2];
         T* next_strip = halves[(jr / NR + 1) % 2];
         if (jr == 0)

@@ -188,7 +188,8 @@ T* packing_buffer(std::size_t count) {
     return buffer.data();
 }
 
-/// Bytes of the 4 KiB pages whose low 12 address bits 4K aliasing compares (page_offset).
+/// Bytes of a page as 4K aliasing sees it: loads and stores are compared on their low 12
+/// address bits, their offset in such a page (at_page_offset).
 inline constexpr std::size_t page_bytes = 4096;
 
 /// The first address at or after `p` that lies `offset` bytes into a 4 KiB page (p must be
