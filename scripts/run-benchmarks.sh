@@ -17,6 +17,10 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
 cmake --preset bench >/dev/null
 cmake --build --preset bench --target bench_gemm bench_mlp bench_comm
+# Figures from binaries whose micro-kernels call out of their depth loop would measure the
+# compiler's inlining, not the GEMM (tests/micro_kernels_inlined.sh): refuse to take them.
+bash tests/micro_kernels_inlined.sh "${OBJDUMP:-objdump}" build/bench/benchmarks/bench_gemm \
+    build/bench/benchmarks/bench_mlp
 
 bin=build/bench/benchmarks
 results=build/bench/results

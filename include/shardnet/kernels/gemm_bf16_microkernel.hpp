@@ -53,19 +53,21 @@ struct bf16_widening_kernel {
                     float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols) {
         constexpr std::size_t NR = NV * width;
         batch acc[MR][NV];
-        static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = batch(0.0f); }); });
+        static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE { acc[i][v] = batch(0.0f); });
+        });
         const word_batch high_mask(0xffff0000u);
         for (std::size_t q = 0; q < pairs; ++q) {
             batch low[NV], high[NV];
-            static_for<NV>([&](auto v) {
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 const word_batch words = word_batch::load_aligned(b + v * width);
                 low[v] = xsimd::bitwise_cast<batch>(low_half_up(words));
                 high[v] = xsimd::bitwise_cast<batch>(words & high_mask);
             });
-            static_for<MR>([&](auto i) {
+            static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 const batch a_low(std::bit_cast<float>(a[i] << 16));
                 const batch a_high(std::bit_cast<float>(a[i] & 0xffff0000u));
-                static_for<NV>([&](auto v) {
+                static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                     acc[i][v] = xsimd::fma(a_low, low[v], acc[i][v]);
                     acc[i][v] = xsimd::fma(a_high, high[v], acc[i][v]);
                 });
@@ -96,22 +98,29 @@ struct bf16_dot_kernel {
                     float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols) {
         constexpr std::size_t NR = NV * width;
         __m512 acc[MR][NV];
-        static_for<MR>(
-            [&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = _mm512_setzero_ps(); }); });
+        static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+            static_for<NV>([&](auto v)
+                               SHARDNET_LAMBDA_ALWAYS_INLINE { acc[i][v] = _mm512_setzero_ps(); });
+        });
         for (std::size_t q = 0; q < pairs; ++q) {
             __m512bh row[NV];
-            static_for<NV>([&](auto v) { row[v] = (__m512bh)_mm512_load_si512(b + v * width); });
-            static_for<MR>([&](auto i) {
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                row[v] = (__m512bh)_mm512_load_si512(b + v * width);
+            });
+            static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 const __m512bh broadcast = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i]));
-                static_for<NV>(
-                    [&](auto v) { acc[i][v] = _mm512_dpbf16_ps(acc[i][v], broadcast, row[v]); });
+                static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                    acc[i][v] = _mm512_dpbf16_ps(acc[i][v], broadcast, row[v]);
+                });
             });
             a += MR;
             b += NR;
         }
         batch tile[MR][NV];
-        static_for<MR>(
-            [&](auto i) { static_for<NV>([&](auto v) { tile[i][v] = batch(acc[i][v]); }); });
+        static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+            static_for<NV>([&](auto v)
+                               SHARDNET_LAMBDA_ALWAYS_INLINE { tile[i][v] = batch(acc[i][v]); });
+        });
         merge_tile<MR, NV>(tile, alpha, beta, c, ldc, rows, cols);
     }
 };

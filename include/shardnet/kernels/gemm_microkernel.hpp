@@ -28,7 +28,12 @@ struct no_side_job {
 /// Always inlined: called out of line, it takes the accumulators' address, and a micro-kernel
 /// with a side job (transposing_pack_step, also a call) must then store and reload all of them
 /// around every side job, inside the depth loop: measured 22-30% slower for dY·Wᵀ at M = 32,
-/// 64, K = N = 4096 (Zen 5) when this was a plain function.
+/// 64, K = N = 4096 (Zen 5) when this was a plain function. The lambdas of its static_for steps
+/// likewise: g++ 12 had left them out of line in the 6 x 4 kernels of train_mlp, bench_gemm and
+/// bench_mlp, so every micro-tile stored its 24 accumulators after the depth loop for them.
+/// Inlined, bench_gemm (Zen 5, float FMA peak 237-255 GFLOP/s, 2026-12-02; 3 alternating runs
+/// of each binary, medians) ran Xᵀ·dY with k = 32 +23-24% (K = N = 1024, 4096) and k = 64
+/// +11-21%, where a micro-tile is only k steps deep; +3-7% on most other shapes.
 template <std::size_t MR, std::size_t NV, class Batch, class T = typename Batch::value_type>
 SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T beta, T* c,
                                        std::size_t ldc, std::size_t rows, std::size_t cols) {
@@ -37,8 +42,8 @@ SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T be
     const Batch alpha_v(alpha);
     const Batch beta_v(beta);
     if (rows == MR && cols == NR) {
-        static_for<MR>([&](auto i) {
-            static_for<NV>([&](auto v) {
+        static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 T* out = c + i * ldc + v * width;
                 if (beta == T(0))
                     (alpha_v * acc[i][v]).store_unaligned(out);
@@ -60,8 +65,8 @@ SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T be
         for (std::size_t i = 0; i < rows; ++i)
             std::copy_n(c + i * ldc, cols, tile + i * NR);
     }
-    static_for<MR>([&](auto i) {
-        static_for<NV>([&](auto v) {
+    static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+        static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
             T* t = tile + i * NR + v * width;
             if (beta == T(0))
                 (alpha_v * acc[i][v]).store_aligned(t);
@@ -83,6 +88,9 @@ SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T be
 /// (the ragged right or bottom border of C) through a small buffer, so the hot loop is the
 /// same for every tile. beta == 0 never reads C, so NaN or garbage there cannot propagate.
 /// side_job(p) runs before step p for every p multiple of SideJob::every.
+/// Everything it calls, its static_for steps included, is always inlined: a call left in the
+/// depth loop makes it store and reload every accumulator around the call. The test
+/// micro_kernels_inlined (tests/micro_kernels_inlined.sh) checks the built examples for any.
 template <class T, class Arch, std::size_t MR, std::size_t NV, bool BInPlace = false,
           class SideJob = no_side_job>
 void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T* c, std::size_t ldc,
@@ -95,7 +103,9 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
     constexpr std::size_t line = 64 / sizeof(T);
 
     batch acc[MR][NV];
-    static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = batch(T(0)); }); });
+    static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
+        static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE { acc[i][v] = batch(T(0)); });
+    });
     // The C tile is fetched for writing over the last c_prefetch_lead steps, one cache line a
     // step (only lines of the tile's rows and columns). Its rows are ldc apart and, past the
     // first MC block or KC block, usually no longer cached: fetched by the merge itself, their
@@ -121,16 +131,22 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
             if (p % SideJob::every == 0) side_job(p);
         batch row[NV];
         if constexpr (BInPlace) {
-            static_for<NV>([&](auto v) { row[v] = batch::load_unaligned(b + v * width); });
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                row[v] = batch::load_unaligned(b + v * width);
+            });
             if (prefetch_ahead != 0)  // a plain loop, not static_for: see prefetch()
                 for (std::size_t l = 0; l < NR; l += line)
                     prefetch(b + prefetch_ahead + l);
         } else {
-            static_for<NV>([&](auto v) { row[v] = batch::load_aligned(b + v * width); });
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                row[v] = batch::load_aligned(b + v * width);
+            });
         }
-        static_for<MR>([&](auto i) {
+        static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
             const batch broadcast(a[i]);
-            static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(broadcast, row[v], acc[i][v]); });
+            static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                acc[i][v] = xsimd::fma(broadcast, row[v], acc[i][v]);
+            });
         });
         a += MR;
         b += b_stride;

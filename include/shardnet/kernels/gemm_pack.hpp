@@ -88,7 +88,7 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
             for (std::size_t p = 0; p < depth; ++p) {
                 const T* src = b.at(p, c0);
                 T* out = dest + p * NR;
-                static_for<NV>([&](auto v) {
+                static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                     batch::load_unaligned(src + v * width).store_aligned(out + v * width);
                 });
             }
@@ -159,7 +159,7 @@ struct transposing_pack_step {
     // the wide tile's side job was never inlined.
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
         if (p + every > depth) return;  // the ragged end of the depth is finish()'s
-        static_for<NR / every>([&](auto g) {
+        static_for<NR / every>([&](auto g) SHARDNET_LAMBDA_ALWAYS_INLINE {
             transpose_block_copy(source + g * every * ld + p, ld, dest + p * NR + g * every, NR);
         });
     }

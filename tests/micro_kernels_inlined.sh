@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GEMM's speed depends on what g++ inlines into the micro-kernels, which no test can time.
+# A call from a micro-kernel's depth loop to a function it was meant to inline makes the
+# caller store and reload every accumulator around it (all vector registers are caller-saved):
+# that is how a g++ 12 inlining decision, flipped by an unrelated change elsewhere in the
+# kernel, once made dY·Wᵀ at M = 32, 64 37-53% slower in one binary and not in another
+# (kernels/gemm_pack.hpp, transposing_pack_step). This check reads the disassembly instead.
+#
+# usage: micro_kernels_inlined.sh OBJDUMP BINARY...
+#
+# Passes when every binary has micro-kernels, among them one with the transposing side job,
+# and no micro-kernel (nor a function g++ split off one) calls a shardnet or xsimd function.
+# Calls to the C library (memcpy, memset) are allowed: an edge tile's merge into C makes them
+# once per micro-tile, after the depth loop.
+set -euo pipefail
+
+if [ $# -lt 2 ]; then
+    echo "usage: $0 OBJDUMP BINARY..." >&2
+    exit 2
+fi
+objdump=$1
+shift
+
+status=0
+for binary in "$@"; do
+    # A function's header line: "0000000000026850 <demangled name>:".
+    # Its calls: "   26b8d:	call   114e0 <target>".
+    result=$("$objdump" -d -C --no-show-raw-insn "$binary" | awk '
+        /^[0-9a-f]+ <.*>:$/ {
+            in_kernel = $0 ~ /shardnet::detail::(micro_kernel<|bf16_[a-z_]*kernel(<[^>]*>)?::run<)/
+            if (in_kernel) {
+                kernels++
+                if (index($0, "transposing_pack_step") > 0) side_job_kernels++
+                name = $0
+            }
+            next
+        }
+        in_kernel && /\tcall / {
+            target = $0
+            sub(/^[^<]*</, "", target)
+            if (index(target, "shardnet::") > 0 || index(target, "xsimd::") > 0) {
+                print "  in " substr(name, 1, 160)
+                print "    call to " substr(target, 1, 200)
+                calls++
+            }
+        }
+        END { printf "kernels %d side_job_kernels %d calls %d\n", kernels, side_job_kernels, calls }
+    ')
+    summary=$(tail -n 1 <<<"$result")
+    read -r _ kernels _ side_job_kernels _ calls <<<"$summary"
+    if [ "$kernels" -eq 0 ] || [ "$side_job_kernels" -eq 0 ]; then
+        echo "FAIL $binary: expected micro-kernels, among them one with the transposing side job;" \
+            "found $kernels and $side_job_kernels (is the binary stripped, or built without the GEMM?)"
+        status=1
+    elif [ "$calls" -ne 0 ]; then
+        echo "FAIL $binary: $calls call(s) out of a micro-kernel to a function it should inline:"
+        head -n -1 <<<"$result"
+        status=1
+    else
+        echo "ok $binary: $kernels micro-kernels ($side_job_kernels with the transposing side job)," \
+            "no call out of them but to the C library"
+    fi
+done
+exit $status
