@@ -161,6 +161,23 @@ struct blocked_gemm {
     }
 };
 
+/// gemm()'s op(B) = Bᵀ path on the wide tile with one MC block (gemm_transposed_hybrid: the
+/// narrow tile's first rows pack each next strip of the wide tile's), for any pair of
+/// blockings; anything else by the wide blocking alone.
+template <class T, class Narrow, class Wide>
+struct hybrid_gemm {
+    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                    std::size_t ldc) const {
+        if (tb == transpose::no || m == 0 || n == 0 || k == 0 || m > Wide::mc)
+            return blocked_gemm<T, Wide>{}(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        using operand = shardnet::detail::strided_operand<T>;
+        const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
+        shardnet::detail::gemm_transposed_hybrid<Narrow, Wide>(m, n, k, alpha, op_a,
+                                                               operand{b, 1, ldb}, beta, c, ldc);
+    }
+};
+
 /// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
 /// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
 /// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
@@ -237,6 +254,14 @@ void check_everything() {
     check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {5, 6, 7, 3 * tiny_nr + 1}, T(-1), T(0.5), 1);
     check_past_blocking<T, typename shardnet::detail::default_gemm_blocking<T, Arch>::type>(
         public_gemm<T, Arch>{});
+    // The hybrid with tiny tiles (3 x 1 and 2 x 2 batches, KC = 5): rows on either side of the
+    // narrow tile's 3, strips of 2 batches with and without a full next one, depths across KC
+    // blocks and not a multiple of the transpose block, several NC blocks.
+    const std::size_t width = xsimd::batch<T, Arch>::size;
+    using tiny_narrow = shardnet::detail::gemm_blocking<T, Arch, 3, 1, 42, 5, 4 * width, 3, 6>;
+    using tiny_wide = shardnet::detail::gemm_blocking<T, Arch, 2, 2, 40, 5, 4 * width, 3, 6>;
+    check_size_grid<T>(hybrid_gemm<T, tiny_narrow, tiny_wide>{},
+                       {1, 3, 4, 9, 2 * width + 1, 4 * width + 3, 40}, T(0.5), T(-1.5), 1);
 }
 
 /// One register tile of the default architecture, forced: the reference on the size grid and
@@ -249,6 +274,16 @@ void check_tile() {
     check_size_grid<T>(multiply, {1, 7, 13, 31, 97}, T(1), T(0), 0);
     check_size_grid<T>(multiply, {2, 17, 33}, T(1.25), T(-0.75), 1);
     check_past_blocking<T, blocking>(multiply);
+    if constexpr (Tile == shardnet::gemm_tile::wide) {
+        using narrow =
+            typename shardnet::detail::default_gemm_blocking<T, xsimd::default_arch,
+                                                             shardnet::gemm_tile::narrow>::type;
+        if constexpr (!std::is_same_v<narrow, blocking>) {
+            const hybrid_gemm<T, narrow, blocking> hybrid;
+            check_size_grid<T>(hybrid, {1, 17, 97}, T(1.25), T(-0.75), 1);
+            check_past_blocking<T, blocking>(hybrid);
+        }
+    }
 }
 
 }  // namespace
@@ -283,11 +318,15 @@ TEST_SUITE("serial") {
             std::size_t m, n, k;
         };
         // alpha and beta that do not round exactly, so that every merge's roundings show.
-        // Across the in-place threshold (IPR = 64) and the narrow tile's op(B) = Bᵀ rows (128
-        // for double, 256 for float), several MC and KC blocks, ragged strips.
-        const shape shapes[] = {{1, 70, 5},      {6, 130, 513},   {64, 70, 600},   {65, 70, 600},
-                                {100, 97, 1030}, {128, 70, 300},  {129, 70, 300},  {256, 70, 600},
-                                {257, 70, 600},  {300, 130, 513}, {530, 33, 1100}, {64, 1100, 70}};
+        // Across the in-place threshold (IPR = 64), the narrow tile's op(B) = Bᵀ rows (96 for
+        // double, 128 for float) and the wide tile's MC (264 for double, 528 for float; op(B) =
+        // Bᵀ below it runs both tiles, gemm_transposed_hybrid), several MC and KC blocks, ragged
+        // strips.
+        const shape shapes[] = {{1, 70, 5},     {6, 130, 513},   {64, 70, 600},    {65, 70, 600},
+                                {96, 70, 300},  {97, 70, 300},   {100, 97, 1030},  {128, 70, 300},
+                                {129, 70, 300}, {256, 70, 600},  {257, 70, 600},   {264, 140, 520},
+                                {265, 70, 520}, {300, 130, 513}, {528, 140, 1030}, {530, 33, 1100},
+                                {64, 1100, 70}};
         for (const shape& sh : shapes)
             for (transpose ta : both)
                 for (transpose tb : both) {
@@ -304,15 +343,19 @@ TEST_SUITE("serial") {
                         x = static_cast<T>(uniform(rng));
                     const std::size_t lda = ta == transpose::no ? sh.k : sh.m;
                     const std::size_t ldb = tb == transpose::no ? sh.n : sh.k;
-                    std::vector<T> by_narrow = c0, by_wide = c0, by_gemm = c0;
+                    std::vector<T> by_narrow = c0, by_wide = c0, by_hybrid = c0, by_gemm = c0;
                     blocked_gemm<T, narrow>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
                                               b.data(), ldb, T(0.7), by_narrow.data(), sh.n);
                     blocked_gemm<T, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
                                             b.data(), ldb, T(0.7), by_wide.data(), sh.n);
+                    hybrid_gemm<T, narrow, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
+                                                   b.data(), ldb, T(0.7), by_hybrid.data(), sh.n);
                     shardnet::gemm<T>(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda, b.data(),
                                       ldb, T(0.7), by_gemm.data(), sh.n);
                     CHECK(std::memcmp(by_narrow.data(), by_wide.data(),
                                       by_wide.size() * sizeof(T)) == 0);
+                    CHECK(std::memcmp(by_narrow.data(), by_hybrid.data(),
+                                      by_hybrid.size() * sizeof(T)) == 0);
                     CHECK(std::memcmp(by_narrow.data(), by_gemm.data(),
                                       by_gemm.size() * sizeof(T)) == 0);
                 }

@@ -181,6 +181,112 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     }
 }
 
+/// op(B) = Bᵀ with a single MC block on the wide tile: strips of op(B) are the wide tile's (NR
+/// columns), packed in a pipeline as multiply_block_b_transposed_pipelined does, but the
+/// packing runs in the narrow tile's micro-kernels: the first Narrow::mr rows of each strip are
+/// computed by the narrow tile on the strip's NR / Narrow::nr column groups, each group's
+/// micro-kernel packing the same columns of the next strip as its side job; every other row is
+/// the wide tile's. a_panel holds those first rows packed for the narrow tile, then the rest
+/// for the wide one.
+/// Why: the transposing side job needs registers the wide tile's 24 accumulators leave no room
+/// for (inside its micro-kernel it spills them), while the narrow tile alone is held back by
+/// its loads (16 x 1: 17 loads per 16 FMAs) on cores that retire two FMAs a cycle.
+template <class Narrow, class Wide, class T>
+void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_operand<T> b,
+                                        T* b_panel) {
+    static_assert(Narrow::kc == Wide::kc && Wide::nr % Narrow::nr == 0);
+    using arch = typename Wide::arch_type;
+    constexpr std::size_t NR = Wide::nr;
+    constexpr std::size_t GR = Narrow::nr;  // columns of a group: one narrow micro-tile
+    constexpr std::size_t narrow_rows = Narrow::mr;
+    using pack_step = transposing_pack_step<T, GR, NR>;
+    const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
+    const std::size_t top = std::min(narrow_rows, block.mc);
+    const T* a_wide = block.a_panel + narrow_rows * kc;
+    T* const halves[2] = {b_panel,
+                          at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
+    for (std::size_t jr = 0; jr < nc; jr += NR) {
+        const std::size_t cols = std::min(NR, nc - jr);
+        T* strip = halves[jr / NR % 2];
+        T* next_strip = halves[(jr / NR + 1) % 2];
+        if (jr == 0)
+            pack_b<Wide::nv, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
+                                   block.n - jc, strip);
+        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+        for (std::size_t g = 0; g < cols; g += GR) {
+            T* c_tile = block.c + block.ic * block.ldc + jc + jr + g;
+            const std::size_t group_cols = std::min(GR, cols - g);
+            if (next_cols == NR) {
+                const pack_step pack_next{b.at(pc, jc + jr + NR + g), b.col_stride, kc,
+                                          next_strip + g};
+                micro_kernel<T, arch, Narrow::mr, Narrow::nv, false, pack_step>(
+                    kc, block.a_panel, strip + g, block.alpha, block.beta, c_tile, block.ldc, top,
+                    group_cols, NR, 0, pack_next);
+                pack_next.finish();
+            } else {
+                micro_kernel<T, arch, Narrow::mr, Narrow::nv>(kc, block.a_panel, strip + g,
+                                                              block.alpha, block.beta, c_tile,
+                                                              block.ldc, top, group_cols, NR);
+            }
+        }
+        for (std::size_t ir = narrow_rows; ir < block.mc; ir += Wide::mr)
+            micro_kernel<T, arch, Wide::mr, Wide::nv>(
+                kc, a_wide + (ir - narrow_rows) * kc, strip, block.alpha, block.beta,
+                block.c + (block.ic + ir) * block.ldc + jc + jr, block.ldc,
+                std::min(Wide::mr, block.mc - ir), cols);
+        if (next_cols != 0 && next_cols != NR)
+            pack_b<Wide::nv, arch>(kc, next_cols,
+                                   strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
+                                   block.n - jc - jr - NR, next_strip);
+    }
+}
+
+/// gemm_blocked's loops for multiply_block_b_transposed_hybrid: op(B) = Bᵀ (b.row_stride == 1)
+/// and m <= Wide::mc (one MC block), whose first Narrow::mr rows are packed for the narrow tile
+/// and the others for the wide one. Gives the same bits as gemm_blocked with either blocking
+/// (the same KC: each element of C sums the same products in the same order).
+template <class Narrow, class Wide, class T>
+void gemm_transposed_hybrid(std::size_t m, std::size_t n, std::size_t k, T alpha,
+                            strided_operand<T> a, strided_operand<T> b, T beta, T* c,
+                            std::size_t ldc) {
+    constexpr std::size_t NR = Wide::nr;
+    constexpr std::size_t narrow_rows = Narrow::mr;
+    const std::size_t kc_max = std::min(k, Wide::kc);
+    constexpr std::size_t page = page_bytes / sizeof(T);
+    const std::size_t wide_rows = m > narrow_rows ? round_up(m - narrow_rows, Wide::mr) : 0;
+    T* a_panel = at_page_offset(packing_buffer<T, 0>((narrow_rows + wide_rows) * kc_max + page), 0);
+    T* b_panel =
+        at_page_offset(packing_buffer<T, 1>(2 * NR * kc_max + 2 * page), b_panel_page_offset);
+    for (std::size_t jc = 0; jc < n; jc += Wide::nc) {
+        const std::size_t nc = std::min(Wide::nc, n - jc);
+        for (std::size_t pc = 0; pc < k; pc += Wide::kc) {
+            if (jc != 0 || pc != 0) make_progress();
+            const std::size_t kc = std::min(Wide::kc, k - pc);
+            pack_a<Narrow::mr>(std::min(narrow_rows, m), kc,
+                               strided_operand<T>{a.at(0, pc), a.row_stride, a.col_stride},
+                               a_panel);
+            if (m > narrow_rows)
+                pack_a<Wide::mr>(
+                    m - narrow_rows, kc,
+                    strided_operand<T>{a.at(narrow_rows, pc), a.row_stride, a.col_stride},
+                    a_panel + narrow_rows * kc);
+            const gemm_block<T> block{.ic = 0,
+                                      .jc = jc,
+                                      .pc = pc,
+                                      .mc = m,
+                                      .nc = nc,
+                                      .kc = kc,
+                                      .a_panel = a_panel,
+                                      .alpha = alpha,
+                                      .beta = pc == 0 ? beta : T(1),
+                                      .c = c,
+                                      .ldc = ldc,
+                                      .n = n};
+            multiply_block_b_transposed_hybrid<Narrow, Wide>(block, b, b_panel);
+        }
+    }
+}
+
 /// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
@@ -289,12 +395,17 @@ void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, st
                                                 : detail::strided_operand<T>{b, 1, ldb};
     using narrow = typename detail::default_gemm_blocking<T, Arch, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_blocking<T, Arch, gemm_tile::wide>::type;
-    // op(B) = Bᵀ on few rows runs the narrow tile's pipelined transposing pack, faster on every
-    // core measured (gemm_blocking.hpp).
+    // On the wide tile, op(B) = Bᵀ with one MC block runs the narrow tile alone up to
+    // narrow_transposed_rows, and both tiles together above (gemm_transposed_hybrid): faster on
+    // every core measured (gemm_blocking.hpp).
     if constexpr (!std::is_same_v<narrow, wide>)
-        if (chosen_gemm_tile().tile == gemm_tile::wide &&
-            !(trans_b == transpose::yes && m <= detail::narrow_transposed_rows<T>))
-            return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+        if (chosen_gemm_tile().tile == gemm_tile::wide) {
+            if (trans_b == transpose::no || m > wide::mc)
+                return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+            if (m > detail::narrow_transposed_rows<T>)
+                return detail::gemm_transposed_hybrid<narrow, wide>(m, n, k, alpha, op_a, op_b,
+                                                                    beta, c, ldc);
+        }
     detail::gemm_blocked<narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
 }
 

@@ -90,8 +90,9 @@ struct gemm_blocking {
 /// FMAs) runs the micro-kernel at the FMA peak from L1/L2 (223 of 221 GFLOP/s measured, 16 x 1
 /// 207) and the whole GEMM 1.05-1.3x faster than 16 x 1 at K = N = 2048, M >= 64, except op(B)
 /// = Bᵀ with one MC block, where 16 x 1's pipelined transposing pack is faster (it packs 16
-/// columns per strip, 6 x 4 would pack 64 inside one micro-tile): up to m = 256 for float, 128
-/// for double (narrow_transposed_rows). Which tile runs is chosen at run time
+/// columns per strip, 6 x 4 would pack 64 inside one micro-tile): at small m alone, above it
+/// for the first rows of each strip beside 6 x 4 (narrow_transposed_rows). Which tile runs is
+/// chosen at run time
 /// (kernels/gemm_tile.hpp); both use the same KC, KCI and IPR, so they give bitwise identical
 /// results. The same holds for double (6 x 4 batches of 8, measured below).
 /// IPR = 64 (was 256), measured 2026-12-02 on Zen 5 (float FMA peak 235-255 GFLOP/s) in a
@@ -158,13 +159,20 @@ struct default_gemm_blocking<double, Arch, gemm_tile::wide, true> {
     using type = gemm_blocking<double, Arch, 6, 4, 264, 512, 3072, 256, 64>;
 };
 
-/// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile whatever tile was chosen:
-/// there, with one MC block, its pipelined transposing pack of 16-wide strips is faster than the
-/// wide tile's (measured on Zen 5: float at m <= 256, double at m <= 128; see above).
+/// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile alone whatever tile was
+/// chosen: there, with one MC block, its pipelined transposing pack of 16-wide strips is faster
+/// than the wide tile's. Above it, up to the wide tile's MC, the two tiles share each strip
+/// (gemm_transposed_hybrid, gemm.hpp): the narrow tile's first 16 rows pack the next strip
+/// as their side job, the wide tile computes the other rows. Measured on Zen 5 (float FMA
+/// peak 237-276 GFLOP/s, 2026-12-02) against the narrow tile alone (m <= 256) and the wide
+/// tile's pipelined strips (above), in one process, bitwise the same results: float dY·Wᵀ
+/// K = N = 2048 and 4096 -7 to -10% at m = 32, -3% at 96, within noise at 128, +1-2% at 192,
+/// +5-9% at 256, +5% at 384 and 512, +3.5% at 528; double (K = N = 2048) within noise at 96,
+/// +5% at 128, +3% at 192, +2% at 264.
 template <class T>
-inline constexpr std::size_t narrow_transposed_rows = 256;
+inline constexpr std::size_t narrow_transposed_rows = 128;
 template <>
-inline constexpr std::size_t narrow_transposed_rows<double> = 128;
+inline constexpr std::size_t narrow_transposed_rows<double> = 96;
 
 /// 16 vector registers (SSE2 .. AVX2): 6 x 2 batches; MC x KC = 192 KiB for a 256 KiB L2.
 template <class Arch, gemm_tile Tile>

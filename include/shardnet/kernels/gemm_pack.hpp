@@ -141,16 +141,18 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
 /// (loads, shuffles and stores) overlaps its FMAs instead of running as a loop of its own
 /// between micro-kernels: measured 15-40% faster at M = 32, 64 with K = N = 2048, 4096 (Zen 4),
 /// within noise at 1024. Rows of B are read as NR sequential streams, which hardware
-/// prefetchers follow.
-template <class T, std::size_t NR>
+/// prefetchers follow. Stride > NR packs NR columns of a strip Stride wide (the hybrid
+/// strategy's narrow micro-tiles each pack a quarter of the next wide strip).
+template <class T, std::size_t NR, std::size_t Stride = NR>
 struct transposing_pack_step {
     static constexpr std::size_t every = transpose_block<T>;
     static_assert(NR % every == 0, "transposing_pack_step: NR must be a multiple of the block");
+    static_assert(Stride >= NR, "transposing_pack_step: the strip is at least NR wide");
 
     const T* source;  // element (p, j) of the strip of op(B) at source[j * ld + p]
     std::size_t ld;
     std::size_t depth;
-    T* dest;  // element (p, j) at dest[p * NR + j], as pack_b writes it
+    T* dest;  // element (p, j) at dest[p * Stride + j], as pack_b writes it
 
     // Always inlined, as transpose_block_copy: a call here, inside the micro-kernel's depth loop,
     // makes it store and reload every accumulator around the call (all vector registers are
@@ -160,13 +162,14 @@ struct transposing_pack_step {
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
         if (p + every > depth) return;  // the ragged end of the depth is finish()'s
         static_for<NR / every>([&](auto g) SHARDNET_LAMBDA_ALWAYS_INLINE {
-            transpose_block_copy(source + g * every * ld + p, ld, dest + p * NR + g * every, NR);
+            transpose_block_copy(source + g * every * ld + p, ld, dest + p * Stride + g * every,
+                                 Stride);
         });
     }
     void finish() const noexcept {
         for (std::size_t p = depth / every * every; p < depth; ++p)
             for (std::size_t j = 0; j < NR; ++j)
-                dest[p * NR + j] = source[j * ld + p];
+                dest[p * Stride + j] = source[j * ld + p];
     }
 };
 
