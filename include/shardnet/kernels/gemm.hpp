@@ -130,6 +130,38 @@ void multiply_block_b_in_place(const gemm_block<T>& block, strided_operand<T> b,
     }
 }
 
+/// The two strip buffers in b_panel that the pipelined strategies for op(B) = Bᵀ alternate
+/// between: the strip at column jr is read from one while the next is packed into the other.
+/// The second is placed in its page (b_panel_page_offset). Measured on Zen 5 (float FMA peak
+/// 243-260 GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
+/// buffer at the same offset in their pages (and so every load of op(A) at the offset of a
+/// store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +25-40% at M = 32,
+/// +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved; in bench_gemm,
+/// where malloc had put them 2-3 KiB apart, within noise. For float the placement makes the good
+/// case certain rather than malloc's.
+template <class T, std::size_t NR>
+struct alternating_strips {
+    T* halves[2];
+    alternating_strips(T* b_panel, std::size_t kc)
+        : halves{b_panel, at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)} {
+    }
+    T* current(std::size_t jr) const { return halves[jr / NR % 2]; }
+    T* next(std::size_t jr) const { return halves[(jr / NR + 1) % 2]; }
+    /// Columns of the strip after the one at jr in a block nc wide (0 if none).
+    static std::size_t next_columns(std::size_t jr, std::size_t nc) {
+        return nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+    }
+};
+
+/// pack_b of `cols` columns of op(B) = Bᵀ (b.row_stride == 1) from column `col` of C (the
+/// block's depth), into dest: a strip packed without a side job.
+template <std::size_t NV, class Arch, class T>
+void pack_transposed_strip(const gemm_block<T>& block, strided_operand<T> b, std::size_t col,
+                           std::size_t cols, T* dest) {
+    pack_b<NV, Arch>(block.kc, cols, strided_operand<T>{b.at(block.pc, col), 1, b.col_stride},
+                     block.n - col, dest);
+}
+
 /// With a single MC block and op(B) = Bᵀ: strips are packed into two alternating halves of
 /// b_panel, and the first micro-tile of each strip packs the next full strip as its side job.
 /// Why: the transposing copy overlaps the FMAs (transposing_pack_step, gemm_pack.hpp).
@@ -141,24 +173,13 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
     const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
-    // Placed so that the side job's stores meet none of the micro-kernel's loads while
-    // still queued (b_panel_page_offset). Measured on Zen 5 (float FMA peak 243-260
-    // GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
-    // buffer at the same offset in their pages (and so every load of op(A) at the offset
-    // of a store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +25-40% at
-    // M = 32, +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved;
-    // in bench_gemm, where malloc had put them 2-3 KiB apart, within noise. For float the
-    // placement makes the good case certain rather than malloc's.
-    T* const halves[2] = {b_panel,
-                          at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
+    const alternating_strips<T, NR> strips(b_panel, kc);
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t cols = std::min(NR, nc - jr);
-        T* strip = halves[jr / NR % 2];
-        T* next_strip = halves[(jr / NR + 1) % 2];
-        if (jr == 0)
-            pack_b<NV, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
-                             block.n - jc, strip);
-        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+        T* strip = strips.current(jr);
+        T* next_strip = strips.next(jr);
+        if (jr == 0) pack_transposed_strip<NV, arch>(block, b, jc, cols, strip);
+        const std::size_t next_cols = strips.next_columns(jr, nc);
         const transposing_pack_step<T, NR> pack_next{
             next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr, b.col_stride, kc, next_strip};
         for (std::size_t ir = 0; ir < block.mc; ir += MR) {
@@ -175,9 +196,7 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
         if (next_cols == NR)
             pack_next.finish();
         else if (next_cols != 0)
-            pack_b<NV, arch>(kc, next_cols,
-                             strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
-                             block.n - jc - jr - NR, next_strip);
+            pack_transposed_strip<NV, arch>(block, b, jc + jr + NR, next_cols, next_strip);
     }
 }
 
@@ -203,16 +222,13 @@ void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_oper
     const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
     const std::size_t top = std::min(narrow_rows, block.mc);
     const T* a_wide = block.a_panel + narrow_rows * kc;
-    T* const halves[2] = {b_panel,
-                          at_page_offset(b_panel + NR * kc, b_panel_page_offset + page_bytes / 2)};
+    const alternating_strips<T, NR> strips(b_panel, kc);
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t cols = std::min(NR, nc - jr);
-        T* strip = halves[jr / NR % 2];
-        T* next_strip = halves[(jr / NR + 1) % 2];
-        if (jr == 0)
-            pack_b<Wide::nv, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), 1, b.col_stride},
-                                   block.n - jc, strip);
-        const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+        T* strip = strips.current(jr);
+        T* next_strip = strips.next(jr);
+        if (jr == 0) pack_transposed_strip<Wide::nv, arch>(block, b, jc, cols, strip);
+        const std::size_t next_cols = strips.next_columns(jr, nc);
         for (std::size_t g = 0; g < cols; g += GR) {
             T* c_tile = block.c + block.ic * block.ldc + jc + jr + g;
             const std::size_t group_cols = std::min(GR, cols - g);
@@ -235,9 +251,7 @@ void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_oper
                 block.c + (block.ic + ir) * block.ldc + jc + jr, block.ldc,
                 std::min(Wide::mr, block.mc - ir), cols);
         if (next_cols != 0 && next_cols != NR)
-            pack_b<Wide::nv, arch>(kc, next_cols,
-                                   strided_operand<T>{b.at(pc, jc + jr + NR), 1, b.col_stride},
-                                   block.n - jc - jr - NR, next_strip);
+            pack_transposed_strip<Wide::nv, arch>(block, b, jc + jr + NR, next_cols, next_strip);
     }
 }
 
