@@ -138,7 +138,10 @@ void multiply_block_b_in_place(const gemm_block<T>& block, strided_operand<T> b,
 /// store the side job had just made), dY·Wᵀ K = N = 2048 and 4096 ran +25-40% at M = 32,
 /// +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved; in bench_gemm,
 /// where malloc had put them 2-3 KiB apart, within noise. For float the placement makes the good
-/// case certain rather than malloc's.
+/// case certain rather than malloc's in multiply_block_b_transposed_pipelined, whose side job
+/// stores 64 bytes a step. The hybrid's side jobs store 256 bytes a step (a quarter of each row
+/// of a 64-wide strip), so some of its loads do meet a store at their page offset there; its
+/// placement was not measured apart.
 template <class T, std::size_t NR>
 struct alternating_strips {
     T* halves[2];
@@ -213,7 +216,8 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
 template <class Narrow, class Wide, class T>
 void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_operand<T> b,
                                         T* b_panel) {
-    static_assert(Narrow::kc == Wide::kc && Wide::nr % Narrow::nr == 0);
+    static_assert(Narrow::kc == Wide::kc && Wide::nr % Narrow::nr == 0 &&
+                  std::is_same_v<typename Narrow::arch_type, typename Wide::arch_type>);
     using arch = typename Wide::arch_type;
     constexpr std::size_t NR = Wide::nr;
     constexpr std::size_t GR = Narrow::nr;  // columns of a group: one narrow micro-tile
@@ -308,6 +312,8 @@ void gemm_transposed_hybrid(std::size_t m, std::size_t n, std::size_t k, T alpha
 /// when m <= IPR (in_place_rows); with a single MC block (m <= MC) op(B) = Bᵀ is packed in a
 /// pipeline and op(B) = B strip by strip; otherwise op(B) is packed once per KC x NC block.
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
+/// (gemm() no longer runs the wide blocking's pipelined op(B) = Bᵀ: it runs the hybrid there,
+/// gemm_transposed_hybrid. The tests still run it, as every strategy of every blocking.)
 template <class Blocking, class T>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
                   strided_operand<T> b, T beta, T* c, std::size_t ldc) {
@@ -388,7 +394,8 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
 /// @pre   ldc >= n; A, B and C do not overlap C's written part.
 /// @post  C holds the result; when beta == 0, C was not read (NaN in C does not propagate);
 ///        when k == 0 or alpha == 0, C = beta · C and A, B are not read.
-///        Does not allocate once a call of the same or larger size has run on this thread.
+///        Does not allocate once a call of the same shape and transposes has run on this
+///        thread (a larger call of another path may still need a few more packed rows).
 template <class T, class Arch = xsimd::default_arch>
 void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
           T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,

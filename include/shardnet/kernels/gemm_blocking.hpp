@@ -146,8 +146,9 @@ struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
 /// double, wide: 6 x 4 batches, measured 2026-12-02 on Zen 5 (double FMA peak about 118
 /// GFLOP/s) in a round-robin against OpenBLAS and 16 x 1, K = N = 2048: X·W 1.08-1.16x OpenBLAS
 /// at M = 32 .. 1024 where 16 x 1 ran 0.72-0.99x (held back by the load ports, as for float);
-/// dY·Wᵀ 1.06-1.11x at M >= 192, where 16 x 1 was 0.92-0.98x (at M <= 128 the narrow tile's
-/// pipelined transposing pack stays faster: narrow_transposed_rows). MC = 264 (528 within 1%);
+/// dY·Wᵀ 1.06-1.11x at M >= 192, where 16 x 1 was 0.92-0.98x (at small M the narrow tile's
+/// pipelined transposing pack stays faster, and above it both tiles share the strips:
+/// narrow_transposed_rows). MC = 264 (528 within 1%);
 /// KC = 512 as 16 x 1's, which bitwise identity requires (1024 measured 1-4% faster for 6 x 4,
 /// not taken: unmeasured for 16 x 1 on Zen 4, where it runs).
 template <class Arch>

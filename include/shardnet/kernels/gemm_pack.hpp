@@ -178,7 +178,8 @@ struct transposing_pack_step {
 /// problem than any before, allocates; every later call reuses, so a training loop whose
 /// shapes do not change never allocates here (docs/design.md, rule 4). thread_local keeps
 /// concurrent gemm calls from different threads independent without locking. The memory
-/// (at most MC·KC + KC·NC elements, and up to two pages more for placing the panels,
+/// (at most (MC + 16)·KC + KC·NC elements: the hybrid strategy's op(A) block packs its first
+/// rows for the narrow tile apart, gemm.hpp; and up to two pages more for placing the panels,
 /// at_page_offset) is released when the thread exits.
 template <class T, int Slot>
 T* packing_buffer(std::size_t count) {
