@@ -161,20 +161,20 @@ struct blocked_gemm {
     }
 };
 
-/// gemm()'s op(B) = Bᵀ path on the wide tile with one MC block (gemm_transposed_hybrid: the
-/// narrow tile's first rows pack each next strip of the wide tile's), for any pair of
-/// blockings; anything else by the wide blocking alone.
+/// gemm()'s wide tile with the narrow tile as its hybrid partner (op(B) = Bᵀ with one MC block:
+/// the narrow tile's first rows pack each next strip of the wide tile's), for any pair of
+/// blockings.
 template <class T, class Narrow, class Wide>
 struct hybrid_gemm {
     void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
                     T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
                     std::size_t ldc) const {
-        if (tb == transpose::no || m == 0 || n == 0 || k == 0 || m > Wide::mc)
+        if (m == 0 || n == 0 || k == 0)
             return blocked_gemm<T, Wide>{}(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         using operand = shardnet::detail::strided_operand<T>;
         const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
-        shardnet::detail::gemm_transposed_hybrid<Narrow, Wide>(m, n, k, alpha, op_a,
-                                                               operand{b, 1, ldb}, beta, c, ldc);
+        const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
+        shardnet::detail::gemm_blocked<Wide, Narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
     }
 };
 
@@ -320,7 +320,7 @@ TEST_SUITE("serial") {
         // alpha and beta that do not round exactly, so that every merge's roundings show.
         // Across the in-place threshold (IPR = 64), the narrow tile's op(B) = Bᵀ rows (96 for
         // double, 128 for float) and the wide tile's MC (264 for double, 528 for float; op(B) =
-        // Bᵀ below it runs both tiles, gemm_transposed_hybrid), several MC and KC blocks, ragged
+        // Bᵀ below it runs both tiles, the hybrid strategy), several MC and KC blocks, ragged
         // strips.
         const shape shapes[] = {{1, 70, 5},     {6, 130, 513},   {64, 70, 600},    {65, 70, 600},
                                 {96, 70, 300},  {97, 70, 300},   {100, 97, 1030},  {128, 70, 300},

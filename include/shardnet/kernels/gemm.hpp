@@ -259,52 +259,6 @@ void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_oper
     }
 }
 
-/// gemm_blocked's loops for multiply_block_b_transposed_hybrid: op(B) = Bᵀ (b.row_stride == 1)
-/// and m <= Wide::mc (one MC block), whose first Narrow::mr rows are packed for the narrow tile
-/// and the others for the wide one. Gives the same bits as gemm_blocked with either blocking
-/// (the same KC: each element of C sums the same products in the same order).
-template <class Narrow, class Wide, class T>
-void gemm_transposed_hybrid(std::size_t m, std::size_t n, std::size_t k, T alpha,
-                            strided_operand<T> a, strided_operand<T> b, T beta, T* c,
-                            std::size_t ldc) {
-    constexpr std::size_t NR = Wide::nr;
-    constexpr std::size_t narrow_rows = Narrow::mr;
-    const std::size_t kc_max = std::min(k, Wide::kc);
-    constexpr std::size_t page = page_bytes / sizeof(T);
-    const std::size_t wide_rows = m > narrow_rows ? round_up(m - narrow_rows, Wide::mr) : 0;
-    T* a_panel = at_page_offset(packing_buffer<T, 0>((narrow_rows + wide_rows) * kc_max + page), 0);
-    T* b_panel =
-        at_page_offset(packing_buffer<T, 1>(2 * NR * kc_max + 2 * page), b_panel_page_offset);
-    for (std::size_t jc = 0; jc < n; jc += Wide::nc) {
-        const std::size_t nc = std::min(Wide::nc, n - jc);
-        for (std::size_t pc = 0; pc < k; pc += Wide::kc) {
-            if (jc != 0 || pc != 0) make_progress();
-            const std::size_t kc = std::min(Wide::kc, k - pc);
-            pack_a<Narrow::mr>(std::min(narrow_rows, m), kc,
-                               strided_operand<T>{a.at(0, pc), a.row_stride, a.col_stride},
-                               a_panel);
-            if (m > narrow_rows)
-                pack_a<Wide::mr>(
-                    m - narrow_rows, kc,
-                    strided_operand<T>{a.at(narrow_rows, pc), a.row_stride, a.col_stride},
-                    a_panel + narrow_rows * kc);
-            const gemm_block<T> block{.ic = 0,
-                                      .jc = jc,
-                                      .pc = pc,
-                                      .mc = m,
-                                      .nc = nc,
-                                      .kc = kc,
-                                      .a_panel = a_panel,
-                                      .alpha = alpha,
-                                      .beta = pc == 0 ? beta : T(1),
-                                      .c = c,
-                                      .ldc = ldc,
-                                      .n = n};
-            multiply_block_b_transposed_hybrid<Narrow, Wide>(block, b, b_panel);
-        }
-    }
-}
-
 /// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
@@ -312,9 +266,11 @@ void gemm_transposed_hybrid(std::size_t m, std::size_t n, std::size_t k, T alpha
 /// when m <= IPR (in_place_rows); with a single MC block (m <= MC) op(B) = Bᵀ is packed in a
 /// pipeline and op(B) = B strip by strip; otherwise op(B) is packed once per KC x NC block.
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
-/// (gemm() no longer runs the wide blocking's pipelined op(B) = Bᵀ: it runs the hybrid there,
-/// gemm_transposed_hybrid. The tests still run it, as every strategy of every blocking.)
-template <class Blocking, class T>
+/// With a Narrow blocking (same KC and arch, its NR dividing Blocking's), the pipelined
+/// op(B) = Bᵀ runs as multiply_block_b_transposed_hybrid, whose op(A) block holds a head of
+/// Narrow::mr rows packed for the narrow tile, then the rest: the same bits either way (each
+/// element of C sums the same products in the same order). gemm() passes one on the wide tile.
+template <class Blocking, class Narrow = void, class T>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
                   strided_operand<T> b, T beta, T* c, std::size_t ldc) {
     constexpr std::size_t MR = Blocking::mr;
@@ -325,12 +281,19 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     // that every tile gives the same bits (gemm_blocking.hpp).
     const bool b_in_place = m <= Blocking::in_place_rows && b.col_stride == 1;
     const bool b_transposed_pipelined = single_row_block && !b_in_place && b.row_stride == 1;
+    const bool hybrid = !std::is_void_v<Narrow> && b_transposed_pipelined;
     const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
     const std::size_t kc_max = std::min(k, kc_step);
+    // The hybrid's op(A) block: a head of Narrow::mr rows (zero-padded) packed for the narrow
+    // tile, then the other rows for this blocking's.
+    std::size_t head = 0;
+    if constexpr (!std::is_void_v<Narrow>)
+        if (hybrid) head = Narrow::mr;
+    const std::size_t head_rows = std::min(m, head);
+    const std::size_t a_rows = head + round_up(std::min(m, Blocking::mc) - head_rows, MR);
     // Both panels at fixed offsets in their pages (b_panel_page_offset), whatever malloc gave.
     constexpr std::size_t page = page_bytes / sizeof(T);
-    T* a_panel = at_page_offset(
-        packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max + page), 0);
+    T* a_panel = at_page_offset(packing_buffer<T, 0>(a_rows * kc_max + page), 0);
     // With a single MC block every strip of op(B) is used once, right after packing: two strips
     // of buffer (the one in use and the next), rewritten in turn, stay in L1 (and the buffer
     // stays small). Packing several strips at a time (longer reads per row of B) was measured
@@ -350,8 +313,14 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                 // advance (core/progress.hpp).
                 if (jc != 0 || pc != 0 || ic != 0) make_progress();
                 const std::size_t mc = std::min(Blocking::mc, m - ic);
-                pack_a<MR>(mc, kc, strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride},
-                           a_panel);
+                if constexpr (!std::is_void_v<Narrow>)
+                    if (head != 0)
+                        pack_a<Narrow::mr>(
+                            head_rows, kc,
+                            strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride}, a_panel);
+                pack_a<MR>(mc - head_rows, kc,
+                           strided_operand<T>{a.at(ic + head_rows, pc), a.row_stride, a.col_stride},
+                           a_panel + head * kc);
                 const gemm_block<T> block{.ic = ic,
                                           .jc = jc,
                                           .pc = pc,
@@ -364,9 +333,12 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                                           .c = c,
                                           .ldc = ldc,
                                           .n = n};
-                if (b_in_place)
+                if (b_in_place) {
                     multiply_block_b_in_place<Blocking>(block, b, b_panel);
-                else if (b_transposed_pipelined)
+                } else if (hybrid) {
+                    if constexpr (!std::is_void_v<Narrow>)
+                        multiply_block_b_transposed_hybrid<Narrow, Blocking>(block, b, b_panel);
+                } else if (b_transposed_pipelined)
                     multiply_block_b_transposed_pipelined<Blocking>(block, b, b_panel);
                 else
                     multiply_block_packing_b<Blocking>(block, b, b_panel, single_row_block);
@@ -417,16 +389,12 @@ void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, st
     using narrow = typename detail::default_gemm_blocking<T, Arch, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_blocking<T, Arch, gemm_tile::wide>::type;
     // On the wide tile, op(B) = Bᵀ with one MC block runs the narrow tile alone up to
-    // narrow_transposed_rows, and both tiles together above (gemm_transposed_hybrid): faster on
+    // narrow_transposed_rows, and both tiles together above (the hybrid strategy): faster on
     // every core measured (gemm_blocking.hpp).
     if constexpr (!std::is_same_v<narrow, wide>)
-        if (chosen_gemm_tile().tile == gemm_tile::wide) {
-            if (trans_b == transpose::no || m > wide::mc)
-                return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
-            if (m > detail::narrow_transposed_rows<T>)
-                return detail::gemm_transposed_hybrid<narrow, wide>(m, n, k, alpha, op_a, op_b,
-                                                                    beta, c, ldc);
-        }
+        if (chosen_gemm_tile().tile == gemm_tile::wide &&
+            !(trans_b == transpose::yes && m <= detail::narrow_transposed_rows<T>))
+            return detail::gemm_blocked<wide, narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
     detail::gemm_blocked<narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
 }
 

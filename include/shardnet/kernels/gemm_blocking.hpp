@@ -163,8 +163,8 @@ struct default_gemm_blocking<double, Arch, gemm_tile::wide, true> {
 /// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile alone whatever tile was
 /// chosen: there, with one MC block, its pipelined transposing pack of 16-wide strips is faster
 /// than the wide tile's. Above it, up to the wide tile's MC, the two tiles share each strip
-/// (gemm_transposed_hybrid, gemm.hpp): the narrow tile's first 16 rows pack the next strip
-/// as their side job, the wide tile computes the other rows. Measured on Zen 5 (float FMA
+/// (multiply_block_b_transposed_hybrid, gemm.hpp): the narrow tile's first 16 rows pack the next
+/// strip as their side job, the wide tile computes the other rows. Measured on Zen 5 (float FMA
 /// peak 237-276 GFLOP/s, 2026-12-02) against the narrow tile alone (m <= 256) and the wide
 /// tile's pipelined strips (above), in one process, bitwise the same results: float dY·Wᵀ
 /// K = N = 2048 and 4096 -7 to -10% at m = 32, -3% at 96, within noise at 128, +1-2% at 192,
