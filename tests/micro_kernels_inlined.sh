@@ -11,8 +11,8 @@
 # Passes when every binary has micro-kernels, among them one with the transposing side job;
 # no micro-kernel (nor a function g++ split off one) calls a shardnet or xsimd function; and no
 # function at all calls one of those the micro-kernels must inline (the transpose, the side
-# job, merge_tile, static_for and its steps, the prefetches): a micro-kernel g++ inlined into
-# its caller is checked by that rule. Calls to the C library (memcpy, memset) are allowed: an
+# job, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
+# g++ inlined into its caller is checked by that rule. Calls to the C library (memcpy, memset) are allowed: an
 # edge tile's merge into C makes them once per micro-tile, after the depth loop. Reads GNU
 # objdump's and llvm-objdump's x86 output (call or callq); a disassembly without any call is an
 # error, not a pass.
@@ -44,7 +44,7 @@ for binary in "$@"; do
             target = $0
             sub(/^[^<]*</, "", target)
             # The callee itself, not a template argument of it (a side job names its type).
-            must_inline = target ~ /shardnet::detail::(transpose_block_copy<|merge_tile<|static_for<|prefetch(_for_write)?\()/ ||
+            must_inline = target ~ /shardnet::detail::(transpose_block_copy<|merge_tile<|static_for<|prefetch(_for_write)?\(|prefetch_c_tile<)/ ||
                           target ~ /transposing_pack_step<[^()]*>::operator\(\)/ ||
                           target ~ /shardnet::detail::micro_kernel<.*::\{lambda/
             if (must_inline ||

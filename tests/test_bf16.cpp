@@ -264,6 +264,47 @@ void check_kernel(const std::string& name) {
     MESSAGE(name, ": largest error ", worst, " of the tolerance");
 }
 
+/// pack_pairs<W> of `count` lines, `depth` deep, read through both storage orders of a padded
+/// source, against the definition: pair q of line w at panel w / W, word q·W + w % W, lines past
+/// `count` and the odd depth's last high half zero.
+template <std::size_t W>
+void check_pack_pairs(std::mt19937& rng, std::uniform_int_distribution<int>& any_bits) {
+    using shardnet::detail::strided_operand;
+    constexpr std::uint32_t guard = 0xdeadbeefu;
+    for (std::size_t count : {std::size_t{1}, W - 1 + (W == 1), W, 2 * W + 1})
+        for (std::size_t depth : {1, 2, 7, 8, 31, 32, 33, 64, 67}) {
+            const std::size_t pairs = (depth + 1) / 2;
+            const std::size_t panels = (count + W - 1) / W;
+            for (bool depth_contiguous : {true, false}) {
+                // Lines x depth values, each line's values `ld` apart in one order or the other.
+                const std::size_t ld = (depth_contiguous ? depth : count) + 3;
+                std::vector<bfloat16> source(ld * (depth_contiguous ? count : depth));
+                for (auto& v : source)
+                    v = bfloat16{static_cast<std::uint16_t>(any_bits(rng))};
+                const strided_operand<bfloat16> x =
+                    depth_contiguous ? strided_operand<bfloat16>{source.data(), ld, 1}
+                                     : strided_operand<bfloat16>{source.data(), 1, ld};
+                std::vector<std::uint32_t> packed(panels * W * pairs + 1, guard);
+                shardnet::detail::pack_pairs<W>(count, depth, x, packed.data());
+                std::size_t wrong = 0;
+                for (std::size_t line = 0; line < panels * W; ++line)
+                    for (std::size_t q = 0; q < pairs; ++q) {
+                        std::uint32_t expected = 0;
+                        if (line < count) {
+                            expected = x.at(line, 2 * q)->bits;
+                            if (2 * q + 1 < depth)
+                                expected |= std::uint32_t{x.at(line, 2 * q + 1)->bits} << 16;
+                        }
+                        wrong += packed[line / W * W * pairs + q * W + line % W] != expected;
+                    }
+                INFO("W = ", W, ", count = ", count, ", depth = ", depth,
+                     depth_contiguous ? ", depth contiguous" : ", lines contiguous");
+                CHECK(wrong == 0);
+                CHECK(packed.back() == guard);
+            }
+        }
+}
+
 }  // namespace
 
 TEST_SUITE("serial") {
@@ -384,6 +425,19 @@ TEST_SUITE("serial") {
                 CHECK(mismatches == 0);
                 CHECK(wide.back() == 7.0f);
             }
+    }
+
+    TEST_CASE("pack_pairs writes its definition's pair panels, for each width, order and depth") {
+        // Bit for bit: every fast case (the 16 x 16 and 4 x 4 word transposes, the 16-line
+        // interleave) and the scalar loop that finishes them, at depths around their blocks, with
+        // ragged panels and the odd depth's padding; a guard after the panels must stay untouched.
+        std::mt19937 rng(31);
+        std::uniform_int_distribution<int> any_bits(0, 0xffff);
+        check_pack_pairs<3>(rng, any_bits);
+        check_pack_pairs<6>(rng, any_bits);
+        check_pack_pairs<16>(rng, any_bits);
+        check_pack_pairs<32>(rng, any_bits);
+        check_pack_pairs<64>(rng, any_bits);
     }
 
     TEST_CASE("gemm_bf16 with vdpbf16ps matches a double reference of the bf16 inputs") {

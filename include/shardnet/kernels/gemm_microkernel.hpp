@@ -78,6 +78,36 @@ SHARDNET_ALWAYS_INLINE void merge_tile(const Batch (&acc)[MR][NV], T alpha, T be
         std::copy_n(tile + i * NR, cols, c + i * ldc);
 }
 
+/// Micro-kernels fetch their C tile for writing over their last c_prefetch_lead steps of the
+/// depth, one cache line a step (prefetch_c_tile, called with every step). The tile's rows are ldc
+/// apart and, past the first MC block or KC block, usually no longer cached: fetched by the merge
+/// itself, their misses stalled the end of every micro-tile. Measured for the float kernel on Zen 5
+/// (float FMA peak 243-260 GFLOP/s, 2026-12-02) in a round-robin against OpenBLAS: +2-5% at M =
+/// 1024, K = N = 2048 and 4096 (X·W 0.96-0.98 -> 0.99-1.00x, dY·Wᵀ 0.94-0.95 -> 0.97-0.98x), Xᵀ·dY
+/// with k = 32, m = n = 4096 0.92 -> 1.03x, within noise at M <= 256. In bench_gemm (one binary,
+/// with and without, 6 alternations, medians): Xᵀ·dY at bench M = 32 (k = 32) 89 -> 145 GFLOP/s at
+/// K = N = 4096 and 113 -> 167 at 1024, M = 64 137-158 -> 185, X·W M = 64 156 -> 174; there a
+/// micro-tile is only k steps deep, and its merge into C was most of it. (A prefetch at the start
+/// of the tile, tried before, measured within noise: 12,000 cycles ahead of the merge at k = 1024.)
+/// For the bfloat16 kernel (a step: one pair of the depth) see gemm_bf16_microkernel.hpp.
+inline constexpr std::size_t c_prefetch_lead = 200;
+
+/// The first step at which prefetch_c_tile fetches a line, for a micro-kernel `depth` steps deep.
+inline constexpr std::size_t c_prefetch_start(std::size_t depth) noexcept {
+    return depth > c_prefetch_lead ? depth - c_prefetch_lead : 0;
+}
+
+/// Step p's part of fetching the C tile (rows x cols at c, NV vectors of `width` values a row):
+/// from step `from` (c_prefetch_start) on, one line a step. The float kernel compiles to the same
+/// instructions as when this was written out in its loop.
+template <std::size_t NV, std::size_t width, class T>
+SHARDNET_ALWAYS_INLINE void prefetch_c_tile(std::size_t p, std::size_t from, T* c, std::size_t ldc,
+                                            std::size_t rows, std::size_t cols) noexcept {
+    if (p >= from) [[unlikely]]  // one compare a step, the line's address only in the last ones
+        if (const std::size_t q = p - from, i = q / NV, v = q % NV; i < rows && v * width < cols)
+            prefetch_for_write(c + i * ldc + v * width);
+}
+
 /// C[0:rows, 0:cols] = alpha · Σ_p a[p·MR + i] · b[p·b_stride + j] + beta · C, for the packed
 /// micro-panel `a` (depth x MR, from pack_a) and a micro-panel `b` of depth x NR values whose
 /// steps of p are b_stride apart: packed by pack_b (BInPlace == false: b_stride == NR,
@@ -106,27 +136,10 @@ void micro_kernel(std::size_t depth, const T* a, const T* b, T alpha, T beta, T*
     static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
         static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE { acc[i][v] = batch(T(0)); });
     });
-    // The C tile is fetched for writing over the last c_prefetch_lead steps, one cache line a
-    // step (only lines of the tile's rows and columns). Its rows are ldc apart and, past the
-    // first MC block or KC block, usually no longer cached: fetched by the merge itself, their
-    // misses stalled the end of every micro-tile. Measured on Zen 5 (float FMA peak 243-260
-    // GFLOP/s, 2026-12-02) in a round-robin against OpenBLAS: +2-5% at M = 1024, K = N = 2048 and
-    // 4096 (X·W 0.96-0.98 -> 0.99-1.00x, dY·Wᵀ 0.94-0.95 -> 0.97-0.98x), Xᵀ·dY with k = 32, m =
-    // n = 4096 0.92 -> 1.03x, within noise at M <= 256. In bench_gemm (one binary, with and
-    // without, 6 alternations, medians): Xᵀ·dY at bench M = 32 (k = 32) 89 -> 145 GFLOP/s at
-    // K = N = 4096 and 113 -> 167 at 1024, M = 64 137-158 -> 185, X·W M = 64 156 -> 174; there
-    // a micro-tile is only k steps deep, and its merge into C was most of it. (A prefetch at
-    // the start of the tile, tried before, measured within noise: 12,000 cycles ahead of the
-    // merge at k = 1024.)
-    constexpr std::size_t c_prefetch_lead = 200;
-    const std::size_t c_prefetch_from = depth > c_prefetch_lead ? depth - c_prefetch_lead : 0;
+    const std::size_t c_prefetch_from = c_prefetch_start(depth);
 
     for (std::size_t p = 0; p < depth; ++p) {
-        // One compare a step, the line's address only in the last steps.
-        if (p >= c_prefetch_from) [[unlikely]]
-            if (const std::size_t q = p - c_prefetch_from, i = q / NV, v = q % NV;
-                i < rows && v * width < cols)
-                prefetch_for_write(c + i * ldc + v * width);
+        prefetch_c_tile<NV, width>(p, c_prefetch_from, c, ldc, rows, cols);
         if constexpr (!std::is_same_v<SideJob, no_side_job>)
             if (p % SideJob::every == 0) side_job(p);
         batch row[NV];
