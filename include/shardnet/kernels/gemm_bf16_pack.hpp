@@ -26,58 +26,6 @@ inline constexpr std::size_t pair_count(std::size_t depth) noexcept {
     return (depth + 1) / 2;
 }
 
-#if defined(__AVX512F__)
-/// dest[j·dest_stride + i] = word j of line i, for 16 lines of 16 words (line i at
-/// source + i·source_stride, in bfloat16; dest aligned or not): a 16 x 16 transpose of 32-bit
-/// words in four rounds of 16 shuffles, each line read and each row of dest written as one
-/// 64-byte vector. pack_pairs' depth-contiguous case runs it on full panels of 16k lines, where
-/// 4 x 4 blocks wrote 16 bytes of each 256-byte row of a 64-line strip per pass over the depth,
-/// so that every cache line of the strip (128 KiB: out of L1) was fetched again for each of the
-/// 16 passes. Measured on Zen 5 (float FMA peak 282-293 GFLOP/s, 2026-12-02; gemm_bf16 with and
-/// without, alternating in one process, medians): dY·Wᵀ at m = 256, n = 4096, k = 1024 and
-/// 4096 +5-6%; pack_pairs<64> went from 15.6% to 9.7% of that GEMM's samples (perf). Walking
-/// the depth outside the line groups measured 2-3 points less; prefetching the next group, within
-/// noise.
-SHARDNET_ALWAYS_INLINE void transpose_16x16_words(const bfloat16* source, std::size_t source_stride,
-                                                  std::uint32_t* dest,
-                                                  std::size_t dest_stride) noexcept {
-    // Zero-masked forms throughout, for the reason given at widen_bf16_bits.
-    constexpr __mmask16 words = 0xffff;
-    constexpr __mmask8 quads = 0xff;
-    __m512i r[16], t[16];
-    for (int i = 0; i < 16; ++i)
-        r[i] = _mm512_loadu_si512(source + i * source_stride);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_maskz_unpacklo_epi32(words, r[i], r[i + 1]);
-        t[i + 1] = _mm512_maskz_unpackhi_epi32(words, r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_maskz_unpacklo_epi64(quads, t[i], t[i + 2]);
-        r[i + 1] = _mm512_maskz_unpackhi_epi64(quads, t[i], t[i + 2]);
-        r[i + 2] = _mm512_maskz_unpacklo_epi64(quads, t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_maskz_unpackhi_epi64(quads, t[i + 1], t[i + 3]);
-    }
-    // r[4b + c] now holds words c, c + 4, c + 8, c + 12 (one per 128-bit lane) of lines 4b ..
-    // 4b + 3; two rounds of lane shuffles gather each word's four lanes.
-    for (int c = 0; c < 4; ++c) {
-        t[c] = _mm512_maskz_shuffle_i32x4(words, r[c], r[4 + c], 0x88);      // lanes 0, 2 of each
-        t[4 + c] = _mm512_maskz_shuffle_i32x4(words, r[c], r[4 + c], 0xdd);  // lanes 1, 3
-        t[8 + c] = _mm512_maskz_shuffle_i32x4(words, r[8 + c], r[12 + c], 0x88);
-        t[12 + c] = _mm512_maskz_shuffle_i32x4(words, r[8 + c], r[12 + c], 0xdd);
-    }
-    for (int c = 0; c < 4; ++c) {
-        _mm512_storeu_si512(dest + c * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[c], t[8 + c], 0x88));
-        _mm512_storeu_si512(dest + (c + 8) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[c], t[8 + c], 0xdd));
-        _mm512_storeu_si512(dest + (c + 4) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[4 + c], t[12 + c], 0x88));
-        _mm512_storeu_si512(dest + (c + 12) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[4 + c], t[12 + c], 0xdd));
-    }
-}
-#endif
-
 /// Packs `count` lines of `depth` values, x(w, p) = *x.at(w, p), into pair panels of W lines:
 /// panel s holds pair (x(s·W + w, 2q), x(s·W + w, 2q + 1)) at dest[s·W·pairs + q·W + w] with
 /// pairs = pair_count(depth). Lines past `count` and the odd depth's last high half are +0, so
@@ -89,7 +37,11 @@ SHARDNET_ALWAYS_INLINE void transpose_16x16_words(const bfloat16* source, std::s
 ///   unaligned 32-bit word of the source, so the pack is a transpose of 32-bit words: 16 x 16
 ///   register blocks (transpose_16x16_words) on full panels of 16k lines with AVX-512, 4 x 4
 ///   blocks otherwise and for the pairs those leave (see transpose_block_copy: 2.5x a scalar
-///   copy for float);
+///   copy for float). The 16 x 16 blocks measured on Zen 5 (float FMA peak 282-293 GFLOP/s,
+///   2026-12-02; gemm_bf16 with and without, alternating in one process, medians): dY·Wᵀ at
+///   m = 256, n = 4096, k = 1024 and 4096 +5-6%, pack_pairs<64> from 15.6% to 9.7% of that
+///   GEMM's samples (perf). Walking the depth outside the line groups measured 2-3 points less;
+///   prefetching the next group, within noise;
 /// - lines contiguous (x.row_stride == 1: Aᵀ, or B as stored): a step of q interleaves two
 ///   source rows, 16 words per AVX-512 zero-extension, shift and or.
 template <std::size_t W>
