@@ -12,8 +12,9 @@
 # no micro-kernel (nor a function g++ split off one) calls a shardnet or xsimd function; and no
 # function at all calls one of those the micro-kernels must inline (the transpose, the side
 # job, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
-# g++ inlined into its caller is checked by that rule. Calls to the C library (memcpy, memset) are allowed: an
-# edge tile's merge into C makes them once per micro-tile, after the depth loop. Reads GNU
+# g++ inlined into its caller is checked by that rule. Calls to the C library (memcpy, memset)
+# are allowed: an edge tile's merge into C makes them once per micro-tile, after the depth
+# loop. Reads GNU
 # objdump's and llvm-objdump's x86 output (call or callq); a disassembly without any call is an
 # error, not a pass.
 set -euo pipefail

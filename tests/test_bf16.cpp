@@ -272,7 +272,7 @@ void check_pack_pairs(std::mt19937& rng, std::uniform_int_distribution<int>& any
     using shardnet::detail::strided_operand;
     constexpr std::uint32_t guard = 0xdeadbeefu;
     for (std::size_t count : {std::size_t{1}, W - 1 + (W == 1), W, 2 * W + 1})
-        for (std::size_t depth : {1, 2, 7, 8, 31, 32, 33, 64, 67}) {
+        for (std::size_t depth : {1, 2, 7, 8, 31, 32, 33, 41, 47, 64, 67}) {
             const std::size_t pairs = (depth + 1) / 2;
             const std::size_t panels = (count + W - 1) / W;
             for (bool depth_contiguous : {true, false}) {
@@ -428,9 +428,10 @@ TEST_SUITE("serial") {
     }
 
     TEST_CASE("pack_pairs writes its definition's pair panels, for each width, order and depth") {
-        // Bit for bit: every fast case (the 16 x 16 and 4 x 4 word transposes, the 16-line
-        // interleave) and the scalar loop that finishes them, at depths around their blocks, with
-        // ragged panels and the odd depth's padding; a guard after the panels must stay untouched.
+        // Bit for bit: every fast case (the 16 x 16 and 4 x 4 word transposes, alone and the one
+        // after the other: depths 41 and 47; the 16-line interleave) and the scalar loop that
+        // finishes them, at depths around their blocks, with ragged panels and the odd depth's
+        // padding; a guard after the panels must stay untouched.
         std::mt19937 rng(31);
         std::uniform_int_distribution<int> any_bits(0, 0xffff);
         check_pack_pairs<3>(rng, any_bits);

@@ -79,12 +79,12 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
 /// words), strides in elements of each, any alignment. A 16 x 16 transpose in four rounds of
 /// 16 shuffles, each line read and each row of dest written as one 64-byte vector.
 /// Why, where 4 x 4 blocks (transpose_block_copy) also work: a transposing pack in 4 x 4 blocks
-/// writes 16 bytes of each row of a 64-column strip per pass over the depth, so each cache line
-/// of the strip (256 KiB of float at KC = 1024: out of L1) is fetched again for each of the 16
-/// passes; in 16 x 16 blocks, 4 passes each write whole lines. Measured on Zen 5 (float FMA
-/// peak 282-293 GFLOP/s, 2026-12-02), alternating with the 4 x 4 pack in one process: float
-/// dY·Wᵀ at M = 1024, K = N = 1024..4096 (several MC blocks: pack_b of every strip) +2-4%, at
-/// M = 2048 +1-2%; bfloat16, see pack_pairs.
+/// writes 16 bytes of each row of a 64-column strip per pass over the depth, 16 passes, so each
+/// cache line of the strip (256 KiB of float at KC = 1024: out of L1) is fetched again by each
+/// of the 4 passes that write into it; in 16 x 16 blocks, 4 passes each write whole lines. Measured
+/// on Zen 5 (float FMA peak 282-293 GFLOP/s, 2026-12-02), alternating with the 4 x 4 pack in one
+/// process: float dY·Wᵀ at M = 1024, K = N = 1024..4096 (several MC blocks: pack_b of every strip)
+/// +2-4%, at M = 2048 +1-2%; bfloat16, see pack_pairs.
 template <class S, class D>
 SHARDNET_ALWAYS_INLINE void transpose_16x16_words(const S* source, std::size_t source_stride,
                                                   D* dest, std::size_t dest_stride) noexcept {
