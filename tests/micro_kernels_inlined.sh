@@ -14,9 +14,8 @@
 # job, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
 # g++ inlined into its caller is checked by that rule. Calls to the C library (memcpy, memset)
 # are allowed: an edge tile's merge into C makes them once per micro-tile, after the depth
-# loop. Reads GNU
-# objdump's and llvm-objdump's x86 output (call or callq); a disassembly without any call is an
-# error, not a pass.
+# loop. Reads GNU objdump's and llvm-objdump's x86 output (call or callq); a disassembly
+# without any call is an error, not a pass.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then

@@ -7,9 +7,6 @@
 #include <cstdint>
 #include <vector>
 #include <xsimd/xsimd.hpp>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "shardnet/kernels/simd.hpp"
 
@@ -73,60 +70,6 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
     }
 }
 
-#if defined(__AVX512F__)
-/// dest[j·dest_stride + i] = 32-bit word j of line i, for 16 lines of 16 words: line i at
-/// source + i·source_stride (S: float, or bfloat16 read as pairs), dest of D (float, or pair
-/// words), strides in elements of each, any alignment. A 16 x 16 transpose in four rounds of
-/// 16 shuffles, each line read and each row of dest written as one 64-byte vector.
-/// Why, where 4 x 4 blocks (transpose_block_copy) also work: a transposing pack in 4 x 4 blocks
-/// writes 16 bytes of each row of a 64-column strip per pass over the depth, 16 passes, so each
-/// cache line of the strip (256 KiB of float at KC = 1024: out of L1) is fetched again by each
-/// of the 4 passes that write into it; in 16 x 16 blocks, 4 passes each write whole lines. Measured
-/// on Zen 5 (float FMA peak 282-293 GFLOP/s, 2026-12-02), alternating with the 4 x 4 pack in one
-/// process: float dY·Wᵀ at M = 1024, K = N = 1024..4096 (several MC blocks: pack_b of every strip)
-/// +2-4%, at M = 2048 +1-2%; bfloat16, see pack_pairs.
-template <class S, class D>
-SHARDNET_ALWAYS_INLINE void transpose_16x16_words(const S* source, std::size_t source_stride,
-                                                  D* dest, std::size_t dest_stride) noexcept {
-    static_assert(sizeof(D) == 4 && (sizeof(S) == 4 || sizeof(S) == 2));
-    // Zero-masked forms throughout: the unmasked ones start from GCC 12's
-    // `_mm512_undefined_epi32`, whose `__Y = __Y` raises a false -Wmaybe-uninitialized.
-    constexpr __mmask16 words = 0xffff;
-    constexpr __mmask8 quads = 0xff;
-    __m512i r[16], t[16];
-    for (int i = 0; i < 16; ++i)
-        r[i] = _mm512_loadu_si512(source + i * source_stride);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_maskz_unpacklo_epi32(words, r[i], r[i + 1]);
-        t[i + 1] = _mm512_maskz_unpackhi_epi32(words, r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_maskz_unpacklo_epi64(quads, t[i], t[i + 2]);
-        r[i + 1] = _mm512_maskz_unpackhi_epi64(quads, t[i], t[i + 2]);
-        r[i + 2] = _mm512_maskz_unpacklo_epi64(quads, t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_maskz_unpackhi_epi64(quads, t[i + 1], t[i + 3]);
-    }
-    // r[4b + c] now holds words c, c + 4, c + 8, c + 12 (one per 128-bit lane) of lines 4b ..
-    // 4b + 3; two rounds of lane shuffles gather each word's four lanes.
-    for (int c = 0; c < 4; ++c) {
-        t[c] = _mm512_maskz_shuffle_i32x4(words, r[c], r[4 + c], 0x88);      // lanes 0, 2 of each
-        t[4 + c] = _mm512_maskz_shuffle_i32x4(words, r[c], r[4 + c], 0xdd);  // lanes 1, 3
-        t[8 + c] = _mm512_maskz_shuffle_i32x4(words, r[8 + c], r[12 + c], 0x88);
-        t[12 + c] = _mm512_maskz_shuffle_i32x4(words, r[8 + c], r[12 + c], 0xdd);
-    }
-    for (int c = 0; c < 4; ++c) {
-        _mm512_storeu_si512(dest + c * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[c], t[8 + c], 0x88));
-        _mm512_storeu_si512(dest + (c + 8) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[c], t[8 + c], 0xdd));
-        _mm512_storeu_si512(dest + (c + 4) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[4 + c], t[12 + c], 0x88));
-        _mm512_storeu_si512(dest + (c + 12) * dest_stride,
-                            _mm512_maskz_shuffle_i32x4(words, t[4 + c], t[12 + c], 0xdd));
-    }
-}
-#endif
-
 /// Packs the depth x cols block of op(B) at `b` into micro-panels of NR = NV batches of
 /// columns: panel s holds element (p, s·NR + j) at dest[s·NR·depth + p·NR + j], aligned, so
 /// the micro-kernel loads NV aligned batches per step of p. Columns past `cols` are zero.
@@ -166,33 +109,26 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
             // (measured ~25% faster on Zen 4 for K = N >= 2048; for groups of 16, 0-1.5% slower
             // on Zen 5).
             constexpr std::size_t tb = transpose_block<T>;
+            constexpr std::size_t group = wide_transpose<T> && NR % 16 == 0 ? 16 : tb;
             constexpr std::size_t line = 64 / sizeof(T);
-            const std::size_t full = depth / tb * tb;
-#if defined(__AVX512F__)
-            if constexpr (sizeof(T) == 4 && NR % 16 == 0) {
-                const std::size_t full16 = depth / 16 * 16;
-                for (std::size_t j = 0; j < NR; j += 16) {
-                    const T* src = b.at(0, c0 + j);
-                    for (std::size_t p = 0; p < full16; p += 16)
-                        transpose_16x16_words(src + p, b.col_stride, dest + p * NR + j, NR);
-                    for (std::size_t p = full16; p < depth; ++p)
-                        for (std::size_t q = 0; q < 16; ++q)
-                            dest[p * NR + j + q] = src[q * b.col_stride + p];
-                }
-                dest += NR * depth;
-                continue;
-            }
-#endif
-            for (std::size_t j = 0; j < NR; j += tb) {
+            for (std::size_t j = 0; j < NR; j += group) {
                 const T* src = b.at(0, c0 + j);
-                if (c0 + j + 2 * tb <= readable)
+                if (group == tb && c0 + j + 2 * tb <= readable)
                     for (std::size_t q = 0; q < tb; ++q)
                         for (std::size_t p = 0; p < depth; p += line)
                             prefetch(src + (tb + q) * b.col_stride + p);
-                for (std::size_t p = 0; p < full; p += tb)
-                    transpose_block_copy(src + p, b.col_stride, dest + p * NR + j, NR);
-                for (std::size_t p = full; p < depth; ++p)
-                    for (std::size_t q = 0; q < tb; ++q)
+                std::size_t p = 0;
+#if defined(__AVX512F__)
+                if constexpr (group == 16)
+                    for (; p + 16 <= depth; p += 16)
+                        transpose_16x16_words(src + p, b.col_stride, dest + p * NR + j, NR);
+#endif
+                for (; p + tb <= depth; p += tb)
+                    for (std::size_t q = 0; q < group; q += tb)
+                        transpose_block_copy(src + q * b.col_stride + p, b.col_stride,
+                                             dest + p * NR + j + q, NR);
+                for (; p < depth; ++p)
+                    for (std::size_t q = 0; q < group; ++q)
                         dest[p * NR + j + q] = src[q * b.col_stride + p];
             }
         } else {
