@@ -85,9 +85,11 @@ void multiply_strip_packing_b(const gemm_block<T>& block, strided_operand<T> b, 
                                       block.ldc, std::min(MR, block.mc - ir), cols);
 }
 
-/// The general strategy: every strip of op(B) packed (multiply_strip_packing_b); with a single MC
-/// block the strips take turns at the start of b_panel (one_strip_buffer).
-/// Why: it serves any op(B) and any number of MC blocks, which all reuse each packed strip.
+/// The general strategy: every strip of op(B) packed (multiply_strip_packing_b) by the first MC
+/// block, then reused by the others; with a single MC block the strips take turns at the start
+/// of b_panel (one_strip_buffer). gemm_blocked runs it for op(B) = Bᵀ with several MC blocks, and
+/// for the MC blocks after the first, which only read the packed strips.
+/// Why: it serves any op(B) and any number of MC blocks.
 template <class Blocking, class T>
 void multiply_block_packing_b(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
                               bool one_strip_buffer) {
@@ -203,6 +205,65 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     }
 }
 
+/// op(B) = B packed by the first MC block (the only one, or the first of several): each full
+/// strip is copied by the micro-tiles of the strip before it, as their side job
+/// (copying_pack_step); the first strip and a ragged last one are packed by pack_b. With a single
+/// MC block the strips alternate between two halves of b_panel (alternating_strips), otherwise
+/// each has its place in the packed KC x NC block, which later MC blocks reuse.
+/// Why: packed in a loop of its own, a strip of B (rows ldb apart) waits on memory latency
+/// between micro-kernels (copying_pack_step).
+template <class Blocking, class T>
+void multiply_block_b_copied_pipelined(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
+                                       bool one_strip_buffer) {
+    using arch = typename Blocking::arch_type;
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NR = Blocking::nr;
+    constexpr std::size_t NV = Blocking::nv;
+    using pack_step = copying_pack_step<T, arch, NR>;
+    const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
+    const alternating_strips<T, NR> strips(b_panel, kc);
+    const auto strip_at = [&](std::size_t jr) {
+        return one_strip_buffer ? strips.current(jr) : b_panel + jr * kc;
+    };
+    const std::size_t tiles = (block.mc + MR - 1) / MR;
+    const std::size_t per_tile = pack_step::steps_per_tile(kc, tiles);
+    const std::size_t per_call = pack_step::steps_per_call(kc, tiles);
+    for (std::size_t jr = 0; jr < nc; jr += NR) {
+        const std::size_t cols = std::min(NR, nc - jr);
+        T* strip = strip_at(jr);
+        T* next_strip = strip_at(jr + NR);
+        if (jr == 0)
+            pack_b<NV, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), b.row_stride, 1},
+                             block.n - jc, strip);
+        const std::size_t next_cols = alternating_strips<T, NR>::next_columns(jr, nc);
+        const T* next_source = next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr;
+        if (next_cols == NR) pack_step::prefetch_start(next_source, b.row_stride, kc, per_call);
+        for (std::size_t ir = 0; ir < block.mc; ir += MR) {
+            T* c_tile = block.c + (block.ic + ir) * block.ldc + jc + jr;
+            const std::size_t rows = std::min(MR, block.mc - ir);
+            if (next_cols == NR) {
+                const std::size_t first = ir / MR * per_tile;
+                const pack_step copy_next{.source = next_source,
+                                          .ld = b.row_stride,
+                                          .dest = next_strip,
+                                          .first = first,
+                                          .last = std::min(kc, first + per_tile),
+                                          .per_call = per_call,
+                                          .depth = kc};
+                micro_kernel<T, arch, MR, NV, false, pack_step>(
+                    kc, block.a_panel + ir * kc, strip, block.alpha, block.beta, c_tile, block.ldc,
+                    rows, cols, NR, 0, copy_next);
+            } else {
+                micro_kernel<T, arch, MR, NV>(kc, block.a_panel + ir * kc, strip, block.alpha,
+                                              block.beta, c_tile, block.ldc, rows, cols);
+            }
+        }
+        if (next_cols != 0 && next_cols != NR)
+            pack_b<NV, arch>(kc, next_cols, strided_operand<T>{next_source, b.row_stride, 1},
+                             block.n - jc - jr - NR, next_strip);
+    }
+}
+
 /// op(B) = Bᵀ with a single MC block on the wide tile: strips of op(B) are the wide tile's (NR
 /// columns), packed in a pipeline as multiply_block_b_transposed_pipelined does, but the
 /// packing runs in the narrow tile's micro-kernels: the first Narrow::mr rows of each strip are
@@ -263,8 +324,9 @@ void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_oper
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
 /// NR strips and micro-tiles, run by one of the strategies above: op(B) = B is read in place
-/// when m <= IPR (in_place_rows); with a single MC block (m <= MC) op(B) = Bᵀ is packed in a
-/// pipeline and op(B) = B strip by strip; otherwise op(B) is packed once per KC x NC block.
+/// when m <= IPR (in_place_rows), otherwise copied a strip ahead by the first MC block's
+/// micro-tiles; with a single MC block (m <= MC) op(B) = Bᵀ is packed in a pipeline, otherwise
+/// once per KC x NC block.
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
 /// With a Narrow blocking (same KC and arch, its NR dividing Blocking's), the pipelined
 /// op(B) = Bᵀ runs as multiply_block_b_transposed_hybrid, whose op(A) block holds a head of
@@ -340,6 +402,9 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                         multiply_block_b_transposed_hybrid<Narrow, Blocking>(block, b, b_panel);
                 } else if (b_transposed_pipelined)
                     multiply_block_b_transposed_pipelined<Blocking>(block, b, b_panel);
+                else if (b.col_stride == 1 && ic == 0)
+                    multiply_block_b_copied_pipelined<Blocking>(block, b, b_panel,
+                                                                single_row_block);
                 else
                     multiply_block_packing_b<Blocking>(block, b, b_panel, single_row_block);
             }
