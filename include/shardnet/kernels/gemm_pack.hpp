@@ -32,19 +32,44 @@ struct strided_operand {
 /// computes full tiles and the padding contributes exact zeros.
 template <std::size_t MR, class T>
 void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) {
-    for (std::size_t r0 = 0; r0 < rows; r0 += MR) {
-        const std::size_t mr = std::min(MR, rows - r0);
-        if (a.row_stride == 1) {
-            // op(A) = Aᵀ: the MR values of one p are contiguous in A, a plain copy.
+    if (a.row_stride == 1) {
+        // op(A) = Aᵀ: the MR values of one p are contiguous in A, a plain copy. Panels go in
+        // groups that span a few cache lines of each row p of A, p outermost, and the group's
+        // lines of row p + 16 are prefetched: rows are lda apart, a stride the hardware
+        // prefetchers did not follow. Measured on Zen 5 (perf samples, Xᵀ·dY m = n = k = 1024):
+        // pack_a 7.4-9.3% of the GEMM panel by panel, 7.5% in groups, 3.9-4.4% in groups with
+        // the prefetch (8 or 32 rows ahead: 4.6-5.2%); the GEMM +4% (7 alternating rounds).
+        constexpr std::size_t group = 8;
+        for (std::size_t r0 = 0; r0 < rows; r0 += group * MR) {
+            const std::size_t panels = std::min(group, (rows - r0 + MR - 1) / MR);
             for (std::size_t p = 0; p < depth; ++p) {
                 const T* src = a.at(r0, p);
-                T* out = dest + p * MR;
-                for (std::size_t i = 0; i < mr; ++i)
-                    out[i] = src[i];
-                for (std::size_t i = mr; i < MR; ++i)
-                    out[i] = T(0);
+                if (p + 16 < depth) {
+                    for (std::size_t l = 0; l < panels * MR; l += 64 / sizeof(T))
+                        prefetch(a.at(r0 + l, p + 16));
+                    prefetch(a.at(r0 + panels * MR - 1, p + 16));
+                }
+                for (std::size_t g = 0; g < panels; ++g) {
+                    T* out = dest + g * MR * depth + p * MR;
+                    const std::size_t mr = std::min(MR, rows - r0 - g * MR);
+                    if (mr == MR) {
+                        for (std::size_t i = 0; i < MR; ++i)
+                            out[i] = src[g * MR + i];
+                    } else {
+                        for (std::size_t i = 0; i < mr; ++i)
+                            out[i] = src[g * MR + i];
+                        for (std::size_t i = mr; i < MR; ++i)
+                            out[i] = T(0);
+                    }
+                }
             }
-        } else if (a.col_stride == 1 && mr == MR && MR % transpose_block<T> == 0) {
+            dest += panels * MR * depth;
+        }
+        return;
+    }
+    for (std::size_t r0 = 0; r0 < rows; r0 += MR) {
+        const std::size_t mr = std::min(MR, rows - r0);
+        if (a.col_stride == 1 && mr == MR && MR % transpose_block<T> == 0) {
             // op(A) = A: a transpose, done in small register blocks; each source row is read
             // contiguously.
             constexpr std::size_t tb = transpose_block<T>;
