@@ -8,7 +8,7 @@
 #
 # usage: micro_kernels_inlined.sh OBJDUMP BINARY...
 #
-# Passes when every binary has micro-kernels, among them one with the transposing side job;
+# Passes when every binary has micro-kernels, among them one with a side job (packing op(B));
 # no micro-kernel (nor a function g++ split off one) calls a shardnet or xsimd function; and no
 # function at all calls one of those the micro-kernels must inline (the transpose, the side
 # job, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
@@ -34,7 +34,7 @@ for binary in "$@"; do
             in_kernel = $0 ~ /shardnet::detail::(micro_kernel<|bf16_[a-z_]*kernel(<.*>)?::run<)/
             if (in_kernel) {
                 kernels++
-                if (index($0, "transposing_pack_step") > 0) side_job_kernels++
+                if ($0 ~ /(transposing|copying|fetching)_pack_step/) side_job_kernels++
             }
             name = $0
             next
@@ -45,7 +45,7 @@ for binary in "$@"; do
             sub(/^[^<]*</, "", target)
             # The callee itself, not a template argument of it (a side job names its type).
             must_inline = target ~ /shardnet::detail::(transpose_block_copy<|merge_tile<|static_for<|prefetch(_for_write)?\(|prefetch_c_tile<)/ ||
-                          target ~ /transposing_pack_step<[^()]*>::operator\(\)/ ||
+                          target ~ /(transposing|copying|fetching)_pack_step<[^()]*>::operator\(\)/ ||
                           target ~ /shardnet::detail::micro_kernel<.*::\{lambda/
             if (must_inline ||
                 in_kernel && (index(target, "shardnet::") > 0 || index(target, "xsimd::") > 0)) {
@@ -66,7 +66,7 @@ for binary in "$@"; do
             "this check does not read?)"
         status=1
     elif [ "$kernels" -eq 0 ] || [ "$side_job_kernels" -eq 0 ]; then
-        echo "FAIL $binary: expected micro-kernels, among them one with the transposing side job;" \
+        echo "FAIL $binary: expected micro-kernels, among them one with a side job;" \
             "found $kernels and $side_job_kernels (is the binary stripped, or built without the GEMM?)"
         status=1
     elif [ "$calls" -ne 0 ]; then
@@ -74,7 +74,7 @@ for binary in "$@"; do
         sed '$d' <<<"$result"
         status=1
     else
-        echo "ok $binary: $kernels micro-kernels ($side_job_kernels with the transposing side job)," \
+        echo "ok $binary: $kernels micro-kernels ($side_job_kernels with a side job)," \
             "no call out of them but to the C library"
     fi
 done

@@ -161,23 +161,6 @@ struct blocked_gemm {
     }
 };
 
-/// gemm()'s wide tile with the narrow tile as its hybrid partner (op(B) = Bᵀ with one MC block:
-/// the narrow tile's first rows pack each next strip of the wide tile's), for any pair of
-/// blockings.
-template <class T, class Narrow, class Wide>
-struct hybrid_gemm {
-    void operator()(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
-                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-                    std::size_t ldc) const {
-        if (m == 0 || n == 0 || k == 0)
-            return blocked_gemm<T, Wide>{}(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        using operand = shardnet::detail::strided_operand<T>;
-        const operand op_a = ta == transpose::no ? operand{a, lda, 1} : operand{a, 1, lda};
-        const operand op_b = tb == transpose::no ? operand{b, ldb, 1} : operand{b, 1, ldb};
-        shardnet::detail::gemm_blocked<Wide, Narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
-    }
-};
-
 /// The blocked algorithm with a deliberately tiny blocking, so that small matrices cross many
 /// MC, KC and NC blocks and every kind of ragged edge, cheaply. m <= 6 reads op(B) = B in
 /// place, 3 deep per block, and packs op(B) = Bᵀ a strip ahead inside the micro-kernel.
@@ -254,14 +237,19 @@ void check_everything() {
     check_size_grid<T>(tiny_blocked_gemm<T, Arch>{}, {5, 6, 7, 3 * tiny_nr + 1}, T(-1), T(0.5), 1);
     check_past_blocking<T, typename shardnet::detail::default_gemm_blocking<T, Arch>::type>(
         public_gemm<T, Arch>{});
-    // The hybrid with tiny tiles (3 x 1 and 2 x 2 batches, KC = 5): rows on either side of the
-    // narrow tile's 3, strips of 2 batches with and without a full next one, depths across KC
-    // blocks and not a multiple of the transpose block, several NC blocks.
-    const std::size_t width = xsimd::batch<T, Arch>::size;
-    using tiny_narrow = shardnet::detail::gemm_blocking<T, Arch, 3, 1, 42, 5, 4 * width, 3, 6>;
-    using tiny_wide = shardnet::detail::gemm_blocking<T, Arch, 2, 2, 40, 5, 4 * width, 3, 6>;
-    check_size_grid<T>(hybrid_gemm<T, tiny_narrow, tiny_wide>{},
-                       {1, 3, 4, 9, 2 * width + 1, 4 * width + 3, 40}, T(0.5), T(-1.5), 1);
+    // A tiny tile too wide to transpose op(B) = Bᵀ inside its micro-kernel (transposes_in_kernel
+    // false: 6 x 4 batches with 32 registers, 4 x 2 with 16), so that every strip of op(B),
+    // copied (B) or fetched and packed (Bᵀ) a strip ahead, is shared out among 1 to 7 micro-tiles
+    // (MC = 42), with ragged strips, depths across KC = 5 and KCI = 3 blocks, several MC blocks.
+    constexpr std::size_t width = xsimd::batch<T, Arch>::size;
+    constexpr bool many_registers = shardnet::detail::vector_register_count<Arch> >= 32;
+    using tiny_wide =
+        shardnet::detail::gemm_blocking<T, Arch, many_registers ? 6 : 4, many_registers ? 4 : 2,
+                                        many_registers ? 42 : 40, 5,
+                                        (many_registers ? 8 : 4) * width, 3, 6>;
+    static_assert(!tiny_wide::transposes_in_kernel);
+    check_size_grid<T>(blocked_gemm<T, tiny_wide>{},
+                       {1, 7, 9, 2 * width + 1, 2 * tiny_wide::nr + 3, 43, 90}, T(0.5), T(-1.5), 1);
 }
 
 /// One register tile of the default architecture, forced: the reference on the size grid and
@@ -274,16 +262,6 @@ void check_tile() {
     check_size_grid<T>(multiply, {1, 7, 13, 31, 97}, T(1), T(0), 0);
     check_size_grid<T>(multiply, {2, 17, 33}, T(1.25), T(-0.75), 1);
     check_past_blocking<T, blocking>(multiply);
-    if constexpr (Tile == shardnet::gemm_tile::wide) {
-        using narrow =
-            typename shardnet::detail::default_gemm_blocking<T, xsimd::default_arch,
-                                                             shardnet::gemm_tile::narrow>::type;
-        if constexpr (!std::is_same_v<narrow, blocking>) {
-            const hybrid_gemm<T, narrow, blocking> hybrid;
-            check_size_grid<T>(hybrid, {1, 17, 97}, T(1.25), T(-0.75), 1);
-            check_past_blocking<T, blocking>(hybrid);
-        }
-    }
 }
 
 }  // namespace
@@ -319,9 +297,9 @@ TEST_SUITE("serial") {
         };
         // alpha and beta that do not round exactly, so that every merge's roundings show.
         // Across the in-place threshold (IPR = 64), the narrow tile's op(B) = Bᵀ rows (96 for
-        // double, 128 for float) and the wide tile's MC (264 for double, 528 for float; op(B) =
-        // Bᵀ below it runs both tiles, the hybrid strategy), several MC and KC blocks, ragged
-        // strips.
+        // double, 128 for float) and the wide tile's MC (264 for double, 528 for float; op(B)
+        // packed a strip ahead with one MC block below it, into the KC x NC block above), several
+        // MC and KC blocks, ragged strips.
         const shape shapes[] = {{1, 70, 5},     {6, 130, 513},   {64, 70, 600},    {65, 70, 600},
                                 {96, 70, 300},  {97, 70, 300},   {100, 97, 1030},  {128, 70, 300},
                                 {129, 70, 300}, {256, 70, 600},  {257, 70, 600},   {264, 140, 520},
@@ -343,19 +321,15 @@ TEST_SUITE("serial") {
                         x = static_cast<T>(uniform(rng));
                     const std::size_t lda = ta == transpose::no ? sh.k : sh.m;
                     const std::size_t ldb = tb == transpose::no ? sh.n : sh.k;
-                    std::vector<T> by_narrow = c0, by_wide = c0, by_hybrid = c0, by_gemm = c0;
+                    std::vector<T> by_narrow = c0, by_wide = c0, by_gemm = c0;
                     blocked_gemm<T, narrow>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
                                               b.data(), ldb, T(0.7), by_narrow.data(), sh.n);
                     blocked_gemm<T, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
                                             b.data(), ldb, T(0.7), by_wide.data(), sh.n);
-                    hybrid_gemm<T, narrow, wide>{}(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda,
-                                                   b.data(), ldb, T(0.7), by_hybrid.data(), sh.n);
                     shardnet::gemm<T>(ta, tb, sh.m, sh.n, sh.k, T(0.3), a.data(), lda, b.data(),
                                       ldb, T(0.7), by_gemm.data(), sh.n);
                     CHECK(std::memcmp(by_narrow.data(), by_wide.data(),
                                       by_wide.size() * sizeof(T)) == 0);
-                    CHECK(std::memcmp(by_narrow.data(), by_hybrid.data(),
-                                      by_hybrid.size() * sizeof(T)) == 0);
                     CHECK(std::memcmp(by_narrow.data(), by_gemm.data(),
                                       by_gemm.size() * sizeof(T)) == 0);
                 }

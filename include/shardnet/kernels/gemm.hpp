@@ -63,21 +63,17 @@ struct gemm_block {
     std::size_t n;  ///< columns of C: a strip near its right edge must not read past them
 };
 
-/// One NR-wide strip of the block, at column jr, from op(B) packed into b_strip: the first MC
-/// block packs it just before its micro-tiles (so it is still in L1 for them), later MC blocks
-/// reuse it from L2/L3.
-/// Why its own function: the general strategy runs every strip so, the in-place one its last.
+/// One NR-wide strip of the block, at column jr, packed into b_strip just before its micro-tiles:
+/// the in-place strategy's ragged last strip, whose NR-wide rows would run past n.
 template <class Blocking, class T>
 void multiply_strip_packing_b(const gemm_block<T>& block, strided_operand<T> b, T* b_strip,
                               std::size_t jr, std::size_t cols) {
     using arch = typename Blocking::arch_type;
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nv;
-    if (block.ic == 0)
-        pack_b<NV, arch>(
-            block.kc, cols,
-            strided_operand<T>{b.at(block.pc, block.jc + jr), b.row_stride, b.col_stride},
-            block.n - block.jc - jr, b_strip);
+    pack_b<NV, arch>(block.kc, cols,
+                     strided_operand<T>{b.at(block.pc, block.jc + jr), b.row_stride, b.col_stride},
+                     block.n - block.jc - jr, b_strip);
     for (std::size_t ir = 0; ir < block.mc; ir += MR)
         micro_kernel<T, arch, MR, NV>(block.kc, block.a_panel + ir * block.kc, b_strip, block.alpha,
                                       block.beta,
@@ -85,19 +81,20 @@ void multiply_strip_packing_b(const gemm_block<T>& block, strided_operand<T> b, 
                                       block.ldc, std::min(MR, block.mc - ir), cols);
 }
 
-/// The general strategy: every strip of op(B) packed (multiply_strip_packing_b) by the first MC
-/// block, then reused by the others; with a single MC block the strips take turns at the start
-/// of b_panel (one_strip_buffer). gemm_blocked runs it for op(B) = Bᵀ with several MC blocks, and
-/// for the MC blocks after the first, which only read the packed strips.
-/// Why: it serves any op(B) and any number of MC blocks.
+/// Every MC block after the first: the strips of op(B) are already packed (the first MC block's
+/// strategy left the KC x NC block in b_panel), only the micro-tiles run.
 template <class Blocking, class T>
-void multiply_block_packing_b(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
-                              bool one_strip_buffer) {
+void multiply_block_b_packed(const gemm_block<T>& block, const T* b_panel) {
+    using arch = typename Blocking::arch_type;
+    constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NR = Blocking::nr;
+    constexpr std::size_t NV = Blocking::nv;
     for (std::size_t jr = 0; jr < block.nc; jr += NR)
-        multiply_strip_packing_b<Blocking>(block, b,
-                                           one_strip_buffer ? b_panel : b_panel + jr * block.kc, jr,
-                                           std::min(NR, block.nc - jr));
+        for (std::size_t ir = 0; ir < block.mc; ir += MR)
+            micro_kernel<T, arch, MR, NV>(
+                block.kc, block.a_panel + ir * block.kc, b_panel + jr * block.kc, block.alpha,
+                block.beta, block.c + (block.ic + ir) * block.ldc + block.jc + jr, block.ldc,
+                std::min(MR, block.mc - ir), std::min(NR, block.nc - jr));
 }
 
 /// With a single MC block and op(B) = B: full strips of B are read in place by the
@@ -132,8 +129,9 @@ void multiply_block_b_in_place(const gemm_block<T>& block, strided_operand<T> b,
     }
 }
 
-/// The two strip buffers in b_panel that the pipelined strategies for op(B) = Bᵀ alternate
-/// between: the strip at column jr is read from one while the next is packed into the other.
+/// The two strip buffers in b_panel that the strategies packing a strip ahead with a single MC
+/// block alternate between: the strip at column jr is read from one while the next is packed
+/// into the other.
 /// The second is placed in its page (b_panel_page_offset). Measured on Zen 5 (float FMA peak
 /// 243-260 GFLOP/s, 2026-12-02): in a harness where malloc had put op(A)'s panel and the strip
 /// buffer at the same offset in their pages (and so every load of op(A) at the offset of a
@@ -141,9 +139,8 @@ void multiply_block_b_in_place(const gemm_block<T>& block, strided_operand<T> b,
 /// +15-24% at 64, +7-15% at 128 and +6-9% at 256 once the halves were moved; in bench_gemm,
 /// where malloc had put them 2-3 KiB apart, within noise. For float the placement makes the good
 /// case certain rather than malloc's in multiply_block_b_transposed_pipelined, whose side job
-/// stores 64 bytes a step. The hybrid's side jobs store 256 bytes a step (a quarter of each row
-/// of a 64-wide strip), so some of its loads do meet a store at their page offset there; its
-/// placement was not measured apart.
+/// stores 64 bytes a step. copying_pack_step stores a few rows every 8 steps: its placement was
+/// not measured apart.
 template <class T, std::size_t NR>
 struct alternating_strips {
     T* halves[2];
@@ -205,134 +202,80 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
     }
 }
 
-/// op(B) = B packed by the first MC block (the only one, or the first of several): each full
-/// strip is copied by the micro-tiles of the strip before it, as their side job
-/// (copying_pack_step); the first strip and a ragged last one are packed by pack_b. With a single
-/// MC block the strips alternate between two halves of b_panel (alternating_strips), otherwise
-/// each has its place in the packed KC x NC block, which later MC blocks reuse.
-/// Why: packed in a loop of its own, a strip of B (rows ldb apart) waits on memory latency
-/// between micro-kernels (copying_pack_step).
-template <class Blocking, class T>
-void multiply_block_b_copied_pipelined(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
-                                       bool one_strip_buffer) {
+/// The first MC block (the only one, or the first of several) with op(B) packed a strip ahead:
+/// the micro-tiles of each strip prepare the next full strip as their side job, each its share
+/// (strip_share): Step = copying_pack_step copies it (op(B) = B), fetching_pack_step fetches its
+/// lines, which pack_b then transposes from cache after the strip (op(B) = Bᵀ). The first strip
+/// and a ragged last one are packed by pack_b alone. With a single MC block the strips
+/// alternate between two halves of b_panel (alternating_strips); otherwise each has its place in
+/// the KC x NC block, which later MC blocks reuse (multiply_block_b_packed).
+/// Why: a strip of op(B) packed in a loop of its own waits on memory latency between
+/// micro-kernels (copying_pack_step, fetching_pack_step).
+template <class Blocking, template <class, class, std::size_t> class Step, class T>
+void multiply_block_preparing_strips(const gemm_block<T>& block, strided_operand<T> b, T* b_panel,
+                                     bool one_strip_buffer) {
     using arch = typename Blocking::arch_type;
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
-    using pack_step = copying_pack_step<T, arch, NR>;
+    using step = Step<T, arch, NR>;
     const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
+    // Stored rows of op(B) = B (steps of the strip) or of B for Bᵀ (its columns).
+    const std::size_t ld = b.col_stride == 1 ? b.row_stride : b.col_stride;
     const alternating_strips<T, NR> strips(b_panel, kc);
     const auto strip_at = [&](std::size_t jr) {
         return one_strip_buffer ? strips.current(jr) : b_panel + jr * kc;
     };
+    const auto pack_strip = [&](std::size_t jr, std::size_t cols, T* dest) {
+        pack_b<NV, arch>(kc, cols,
+                         strided_operand<T>{b.at(pc, jc + jr), b.row_stride, b.col_stride},
+                         block.n - jc - jr, dest);
+    };
     const std::size_t tiles = (block.mc + MR - 1) / MR;
-    const std::size_t per_tile = pack_step::steps_per_tile(kc, tiles);
-    const std::size_t per_call = pack_step::steps_per_call(kc, tiles);
+    const std::size_t units = step::units(kc);
     for (std::size_t jr = 0; jr < nc; jr += NR) {
         const std::size_t cols = std::min(NR, nc - jr);
         T* strip = strip_at(jr);
         T* next_strip = strip_at(jr + NR);
-        if (jr == 0)
-            pack_b<NV, arch>(kc, cols, strided_operand<T>{b.at(pc, jc), b.row_stride, 1},
-                             block.n - jc, strip);
+        if (jr == 0) pack_strip(0, cols, strip);
         const std::size_t next_cols = alternating_strips<T, NR>::next_columns(jr, nc);
-        const T* next_source = next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr;
-        if (next_cols == NR) pack_step::prefetch_start(next_source, b.row_stride, kc, per_call);
+        const T* next_source = next_cols == NR ? b.at(pc, jc + jr + NR) : nullptr;
+        if (next_source)
+            step::prefetch_start(next_source, ld, kc,
+                                 strip_share::of_tile(0, tiles, units, kc, step::every));
         for (std::size_t ir = 0; ir < block.mc; ir += MR) {
             T* c_tile = block.c + (block.ic + ir) * block.ldc + jc + jr;
             const std::size_t rows = std::min(MR, block.mc - ir);
-            if (next_cols == NR) {
-                const std::size_t first = ir / MR * per_tile;
-                const pack_step copy_next{.source = next_source,
-                                          .ld = b.row_stride,
-                                          .dest = next_strip,
-                                          .first = first,
-                                          .last = std::min(kc, first + per_tile),
-                                          .per_call = per_call,
-                                          .depth = kc};
-                micro_kernel<T, arch, MR, NV, false, pack_step>(
+            if (next_source) {
+                const step prepare_next{
+                    .source = next_source,
+                    .ld = ld,
+                    .dest = next_strip,
+                    .share = strip_share::of_tile(ir / MR, tiles, units, kc, step::every),
+                    .depth = kc};
+                micro_kernel<T, arch, MR, NV, false, step>(
                     kc, block.a_panel + ir * kc, strip, block.alpha, block.beta, c_tile, block.ldc,
-                    rows, cols, NR, 0, copy_next);
+                    rows, cols, NR, 0, prepare_next);
             } else {
                 micro_kernel<T, arch, MR, NV>(kc, block.a_panel + ir * kc, strip, block.alpha,
                                               block.beta, c_tile, block.ldc, rows, cols);
             }
         }
-        if (next_cols != 0 && next_cols != NR)
-            pack_b<NV, arch>(kc, next_cols, strided_operand<T>{next_source, b.row_stride, 1},
-                             block.n - jc - jr - NR, next_strip);
-    }
-}
-
-/// op(B) = Bᵀ with a single MC block on the wide tile: strips of op(B) are the wide tile's (NR
-/// columns), packed in a pipeline as multiply_block_b_transposed_pipelined does, but the
-/// packing runs in the narrow tile's micro-kernels: the first Narrow::mr rows of each strip are
-/// computed by the narrow tile on the strip's NR / Narrow::nr column groups, each group's
-/// micro-kernel packing the same columns of the next strip as its side job; every other row is
-/// the wide tile's. a_panel holds those first rows packed for the narrow tile, then the rest
-/// for the wide one.
-/// Why: the transposing side job needs registers the wide tile's 24 accumulators leave no room
-/// for (inside its micro-kernel it spills them), while the narrow tile alone is held back by
-/// its loads (16 x 1: 17 loads per 16 FMAs) on cores that retire two FMAs a cycle.
-template <class Narrow, class Wide, class T>
-void multiply_block_b_transposed_hybrid(const gemm_block<T>& block, strided_operand<T> b,
-                                        T* b_panel) {
-    static_assert(Narrow::kc == Wide::kc && Wide::nr % Narrow::nr == 0 &&
-                  std::is_same_v<typename Narrow::arch_type, typename Wide::arch_type>);
-    using arch = typename Wide::arch_type;
-    constexpr std::size_t NR = Wide::nr;
-    constexpr std::size_t GR = Narrow::nr;  // columns of a group: one narrow micro-tile
-    constexpr std::size_t narrow_rows = Narrow::mr;
-    using pack_step = transposing_pack_step<T, GR, NR>;
-    const std::size_t kc = block.kc, nc = block.nc, jc = block.jc, pc = block.pc;
-    const std::size_t top = std::min(narrow_rows, block.mc);
-    const T* a_wide = block.a_panel + narrow_rows * kc;
-    const alternating_strips<T, NR> strips(b_panel, kc);
-    for (std::size_t jr = 0; jr < nc; jr += NR) {
-        const std::size_t cols = std::min(NR, nc - jr);
-        T* strip = strips.current(jr);
-        T* next_strip = strips.next(jr);
-        if (jr == 0) pack_transposed_strip<Wide::nv, arch>(block, b, jc, cols, strip);
-        const std::size_t next_cols = strips.next_columns(jr, nc);
-        for (std::size_t g = 0; g < cols; g += GR) {
-            T* c_tile = block.c + block.ic * block.ldc + jc + jr + g;
-            const std::size_t group_cols = std::min(GR, cols - g);
-            if (next_cols == NR) {
-                const pack_step pack_next{b.at(pc, jc + jr + NR + g), b.col_stride, kc,
-                                          next_strip + g};
-                micro_kernel<T, arch, Narrow::mr, Narrow::nv, false, pack_step>(
-                    kc, block.a_panel, strip + g, block.alpha, block.beta, c_tile, block.ldc, top,
-                    group_cols, NR, 0, pack_next);
-                pack_next.finish();
-            } else {
-                micro_kernel<T, arch, Narrow::mr, Narrow::nv>(kc, block.a_panel, strip + g,
-                                                              block.alpha, block.beta, c_tile,
-                                                              block.ldc, top, group_cols, NR);
-            }
-        }
-        for (std::size_t ir = narrow_rows; ir < block.mc; ir += Wide::mr)
-            micro_kernel<T, arch, Wide::mr, Wide::nv>(
-                kc, a_wide + (ir - narrow_rows) * kc, strip, block.alpha, block.beta,
-                block.c + (block.ic + ir) * block.ldc + jc + jr, block.ldc,
-                std::min(Wide::mr, block.mc - ir), cols);
-        if (next_cols != 0 && next_cols != NR)
-            pack_transposed_strip<Wide::nv, arch>(block, b, jc + jr + NR, next_cols, next_strip);
+        if (next_cols != 0 && !(next_source && step::packs))
+            pack_strip(jr + NR, next_cols, next_strip);
     }
 }
 
 /// The five-loop BLIS algorithm with an explicit blocking (see gemm_blocking.hpp). From the
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
-/// NR strips and micro-tiles, run by one of the strategies above: op(B) = B is read in place
-/// when m <= IPR (in_place_rows), otherwise copied a strip ahead by the first MC block's
-/// micro-tiles; with a single MC block (m <= MC) op(B) = Bᵀ is packed in a pipeline, otherwise
-/// once per KC x NC block.
-/// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
-/// With a Narrow blocking (same KC and arch, its NR dividing Blocking's), the pipelined
-/// op(B) = Bᵀ runs as multiply_block_b_transposed_hybrid, whose op(A) block holds a head of
-/// Narrow::mr rows packed for the narrow tile, then the rest: the same bits either way (each
-/// element of C sums the same products in the same order). gemm() passes one on the wide tile.
-template <class Blocking, class Narrow = void, class T>
+/// NR strips and micro-tiles, run by one of the strategies above, for the first MC block: op(B)
+/// = B read in place when m <= IPR (in_place_rows); op(B) = Bᵀ with a single MC block packed
+/// by the micro-kernel itself when the tile leaves it the registers (transposes_in_kernel);
+/// otherwise packed a strip ahead (multiply_block_preparing_strips). Later MC blocks reuse the
+/// packed strips. Only the first KC block applies the caller's beta; later ones accumulate
+/// (beta = 1).
+template <class Blocking, class T>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_operand<T> a,
                   strided_operand<T> b, T beta, T* c, std::size_t ldc) {
     constexpr std::size_t MR = Blocking::mr;
@@ -342,20 +285,15 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     // On in_place_rows, not mc: the depth blocking (KCI or KC) must not depend on the tile, so
     // that every tile gives the same bits (gemm_blocking.hpp).
     const bool b_in_place = m <= Blocking::in_place_rows && b.col_stride == 1;
-    const bool b_transposed_pipelined = single_row_block && !b_in_place && b.row_stride == 1;
-    const bool hybrid = !std::is_void_v<Narrow> && b_transposed_pipelined;
+    const bool b_copied = b.col_stride == 1;  // otherwise b.row_stride == 1: op(B) = Bᵀ
+    const bool b_transposed_in_kernel =
+        Blocking::transposes_in_kernel && single_row_block && !b_copied;
     const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
     const std::size_t kc_max = std::min(k, kc_step);
-    // The hybrid's op(A) block: a head of Narrow::mr rows (zero-padded) packed for the narrow
-    // tile, then the other rows for this blocking's.
-    std::size_t head = 0;
-    if constexpr (!std::is_void_v<Narrow>)
-        if (hybrid) head = Narrow::mr;
-    const std::size_t head_rows = std::min(m, head);
-    const std::size_t a_rows = head + round_up(std::min(m, Blocking::mc) - head_rows, MR);
     // Both panels at fixed offsets in their pages (b_panel_page_offset), whatever malloc gave.
     constexpr std::size_t page = page_bytes / sizeof(T);
-    T* a_panel = at_page_offset(packing_buffer<T, 0>(a_rows * kc_max + page), 0);
+    T* a_panel = at_page_offset(
+        packing_buffer<T, 0>(round_up(std::min(m, Blocking::mc), MR) * kc_max + page), 0);
     // With a single MC block every strip of op(B) is used once, right after packing: two strips
     // of buffer (the one in use and the next), rewritten in turn, stay in L1 (and the buffer
     // stays small). Packing several strips at a time (longer reads per row of B) was measured
@@ -375,14 +313,8 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                 // advance (core/progress.hpp).
                 if (jc != 0 || pc != 0 || ic != 0) make_progress();
                 const std::size_t mc = std::min(Blocking::mc, m - ic);
-                if constexpr (!std::is_void_v<Narrow>)
-                    if (head != 0)
-                        pack_a<Narrow::mr>(
-                            head_rows, kc,
-                            strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride}, a_panel);
-                pack_a<MR>(mc - head_rows, kc,
-                           strided_operand<T>{a.at(ic + head_rows, pc), a.row_stride, a.col_stride},
-                           a_panel + head * kc);
+                pack_a<MR>(mc, kc, strided_operand<T>{a.at(ic, pc), a.row_stride, a.col_stride},
+                           a_panel);
                 const gemm_block<T> block{.ic = ic,
                                           .jc = jc,
                                           .pc = pc,
@@ -395,18 +327,18 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
                                           .c = c,
                                           .ldc = ldc,
                                           .n = n};
-                if (b_in_place) {
+                if (ic != 0)
+                    multiply_block_b_packed<Blocking>(block, b_panel);
+                else if (b_in_place)
                     multiply_block_b_in_place<Blocking>(block, b, b_panel);
-                } else if (hybrid) {
-                    if constexpr (!std::is_void_v<Narrow>)
-                        multiply_block_b_transposed_hybrid<Narrow, Blocking>(block, b, b_panel);
-                } else if (b_transposed_pipelined)
+                else if (b_transposed_in_kernel)
                     multiply_block_b_transposed_pipelined<Blocking>(block, b, b_panel);
-                else if (b.col_stride == 1 && ic == 0)
-                    multiply_block_b_copied_pipelined<Blocking>(block, b, b_panel,
-                                                                single_row_block);
+                else if (b_copied)
+                    multiply_block_preparing_strips<Blocking, copying_pack_step>(block, b, b_panel,
+                                                                                 single_row_block);
                 else
-                    multiply_block_packing_b<Blocking>(block, b, b_panel, single_row_block);
+                    multiply_block_preparing_strips<Blocking, fetching_pack_step>(block, b, b_panel,
+                                                                                  single_row_block);
             }
         }
     }
@@ -453,13 +385,13 @@ void gemm(transpose trans_a, transpose trans_b, std::size_t m, std::size_t n, st
                                                 : detail::strided_operand<T>{b, 1, ldb};
     using narrow = typename detail::default_gemm_blocking<T, Arch, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_blocking<T, Arch, gemm_tile::wide>::type;
-    // On the wide tile, op(B) = Bᵀ with one MC block runs the narrow tile alone up to
-    // narrow_transposed_rows, and both tiles together above (the hybrid strategy): faster on
-    // every core measured (gemm_blocking.hpp).
+    // On the wide tile, op(B) = Bᵀ up to narrow_transposed_rows runs on the narrow tile, whose
+    // micro-kernel packs each next strip itself: faster there on every core measured
+    // (gemm_blocking.hpp).
     if constexpr (!std::is_same_v<narrow, wide>)
         if (chosen_gemm_tile().tile == gemm_tile::wide &&
             !(trans_b == transpose::yes && m <= detail::narrow_transposed_rows<T>))
-            return detail::gemm_blocked<wide, narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
+            return detail::gemm_blocked<wide>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
     detail::gemm_blocked<narrow>(m, n, k, alpha, op_a, op_b, beta, c, ldc);
 }
 

@@ -32,6 +32,13 @@ struct gemm_blocking {
     static constexpr std::size_t nc = NC;
     static constexpr std::size_t kc_in_place = KCI;
     static constexpr std::size_t in_place_rows = IPR;
+    /// Whether, for op(B) = Bᵀ with a single MC block, the micro-kernel transposes the next strip
+    /// itself as its side job (transposing_pack_step: about 8 vector registers beside the tile's
+    /// accumulators, rows of op(B) and broadcast). Otherwise the next strip is fetched into
+    /// cache as the side job and packed between strips (fetching_pack_step); a side job that
+    /// does not fit makes the micro-kernel spill its accumulators.
+    static constexpr bool transposes_in_kernel =
+        MR * NV + NV + 1 + 8 <= vector_register_count<Arch>;
 
     static_assert(MR >= 1 && NV >= 1 && KC >= 1 && KCI >= 1,
                   "gemm_blocking: MR, NV, KC and KCI must be positive");
@@ -79,7 +86,8 @@ struct gemm_blocking {
 ///   0.65-0.9x -> 1.0-1.2x OpenBLAS at M = 32, 64. For m > MC the packed KC x NC block is
 ///   reused by every MC block and in-place reading was not faster (measured at M = 1024).
 ///   op(B) = Bᵀ has no contiguous NR-wide rows to read: its strips are still packed (KC deep),
-///   but each by the first micro-kernel of the strip before it, as a side job (gemm_blocked).
+///   but each by the first micro-kernel of the strip before it, as a side job (gemm_blocked;
+///   tiles without registers to spare fetch it ahead instead, fetching_pack_step).
 ///   16-register targets keep KCI = KC.
 ///
 /// Zen 5 (two 512-bit FMA pipes, 48 KiB L1d, 1 MiB L2; measured 2026-12-02 with
@@ -160,16 +168,16 @@ struct default_gemm_blocking<double, Arch, gemm_tile::wide, true> {
     using type = gemm_blocking<double, Arch, 6, 4, 264, 512, 3072, 256, 64>;
 };
 
-/// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile alone whatever tile was
-/// chosen: there, with one MC block, its pipelined transposing pack of 16-wide strips is faster
-/// than the wide tile's. Above it, up to the wide tile's MC, the two tiles share each strip
-/// (multiply_block_b_transposed_hybrid, gemm.hpp): the narrow tile's first 16 rows pack the next
-/// strip as their side job, the wide tile computes the other rows. Measured on Zen 5 (float FMA
-/// peak 237-276 GFLOP/s, 2026-12-02) against the narrow tile alone (m <= 256) and the wide
-/// tile's pipelined strips (above), in one process, bitwise the same results: float dY·Wᵀ
-/// K = N = 2048 and 4096 -7 to -10% at m = 32, -3% at 96, within noise at 128, +1-2% at 192,
-/// +5-9% at 256, +5% at 384 and 512, +3.5% at 528; double (K = N = 2048) within noise at 96,
-/// +5% at 128, +3% at 192, +2% at 264.
+/// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile whatever tile was chosen:
+/// there, with one MC block, its pipelined transposing pack of 16-wide strips (inside its
+/// micro-kernel) is faster than the wide tile's. Above it the wide tile fetches each next strip
+/// ahead (fetching_pack_step). Measured on Zen 5 (float FMA peak 237-276 GFLOP/s, 2026-12-02)
+/// against the narrow tile alone (m <= 256): float dY·Wᵀ K = N = 2048 and 4096 with the narrow
+/// tile's first 16 rows packing beside the wide tile (the strategy fetching replaced) -7 to
+/// -10% at m = 32, -3% at 96, within noise at 128, +1-2% at 192, +5-9% at 256; double (K = N =
+/// 2048) within noise at 96, +5% at 128. The wide tile fetching ahead, measured 2026-12-03
+/// (float FMA peak 260-285): +8-14% at m = 64 .. 128, K = N = 2048, but -8% at m = 64 and
+/// within noise at 128 with K = N = 4096, so the threshold stayed.
 template <class T>
 inline constexpr std::size_t narrow_transposed_rows = 128;
 template <>

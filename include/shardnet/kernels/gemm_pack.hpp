@@ -176,18 +176,18 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
 /// (loads, shuffles and stores) overlaps its FMAs instead of running as a loop of its own
 /// between micro-kernels: measured 15-40% faster at M = 32, 64 with K = N = 2048, 4096 (Zen 4),
 /// within noise at 1024. Rows of B are read as NR sequential streams, which hardware
-/// prefetchers follow. Stride > NR packs NR columns of a strip Stride wide (the hybrid
-/// strategy's narrow micro-tiles each pack a quarter of the next wide strip).
-template <class T, std::size_t NR, std::size_t Stride = NR>
+/// prefetchers follow. It needs about 8 vector registers beside the micro-tile's
+/// (gemm_blocking::transposes_in_kernel); wider tiles fetch the strip ahead instead
+/// (fetching_pack_step).
+template <class T, std::size_t NR>
 struct transposing_pack_step {
     static constexpr std::size_t every = transpose_block<T>;
     static_assert(NR % every == 0, "transposing_pack_step: NR must be a multiple of the block");
-    static_assert(Stride >= NR, "transposing_pack_step: the strip is at least NR wide");
 
     const T* source;  // element (p, j) of the strip of op(B) at source[j * ld + p]
     std::size_t ld;
     std::size_t depth;
-    T* dest;  // element (p, j) at dest[p * Stride + j], as pack_b writes it
+    T* dest;  // element (p, j) at dest[p * NR + j], as pack_b writes it
 
     // Always inlined, as transpose_block_copy: a call here, inside the micro-kernel's depth loop,
     // makes it store and reload every accumulator around the call (all vector registers are
@@ -197,27 +197,41 @@ struct transposing_pack_step {
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
         if (p + every > depth) return;  // the ragged end of the depth is finish()'s
         static_for<NR / every>([&](auto g) SHARDNET_LAMBDA_ALWAYS_INLINE {
-            transpose_block_copy(source + g * every * ld + p, ld, dest + p * Stride + g * every,
-                                 Stride);
+            transpose_block_copy(source + g * every * ld + p, ld, dest + p * NR + g * every, NR);
         });
     }
     void finish() const noexcept {
         for (std::size_t p = depth / every * every; p < depth; ++p)
             for (std::size_t j = 0; j < NR; ++j)
-                dest[p * Stride + j] = source[j * ld + p];
+                dest[p * NR + j] = source[j * ld + p];
     }
 };
 
-/// pack_b of one full strip of op(B) = B (NR contiguous values a step, `depth` steps), shared out
-/// as side jobs among the micro-tiles of the strip before it: the micro-tile given steps [first,
-/// last) of the strip copies `per_call` of them each call and prefetches those `lead` calls
-/// further on (past `last`, the next micro-tile's first ones). The caller prefetches the first
-/// micro-tile's first lead calls' worth (prefetch_start).
+/// One micro-tile's share of preparing the next strip of op(B) (copying_pack_step,
+/// fetching_pack_step): units [first, last) of the strip's `units`, per_call of them each call.
+/// The micro-tiles of a strip, `depth` steps deep each and called every `every` steps, split the
+/// units evenly in order, so each does a few units every few steps instead of one doing all.
+struct strip_share {
+    std::size_t first = 0, last = 0, per_call = 0;
+
+    static strip_share of_tile(std::size_t tile, std::size_t tiles, std::size_t units,
+                               std::size_t depth, std::size_t every) noexcept {
+        const std::size_t per_tile = (units + tiles - 1) / tiles;
+        const std::size_t calls = (depth + every - 1) / every;
+        const std::size_t first = std::min(units, tile * per_tile);
+        return {first, std::min(units, first + per_tile), (per_tile + calls - 1) / calls};
+    }
+};
+
+/// Side job: copies steps of a full strip of op(B) = B (element (p, j) at source[p·ld + j]) into
+/// dest as pack_b would (dest[p·NR + j]); a unit is one step of the strip. Each call also
+/// prefetches the steps it will copy `lead` calls later (past its share, the next micro-tile's
+/// first ones; the caller prefetches the first micro-tile's, prefetch_start).
 /// Why: the rows of a strip are ldb apart, every one in another page, so no hardware prefetcher
-/// follows them, and a pack_b loop of its own waits on memory latency with only as many lines in
+/// follows them, and pack_b's loop of its own waits on memory latency with only as many lines in
 /// flight as the core tracks misses (measured about 16 GB/s on Zen 5): at M = 256, K = N = 4096
-/// that loop was a tenth of the GEMM. Spread over the micro-tiles, a few lines every `every`
-/// steps, the fetches overlap the FMAs and the copies find their lines in L1.
+/// that loop was a tenth of the GEMM. As side jobs the fetches overlap the FMAs and the copies
+/// find their lines in L1.
 template <class T, class Arch, std::size_t NR>
 struct copying_pack_step {
     using batch = xsimd::batch<T, Arch>;
@@ -225,38 +239,31 @@ struct copying_pack_step {
     static constexpr std::size_t line = 64 / sizeof(T);
     static constexpr std::size_t every = 8;
     static constexpr std::size_t lead = 8;  // calls between a step's prefetch and its copy
+    static constexpr bool packs = true;     // leaves the strip packed
     static_assert(NR % width == 0, "copying_pack_step: NR must be a multiple of the batch");
 
-    const T* source;  // element (p, j) of the strip of op(B) at source[p * ld + j]
+    const T* source;
     std::size_t ld;
-    T* dest;  // element (p, j) at dest[p * NR + j], as pack_b writes it
-    std::size_t first, last, per_call, depth;
+    T* dest;
+    strip_share share;
+    std::size_t depth;
 
-    /// How many steps each of `tiles` micro-tiles `depth` deep copies, and per call, so that
-    /// together they copy all `depth` steps.
-    static std::size_t steps_per_tile(std::size_t depth, std::size_t tiles) noexcept {
-        return (depth + tiles - 1) / tiles;
-    }
-    static std::size_t steps_per_call(std::size_t depth, std::size_t tiles) noexcept {
-        const std::size_t calls = (depth + every - 1) / every;
-        return (steps_per_tile(depth, tiles) + calls - 1) / calls;
-    }
+    static std::size_t units(std::size_t depth) noexcept { return depth; }
 
-    /// Prefetches the steps the first micro-tile copies before its prefetches reach them.
     static void prefetch_start(const T* source, std::size_t ld, std::size_t depth,
-                               std::size_t per_call) noexcept {
-        for (std::size_t p = 0; p < std::min(depth, lead * per_call); ++p)
+                               const strip_share& first_tile) noexcept {
+        for (std::size_t p = 0; p < std::min(depth, lead * first_tile.per_call); ++p)
             for (std::size_t l = 0; l < NR; l += line)
                 prefetch(source + p * ld + l);
     }
 
     // Always inlined, for the reason transposing_pack_step's is.
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
-        const std::size_t from = first + p / every * per_call;
-        if (from >= last) return;
-        const std::size_t to = std::min(from + per_call, last);
-        const std::size_t ahead_to = std::min(to + lead * per_call, depth);
-        for (std::size_t q = from + lead * per_call; q < ahead_to; ++q)
+        const std::size_t from = share.first + p / every * share.per_call;
+        if (from >= share.last) return;
+        const std::size_t to = std::min(from + share.per_call, share.last);
+        const std::size_t ahead = lead * share.per_call;
+        for (std::size_t q = from + ahead; q < std::min(to + ahead, depth); ++q)
             for (std::size_t l = 0; l < NR; l += line)
                 prefetch(source + q * ld + l);
         for (std::size_t q = from; q < to; ++q)
@@ -267,13 +274,49 @@ struct copying_pack_step {
     }
 };
 
+/// Side job: fetches into cache the cache lines of a full strip of op(B) = Bᵀ (element (p, j) at
+/// source[j·ld + p]: NR rows of B, `depth` long), for pack_b to transpose after the strip before
+/// it; a unit is one line of one row, the rows' first lines first.
+/// Why: the transposing copy itself needs more vector registers than a wide tile leaves
+/// (transposing_pack_step), but a prefetch needs none, and pack_b then reads from cache instead
+/// of memory. Measured on Zen 5 (float FMA peak 260-285 GFLOP/s, 2026-12-03), against the
+/// narrow tile's first rows packing each next strip as their side job beside the wide tile (the
+/// strategy this replaced): dY·Wᵀ float +1.5-3% at M = 256, K = N = 2048, 4096, +6% at M = 192,
+/// +5% at 384 (9 alternating rounds, medians); pack_b 3.5-3.8% of the GEMM where the narrow
+/// tile's rows had taken 15% of the time for 6% of the products.
+template <class T, class Arch, std::size_t NR>
+struct fetching_pack_step {
+    static constexpr std::size_t line = 64 / sizeof(T);
+    static constexpr std::size_t every = 8;
+    static constexpr bool packs = false;  // pack_b still packs the strip
+
+    const T* source;
+    std::size_t ld;
+    T* dest;  // unused: the strip is packed by pack_b
+    strip_share share;
+    std::size_t depth;
+
+    static std::size_t units(std::size_t depth) noexcept {
+        return (depth * sizeof(T) + 63) / 64 * NR;
+    }
+    static void prefetch_start(const T*, std::size_t, std::size_t, const strip_share&) noexcept {}
+
+    SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
+        const std::size_t from = share.first + p / every * share.per_call;
+        const std::size_t to = std::min(from + share.per_call, share.last);
+        // Unit u: line u / NR of row u % NR; the last line of a row may start before `source +
+        // depth` only partly inside it, never past the row's last element.
+        for (std::size_t u = from; u < to; ++u)
+            prefetch(source + u % NR * ld + std::min(u / NR * line, depth - 1));
+    }
+};
+
 /// Grow-only, 64-byte aligned scratch for packed panels, one per thread, element type and
 /// Slot (A and B panels must not share). The first call of a thread, and a call with a larger
 /// problem than any before, allocates; every later call reuses, so a training loop whose
 /// shapes do not change never allocates here (docs/design.md, rule 4). thread_local keeps
 /// concurrent gemm calls from different threads independent without locking. The memory
-/// (at most (MC + 16)·KC + KC·NC elements: the hybrid strategy's op(A) block packs its first
-/// rows for the narrow tile apart, gemm.hpp; and up to two pages more for placing the panels,
+/// (at most MC·KC + KC·NC elements, and up to two pages more for placing the panels,
 /// at_page_offset) is released when the thread exits.
 template <class T, int Slot>
 T* packing_buffer(std::size_t count) {
