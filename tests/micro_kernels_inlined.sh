@@ -11,7 +11,7 @@
 # Passes when every binary has micro-kernels, among them one with a side job (packing op(B));
 # no micro-kernel (nor a function g++ split off one) calls a shardnet or xsimd function; and no
 # function at all calls one of those the micro-kernels must inline (the transpose, the side
-# job, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
+# jobs, merge_tile, static_for and its steps, the prefetches and prefetch_c_tile): a micro-kernel
 # g++ inlined into its caller is checked by that rule. Calls to the C library (memcpy, memset)
 # are allowed: an edge tile's merge into C makes them once per micro-tile, after the depth
 # loop. Reads GNU objdump's and llvm-objdump's x86 output (call or callq); a disassembly
@@ -34,7 +34,7 @@ for binary in "$@"; do
             in_kernel = $0 ~ /shardnet::detail::(micro_kernel<|bf16_[a-z_]*kernel(<.*>)?::run<)/
             if (in_kernel) {
                 kernels++
-                if ($0 ~ /(transposing|copying|fetching)_pack_step/) side_job_kernels++
+                if ($0 ~ /(transposing|copying|fetching)_pack_step|fetching_side_job/) side_job_kernels++
             }
             name = $0
             next
@@ -46,6 +46,7 @@ for binary in "$@"; do
             # The callee itself, not a template argument of it (a side job names its type).
             must_inline = target ~ /shardnet::detail::(transpose_block_copy<|merge_tile<|static_for<|prefetch(_for_write)?\(|prefetch_c_tile<)/ ||
                           target ~ /(transposing|copying|fetching)_pack_step<[^()]*>::operator\(\)/ ||
+                          target ~ /shardnet::detail::(fetching_side_job::operator\(\)|strip_lines::fetch)/ ||
                           target ~ /shardnet::detail::micro_kernel<.*::\{lambda/
             if (must_inline ||
                 in_kernel && (index(target, "shardnet::") > 0 || index(target, "xsimd::") > 0)) {

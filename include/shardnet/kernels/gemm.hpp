@@ -247,12 +247,9 @@ void multiply_block_preparing_strips(const gemm_block<T>& block, strided_operand
             T* c_tile = block.c + (block.ic + ir) * block.ldc + jc + jr;
             const std::size_t rows = std::min(MR, block.mc - ir);
             if (next_source) {
-                const step prepare_next{
-                    .source = next_source,
-                    .ld = ld,
-                    .dest = next_strip,
-                    .share = strip_share::of_tile(ir / MR, tiles, units, kc, step::every),
-                    .depth = kc};
+                const step prepare_next =
+                    step::for_tile(next_source, ld, next_strip, kc,
+                                   strip_share::of_tile(ir / MR, tiles, units, kc, step::every));
                 micro_kernel<T, arch, MR, NV, false, step>(
                     kc, block.a_panel + ir * kc, strip, block.alpha, block.beta, c_tile, block.ldc,
                     rows, cols, NR, 0, prepare_next);

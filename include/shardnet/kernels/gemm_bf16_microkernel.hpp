@@ -48,9 +48,12 @@ struct bf16_widening_kernel {
 
     /// C tile = alpha · Σ_q (a pairs of row i) · (b pairs of column j) + beta · C over `pairs`
     /// steps; `a` packed by pack_pairs<MR>, `b` by pack_pairs<NV·width>, aligned.
-    template <std::size_t MR, std::size_t NV>
+    /// side_job(q) runs before step q for every q multiple of SideJob::every, as in the float
+    /// micro-kernel.
+    template <std::size_t MR, std::size_t NV, class SideJob = no_side_job>
     static void run(std::size_t pairs, const std::uint32_t* a, const std::uint32_t* b, float alpha,
-                    float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols) {
+                    float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols,
+                    const SideJob& side_job = {}) {
         constexpr std::size_t NR = NV * width;
         batch acc[MR][NV];
         static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
@@ -60,6 +63,8 @@ struct bf16_widening_kernel {
         const std::size_t c_prefetch_from = c_prefetch_start(pairs);
         for (std::size_t q = 0; q < pairs; ++q) {
             prefetch_c_tile<NV, width>(q, c_prefetch_from, c, ldc, rows, cols);
+            if constexpr (!std::is_same_v<SideJob, no_side_job>)
+                if (q % SideJob::every == 0) side_job(q);
             batch low[NV], high[NV];
             static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 const word_batch words = word_batch::load_aligned(b + v * width);
@@ -101,9 +106,12 @@ struct bf16_dot_kernel {
     /// One row of B per vector, one broadcast of A.
     static constexpr std::size_t extra_registers(std::size_t nv) { return nv + 1; }
 
-    template <std::size_t MR, std::size_t NV>
+    /// side_job(q) runs before step q for every q multiple of SideJob::every, as in the float
+    /// micro-kernel.
+    template <std::size_t MR, std::size_t NV, class SideJob = no_side_job>
     static void run(std::size_t pairs, const std::uint32_t* a, const std::uint32_t* b, float alpha,
-                    float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols) {
+                    float beta, float* c, std::size_t ldc, std::size_t rows, std::size_t cols,
+                    const SideJob& side_job = {}) {
         constexpr std::size_t NR = NV * width;
         __m512 acc[MR][NV];
         static_for<MR>([&](auto i) SHARDNET_LAMBDA_ALWAYS_INLINE {
@@ -113,6 +121,8 @@ struct bf16_dot_kernel {
         const std::size_t c_prefetch_from = c_prefetch_start(pairs);
         for (std::size_t q = 0; q < pairs; ++q) {
             prefetch_c_tile<NV, width>(q, c_prefetch_from, c, ldc, rows, cols);
+            if constexpr (!std::is_same_v<SideJob, no_side_job>)
+                if (q % SideJob::every == 0) side_job(q);
             __m512bh row[NV];
             static_for<NV>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 row[v] = (__m512bh)_mm512_load_si512(b + v * width);

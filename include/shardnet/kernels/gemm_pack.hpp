@@ -249,6 +249,10 @@ struct copying_pack_step {
     std::size_t depth;
 
     static std::size_t units(std::size_t depth) noexcept { return depth; }
+    static copying_pack_step for_tile(const T* source, std::size_t ld, T* dest, std::size_t depth,
+                                      strip_share share) noexcept {
+        return {source, ld, dest, share, depth};
+    }
 
     static void prefetch_start(const T* source, std::size_t ld, std::size_t depth,
                                const strip_share& first_tile) noexcept {
@@ -274,41 +278,58 @@ struct copying_pack_step {
     }
 };
 
-/// Side job: fetches into cache the cache lines of a full strip of op(B) = Bᵀ (element (p, j) at
-/// source[j·ld + p]: NR rows of B, `depth` long), for pack_b to transpose after the strip before
-/// it; a unit is one line of one row, the rows' first lines first.
-/// Why: the transposing copy itself needs more vector registers than a wide tile leaves
-/// (transposing_pack_step), but a prefetch needs none, and pack_b then reads from cache instead
-/// of memory. Measured on Zen 5 (float FMA peak 260-285 GFLOP/s, 2026-12-03), against the
-/// narrow tile's first rows packing each next strip as their side job beside the wide tile (the
-/// strategy this replaced): dY·Wᵀ float +1.5-3% at M = 256, K = N = 2048, 4096, +6% at M = 192,
-/// +5% at 384 (9 alternating rounds, medians); pack_b 3.5-3.8% of the GEMM where the narrow
-/// tile's rows had taken 15% of the time for 6% of the products.
-template <class T, class Arch, std::size_t NR>
-struct fetching_pack_step {
-    static constexpr std::size_t line = 64 / sizeof(T);
-    static constexpr std::size_t every = 8;
-    static constexpr bool packs = false;  // pack_b still packs the strip
+/// The cache lines of `rows` rows of `row_bytes` bytes each, `ld_bytes` apart (a strip of op(B)
+/// in its storage), to be fetched a share at a time: unit u is line u / rows of row u % rows, so
+/// every row's first line comes first, then every row's second.
+struct strip_lines {
+    const char* base = nullptr;
+    std::size_t ld_bytes = 0, rows = 0, row_bytes = 0;
 
-    const T* source;
-    std::size_t ld;
-    T* dest;  // unused: the strip is packed by pack_b
-    strip_share share;
-    std::size_t depth;
-
-    static std::size_t units(std::size_t depth) noexcept {
-        return (depth * sizeof(T) + 63) / 64 * NR;
+    std::size_t units() const noexcept { return rows * ((row_bytes + 63) / 64); }
+    /// Prefetches units [from, to); the last line of a row is fetched from inside the row.
+    SHARDNET_ALWAYS_INLINE void fetch(std::size_t from, std::size_t to) const noexcept {
+        for (std::size_t u = from; u < to; ++u)
+            prefetch(base + u % rows * ld_bytes + std::min(u / rows * 64, row_bytes - 1));
     }
-    static void prefetch_start(const T*, std::size_t, std::size_t, const strip_share&) noexcept {}
+};
+
+/// Side job: fetches into cache the lines of the next strip of op(B) (strip_lines), this
+/// micro-tile's share of them, for the pack after the current strip to read from cache.
+/// Why: a packing loop that transposes or interleaves needs more vector registers than a wide
+/// tile leaves (transposing_pack_step), but a prefetch needs none, and the pack then reads from
+/// cache instead of memory. Measured on Zen 5 (float FMA peak 260-285 GFLOP/s, 2026-12-03) for
+/// float op(B) = Bᵀ, against the narrow tile's first rows packing each next strip as their side
+/// job beside the wide tile (the strategy this replaced): dY·Wᵀ +1.5-4% at M = 256, K = N = 2048,
+/// 4096, +6-10% at M = 192, +5% at 384 (7-9 alternating rounds, medians); pack_b 3.5-3.8% of the
+/// GEMM where the narrow tile's rows had taken 15% of the time for 6% of the products.
+struct fetching_side_job {
+    static constexpr std::size_t every = 8;
+    strip_lines lines;
+    strip_share share;
 
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
         const std::size_t from = share.first + p / every * share.per_call;
-        const std::size_t to = std::min(from + share.per_call, share.last);
-        // Unit u: line u / NR of row u % NR; the last line of a row may start before `source +
-        // depth` only partly inside it, never past the row's last element.
-        for (std::size_t u = from; u < to; ++u)
-            prefetch(source + u % NR * ld + std::min(u / NR * line, depth - 1));
+        lines.fetch(from, std::min(from + share.per_call, share.last));
     }
+};
+
+/// fetching_side_job for a full strip of float or double op(B) = Bᵀ (element (p, j) at
+/// source[j·ld + p]: NR rows of B, `depth` long), in multiply_block_preparing_strips's terms.
+template <class T, class Arch, std::size_t NR>
+struct fetching_pack_step : fetching_side_job {
+    static constexpr bool packs = false;  // pack_b still packs the strip
+
+    static std::size_t units(std::size_t depth) noexcept {
+        return lines_of(nullptr, 1, depth).units();
+    }
+    static strip_lines lines_of(const T* source, std::size_t ld, std::size_t depth) noexcept {
+        return {reinterpret_cast<const char*>(source), ld * sizeof(T), NR, depth * sizeof(T)};
+    }
+    static fetching_pack_step for_tile(const T* source, std::size_t ld, T*, std::size_t depth,
+                                       strip_share share) noexcept {
+        return {{lines_of(source, ld, depth), share}};
+    }
+    static void prefetch_start(const T*, std::size_t, std::size_t, const strip_share&) noexcept {}
 };
 
 /// Grow-only, 64-byte aligned scratch for packed panels, one per thread, element type and
