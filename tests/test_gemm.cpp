@@ -240,16 +240,20 @@ void check_everything() {
     // A tiny tile too wide to transpose op(B) = Bᵀ inside its micro-kernel (transposes_in_kernel
     // false: 6 x 4 batches with 32 registers, 4 x 2 with 16), so that every strip of op(B),
     // copied (B) or fetched and packed (Bᵀ) a strip ahead, is shared out among 1 to 7 micro-tiles
-    // (MC = 42), with ragged strips, depths across KC = 5 and KCI = 3 blocks, several MC blocks.
+    // (MC = 42), with ragged strips, depths across KC = 5 and KCI = 3 blocks, several MC blocks;
+    // op(B) = B read in place up to in_place_always_rows, copied KCI deep above it up to IPR = 40
+    // (IPB = 64 bytes), KC deep past IPR.
     constexpr std::size_t width = xsimd::batch<T, Arch>::size;
     constexpr bool many_registers = shardnet::detail::vector_register_count<Arch> >= 32;
     using tiny_wide =
         shardnet::detail::gemm_blocking<T, Arch, many_registers ? 6 : 4, many_registers ? 4 : 2,
                                         many_registers ? 42 : 40, 5,
-                                        (many_registers ? 8 : 4) * width, 3, 6>;
+                                        (many_registers ? 8 : 4) * width, 3, 40, 64>;
     static_assert(!tiny_wide::transposes_in_kernel);
     check_size_grid<T>(blocked_gemm<T, tiny_wide>{},
-                       {1, 7, 9, 2 * width + 1, 2 * tiny_wide::nr + 3, 43, 90}, T(0.5), T(-1.5), 1);
+                       {1, 7, 9, shardnet::detail::in_place_always_rows + 1, 2 * width + 1,
+                        2 * tiny_wide::nr + 3, 43, 90},
+                       T(0.5), T(-1.5), 1);
 }
 
 /// One register tile of the default architecture, forced: the reference on the size grid and

@@ -267,7 +267,8 @@ void multiply_block_preparing_strips(const gemm_block<T>& block, strided_operand
 /// outside in: NC columns of C, KC of the depth (the KC x NC block of op(B) is packed once,
 /// reused by every MC block), MC rows (op(A) block packed, reused by every NR strip), then
 /// NR strips and micro-tiles, run by one of the strategies above, for the first MC block: op(B)
-/// = B read in place when m <= IPR (in_place_rows); op(B) = Bᵀ with a single MC block packed
+/// = B read in place when m <= IPR (in_place_rows) and it is small or m smaller still
+/// (in_place_bytes, in_place_always_rows), KCI deep; op(B) = Bᵀ with a single MC block packed
 /// by the micro-kernel itself when the tile leaves it the registers (transposes_in_kernel);
 /// otherwise packed a strip ahead (multiply_block_preparing_strips). Later MC blocks reuse the
 /// packed strips. Only the first KC block applies the caller's beta; later ones accumulate
@@ -281,11 +282,13 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, T alpha, strided_
     const bool single_row_block = m <= Blocking::mc;
     // On in_place_rows, not mc: the depth blocking (KCI or KC) must not depend on the tile, so
     // that every tile gives the same bits (gemm_blocking.hpp).
-    const bool b_in_place = m <= Blocking::in_place_rows && b.col_stride == 1;
+    const bool few_rows_b = m <= Blocking::in_place_rows && b.col_stride == 1;
+    const bool b_in_place =
+        few_rows_b && (m <= in_place_always_rows || k * n * sizeof(T) <= Blocking::in_place_bytes);
     const bool b_copied = b.col_stride == 1;  // otherwise b.row_stride == 1: op(B) = Bᵀ
     const bool b_transposed_in_kernel =
         Blocking::transposes_in_kernel && single_row_block && !b_copied;
-    const std::size_t kc_step = b_in_place ? Blocking::kc_in_place : Blocking::kc;
+    const std::size_t kc_step = few_rows_b ? Blocking::kc_in_place : Blocking::kc;
     const std::size_t kc_max = std::min(k, kc_step);
     // Both panels at fixed offsets in their pages (b_panel_page_offset), whatever malloc gave.
     constexpr std::size_t page = page_bytes / sizeof(T);

@@ -12,13 +12,15 @@ namespace shardnet::detail {
 
 /// A complete blocking of C = op(A)·op(B): the micro-tile is MR rows × (NV batches) columns of
 /// C; MC × KC is the packed block of op(A), KC × NC the packed block of op(B). KCI replaces KC
-/// when op(B) is read in place instead of packed (m <= IPR and op(B) = B, see gemm_blocked).
+/// for op(B) = B when m <= IPR, where op(B) is read in place instead of packed unless it takes
+/// more than IPB bytes and m > in_place_always_rows (see gemm_blocked).
 /// Any values that pass the static_asserts are correct; they differ only in speed (tests use
 /// tiny ones to reach every block edge with small matrices). Two blockings with the same KC,
 /// KCI and IPR give bitwise identical results whatever their tiles: each element of C sums
 /// the same products in the same order, block by block of the depth.
 template <class T, class Arch, std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC,
-          std::size_t NC, std::size_t KCI = KC, std::size_t IPR = MC>
+          std::size_t NC, std::size_t KCI = KC, std::size_t IPR = MC,
+          std::size_t IPB = std::size_t(-1)>
 struct gemm_blocking {
     using value_type = T;
     using arch_type = Arch;
@@ -32,6 +34,7 @@ struct gemm_blocking {
     static constexpr std::size_t nc = NC;
     static constexpr std::size_t kc_in_place = KCI;
     static constexpr std::size_t in_place_rows = IPR;
+    static constexpr std::size_t in_place_bytes = IPB;
     /// Whether, for op(B) = Bᵀ with a single MC block, the micro-kernel transposes the next strip
     /// itself as its side job (transposing_pack_step: about 8 vector registers beside the tile's
     /// accumulators, rows of op(B) and broadcast). Otherwise the next strip is fetched into
@@ -112,6 +115,14 @@ struct gemm_blocking {
 /// (+9-25%), at m = 128 +3-16%; at m = 64 in place stays faster (151 against 142 GFLOP/s packed,
 /// 140 against 130 at 4096). 16 x 1 on this core: within noise at m <= 128, +16% at m = 256,
 /// K = N = 4096. Double 16 x 1: +8% at m = 128, +18% at m = 256.
+/// IPB = 32 MiB, measured 2026-12-03 on Zen 5 (float FMA peak 265-280 GFLOP/s), both tiles, 5
+/// alternating rounds against reading in place, X·W float: an op(B) larger than that (the L3 of a
+/// Zen 4 or Zen 5 core complex, shared) comes from memory, which reading in place follows only 4
+/// lines ahead in each row, while copying it a strip ahead (copying_pack_step, KCI deep as in
+/// place) prefetches whole rows a few calls ahead: at K = N = 4096 +11-18% (6 x 4) and +12-26%
+/// (16 x 1) at m = 20 .. 64. At K = N = 2048 (16 MiB) copying was mixed (6 x 4 -15% at m = 17,
+/// +7-9% at 24 .. 64; 16 x 1 -10 to -16%), so it stays in place there, and at m <= 16
+/// (in_place_always_rows) always.
 /// KC = 1024 (was 512), measured 2026-12-02 on Zen 5 (FMA peak 210 GFLOP/s float) in a round-robin
 /// against OpenBLAS: with m > MC every KC block ends by reading, adding and writing its C tile
 /// (beta = 1), and those C rows, ldc apart, are the costly part of the block (merge_tile was 8-11%
@@ -139,15 +150,22 @@ template <class T, class Arch, gemm_tile Tile = gemm_tile::narrow,
           bool Wide = (vector_register_count<Arch> >= 32)>
 struct default_gemm_blocking;
 
+/// IPB of the AVX-512 blockings: 32 MiB (see IPB above).
+inline constexpr std::size_t in_place_max_bytes = std::size_t(32) << 20;
+
+/// Up to this m, op(B) = B is read in place whatever its size (m <= IPR): one 16 x 1 micro-tile,
+/// three of 6 x 4, too few to share copying a strip among (see IPB above).
+inline constexpr std::size_t in_place_always_rows = 16;
+
 /// 32 vector registers (AVX-512), float: 16 x 1 batch (narrow) or 6 x 4 (wide), KC = 1024 for
 /// both (see the Zen 5 note above for why deeper than L2 alone would suggest).
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::narrow, true> {
-    using type = gemm_blocking<float, Arch, 16, 1, 256, 1024, 4096, 256, 64>;
+    using type = gemm_blocking<float, Arch, 16, 1, 256, 1024, 4096, 256, 64, in_place_max_bytes>;
 };
 template <class Arch>
 struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
-    using type = gemm_blocking<float, Arch, 6, 4, 528, 1024, 4096, 256, 64>;
+    using type = gemm_blocking<float, Arch, 6, 4, 528, 1024, 4096, 256, 64, in_place_max_bytes>;
 };
 /// double, narrow: 16 x 1 batch (KC = 512, 4 KiB of depth per row, measured within noise of 256
 /// and 768 on Zen 4; NC = 3072 keeps the KC x NC block of op(B) at 12 MiB).
@@ -161,11 +179,11 @@ struct default_gemm_blocking<float, Arch, gemm_tile::wide, true> {
 /// not taken: unmeasured for 16 x 1 on Zen 4, where it runs).
 template <class Arch>
 struct default_gemm_blocking<double, Arch, gemm_tile::narrow, true> {
-    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256, 64>;
+    using type = gemm_blocking<double, Arch, 16, 1, 256, 512, 3072, 256, 64, in_place_max_bytes>;
 };
 template <class Arch>
 struct default_gemm_blocking<double, Arch, gemm_tile::wide, true> {
-    using type = gemm_blocking<double, Arch, 6, 4, 264, 512, 3072, 256, 64>;
+    using type = gemm_blocking<double, Arch, 6, 4, 264, 512, 3072, 256, 64, in_place_max_bytes>;
 };
 
 /// The largest m for which gemm() runs op(B) = Bᵀ on the narrow tile whatever tile was chosen:
