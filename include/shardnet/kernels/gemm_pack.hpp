@@ -42,12 +42,13 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
         constexpr std::size_t group = 8;
         for (std::size_t r0 = 0; r0 < rows; r0 += group * MR) {
             const std::size_t panels = std::min(group, (rows - r0 + MR - 1) / MR);
+            const std::size_t span = std::min(panels * MR, rows - r0);  // values of A a row
             for (std::size_t p = 0; p < depth; ++p) {
                 const T* src = a.at(r0, p);
                 if (p + 16 < depth) {
-                    for (std::size_t l = 0; l < panels * MR; l += 64 / sizeof(T))
+                    for (std::size_t l = 0; l < span; l += 64 / sizeof(T))
                         prefetch(a.at(r0 + l, p + 16));
-                    prefetch(a.at(r0 + panels * MR - 1, p + 16));
+                    prefetch(a.at(r0 + span - 1, p + 16));
                 }
                 for (std::size_t g = 0; g < panels; ++g) {
                     T* out = dest + g * MR * depth + p * MR;
