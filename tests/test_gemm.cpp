@@ -254,6 +254,29 @@ void check_everything() {
                        {1, 7, 9, shardnet::detail::in_place_always_rows + 1, 2 * width + 1,
                         2 * tiny_wide::nr + 3, 43, 90},
                        T(0.5), T(-1.5), 1);
+    // Whether op(B) = B is read in place or copied at m <= IPR changes only how it is packed, not
+    // the depth blocking (KCI deep either way): the same bits as the same tile reading in place.
+    using tiny_in_place =
+        shardnet::detail::gemm_blocking<T, Arch, tiny_wide::mr, tiny_wide::nv, tiny_wide::mc,
+                                        tiny_wide::kc, tiny_wide::nc, 3, 40>;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+    for (const std::size_t m : {shardnet::detail::in_place_always_rows + 1, std::size_t(40)})
+        for (const std::size_t n : {tiny_wide::nr, 3 * tiny_wide::nr + 5}) {
+            const std::size_t k = 11;  // several KCI blocks, not several KC ones: 3 vs 5 deep
+            std::vector<T> a(m * k), b(k * n), copied(m * n), in_place(m * n);
+            for (T& x : a)
+                x = static_cast<T>(uniform(rng));
+            for (T& x : b)
+                x = static_cast<T>(uniform(rng));
+            blocked_gemm<T, tiny_wide>{}(transpose::no, transpose::no, m, n, k, T(0.3), a.data(), k,
+                                         b.data(), n, T(0), copied.data(), n);
+            blocked_gemm<T, tiny_in_place>{}(transpose::no, transpose::no, m, n, k, T(0.3),
+                                             a.data(), k, b.data(), n, T(0), in_place.data(), n);
+            CAPTURE(m);
+            CAPTURE(n);
+            CHECK(std::memcmp(copied.data(), in_place.data(), copied.size() * sizeof(T)) == 0);
+        }
 }
 
 /// One register tile of the default architecture, forced: the reference on the size grid and

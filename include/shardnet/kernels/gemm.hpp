@@ -149,10 +149,6 @@ struct alternating_strips {
     }
     T* current(std::size_t jr) const { return halves[jr / NR % 2]; }
     T* next(std::size_t jr) const { return halves[(jr / NR + 1) % 2]; }
-    /// Columns of the strip after the one at jr in a block nc wide (0 if none).
-    static std::size_t next_columns(std::size_t jr, std::size_t nc) {
-        return nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
-    }
 };
 
 /// pack_b of `cols` columns of op(B) = Bᵀ (b.row_stride == 1) from column `col` of C (the
@@ -181,7 +177,7 @@ void multiply_block_b_transposed_pipelined(const gemm_block<T>& block, strided_o
         T* strip = strips.current(jr);
         T* next_strip = strips.next(jr);
         if (jr == 0) pack_transposed_strip<NV, arch>(block, b, jc, cols, strip);
-        const std::size_t next_cols = strips.next_columns(jr, nc);
+        const std::size_t next_cols = next_strip_columns<NR>(jr, nc);
         const transposing_pack_step<T, NR> pack_next{
             next_cols != 0 ? b.at(pc, jc + jr + NR) : nullptr, b.col_stride, kc, next_strip};
         for (std::size_t ir = 0; ir < block.mc; ir += MR) {
@@ -238,7 +234,7 @@ void multiply_block_preparing_strips(const gemm_block<T>& block, strided_operand
         T* strip = strip_at(jr);
         T* next_strip = strip_at(jr + NR);
         if (jr == 0) pack_strip(0, cols, strip);
-        const std::size_t next_cols = alternating_strips<T, NR>::next_columns(jr, nc);
+        const std::size_t next_cols = next_strip_columns<NR>(jr, nc);
         const T* next_source = next_cols == NR ? b.at(pc, jc + jr + NR) : nullptr;
         if (next_source)
             step::prefetch_start(next_source, ld, kc,

@@ -158,7 +158,7 @@ void gemm_bf16_blocked(std::size_t m, std::size_t n, std::size_t k, float alpha,
                 if (ic == 0) pack_strip(0, std::min(NR, nc));
                 for (std::size_t jr = 0; jr < nc; jr += NR) {
                     const std::size_t cols = std::min(NR, nc - jr);
-                    const std::size_t next_cols = nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+                    const std::size_t next_cols = next_strip_columns<NR>(jr, nc);
                     const std::uint32_t* strip = strip_at(jr);
                     const strip_lines next_lines =
                         ic == 0 && next_cols != 0

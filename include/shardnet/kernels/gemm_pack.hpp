@@ -36,7 +36,8 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
         // op(A) = Aᵀ: the MR values of one p are contiguous in A, a plain copy. Panels go in
         // groups that span a few cache lines of each row p of A, p outermost, and the group's
         // lines of row p + 16 are prefetched: rows are lda apart, a stride the hardware
-        // prefetchers did not follow. Measured on Zen 5 (perf samples, Xᵀ·dY m = n = k = 1024):
+        // prefetchers did not follow. Measured on Zen 5 (float FMA peak 260-280 GFLOP/s,
+        // 2026-12-03; perf samples, Xᵀ·dY m = n = k = 1024):
         // pack_a 7.4-9.3% of the GEMM panel by panel, 7.5% in groups, 3.9-4.4% in groups with
         // the prefetch (8 or 32 rows ahead: 4.6-5.2%); the GEMM +4% (7 alternating rounds).
         constexpr std::size_t group = 8;
@@ -53,15 +54,10 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
                 for (std::size_t g = 0; g < panels; ++g) {
                     T* out = dest + g * MR * depth + p * MR;
                     const std::size_t mr = std::min(MR, rows - r0 - g * MR);
-                    if (mr == MR) {
-                        for (std::size_t i = 0; i < MR; ++i)
-                            out[i] = src[g * MR + i];
-                    } else {
-                        for (std::size_t i = 0; i < mr; ++i)
-                            out[i] = src[g * MR + i];
-                        for (std::size_t i = mr; i < MR; ++i)
-                            out[i] = T(0);
-                    }
+                    for (std::size_t i = 0; i < mr; ++i)
+                        out[i] = src[g * MR + i];
+                    for (std::size_t i = mr; i < MR; ++i)
+                        out[i] = T(0);
                 }
             }
             dest += panels * MR * depth;
@@ -222,7 +218,21 @@ struct strip_share {
         const std::size_t first = std::min(units, tile * per_tile);
         return {first, std::min(units, first + per_tile), (per_tile + calls - 1) / calls};
     }
+    /// The units of the call before step p (p a multiple of `every`): [from, to), empty once the
+    /// share is done.
+    std::size_t from(std::size_t p, std::size_t every) const noexcept {
+        return first + p / every * per_call;
+    }
+    std::size_t to(std::size_t p, std::size_t every) const noexcept {
+        return std::min(from(p, every) + per_call, last);
+    }
 };
+
+/// Columns of the strip after the one at jr in a block nc wide, strips NR wide (0 if none).
+template <std::size_t NR>
+constexpr std::size_t next_strip_columns(std::size_t jr, std::size_t nc) noexcept {
+    return nc - jr > NR ? std::min(NR, nc - jr - NR) : 0;
+}
 
 /// Side job: copies steps of a full strip of op(B) = B (element (p, j) at source[p·ld + j]) into
 /// dest as pack_b would (dest[p·NR + j]); a unit is one step of the strip. Each call also
@@ -230,9 +240,11 @@ struct strip_share {
 /// first ones; the caller prefetches the first micro-tile's, prefetch_start).
 /// Why: the rows of a strip are ldb apart, every one in another page, so no hardware prefetcher
 /// follows them, and pack_b's loop of its own waits on memory latency with only as many lines in
-/// flight as the core tracks misses (measured about 16 GB/s on Zen 5): at M = 256, K = N = 4096
-/// that loop was a tenth of the GEMM. As side jobs the fetches overlap the FMAs and the copies
-/// find their lines in L1.
+/// flight as the core tracks misses (measured about 16 GB/s on Zen 5, float FMA peak 281-293
+/// GFLOP/s, 2026-12-02). As side jobs the fetches overlap the FMAs and the copies find their lines
+/// in L1: measured on Zen 5 (float FMA peak 247-275 GFLOP/s, 2026-12-03; 7 alternating rounds
+/// against pack_b's loop, medians), X·W +7-12% at M = 128-256, K = N = 2048 and 4096 (+24% for
+/// 16 x 1 at M = 128), +3% at M = 1024.
 template <class T, class Arch, std::size_t NR>
 struct copying_pack_step {
     using batch = xsimd::batch<T, Arch>;
@@ -264,9 +276,8 @@ struct copying_pack_step {
 
     // Always inlined, for the reason transposing_pack_step's is.
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
-        const std::size_t from = share.first + p / every * share.per_call;
-        if (from >= share.last) return;
-        const std::size_t to = std::min(from + share.per_call, share.last);
+        const std::size_t from = share.from(p, every), to = share.to(p, every);
+        if (from >= to) return;
         const std::size_t ahead = lead * share.per_call;
         for (std::size_t q = from + ahead; q < std::min(to + ahead, depth); ++q)
             for (std::size_t l = 0; l < NR; l += line)
@@ -309,8 +320,7 @@ struct fetching_side_job {
     strip_share share;
 
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
-        const std::size_t from = share.first + p / every * share.per_call;
-        lines.fetch(from, std::min(from + share.per_call, share.last));
+        lines.fetch(share.from(p, every), share.to(p, every));
     }
 };
 
