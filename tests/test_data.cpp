@@ -480,18 +480,78 @@ TEST_SUITE("serial") {
                              doctest::Contains("expected 3367254359280 bytes of data after the "
                                                "16-byte header, got 784"),
                              shardnet::error);
-        // A stream that cannot tell its size is read in bounded chunks, and still fails.
-        pipe_buffer image_pipe(images), label_pipe(labels);
+        // A stream that cannot tell its size: a claim beyond this process's memory is refused
+        // from the headers (64 PiB here, more than any node has)...
+        {
+            pipe_buffer image_pipe(idx_images(0xFFFFFFFFu, 0xFFFF, 0xFF, {})), label_pipe(labels);
+            std::istream image_stream(&image_pipe), label_stream(&label_pipe);
+            const auto message = error_of([&] {
+                shardnet::load_idx_from_streams<float>(image_stream, "pipe", label_stream,
+                                                       "labels");
+            });
+            CHECK(message.find("pipe: loading 4294967295 images of 65535x255 pixels as float "
+                               "needs ") == 0);
+            CHECK(message.find(" PiB (") != std::string::npos);
+            CHECK(message.find(" bytes) of memory, but this process can allocate only ") !=
+                  std::string::npos);
+        }
+        // ... and one that fits is read in bounded chunks, and still fails.
+        pipe_buffer image_pipe(idx_images(1000000, 1, 1, {7})),
+            label_pipe(idx_labels(1000000, {0, 1}));
         std::istream image_stream(&image_pipe), label_stream(&label_pipe);
         CHECK_THROWS_WITH_AS(
             shardnet::load_idx_from_streams<float>(image_stream, "pipe", label_stream, "labels"),
-            doctest::Contains("labels: truncated: header claims 4294967295 "
-                              "labels, expected 4294967295 bytes of data after "
+            doctest::Contains("labels: truncated: header claims 1000000 "
+                              "labels, expected 1000000 bytes of data after "
                               "the 8-byte header, got 2"),
             shardnet::error);
         // Extents whose product overflows 64 bits.
         CHECK_THROWS_WITH_AS(idx(idx_images(0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, {}), labels),
                              doctest::Contains("overflows 64 bits"), shardnet::error);
+    }
+
+    TEST_CASE("idx: a data set larger than idx_options::memory_limit is refused before reading") {
+        const auto images = idx_images(2, 28, 28, std::vector<std::uint8_t>(2 * 28 * 28, 9));
+        const auto labels = idx_labels(2, {0, 1});
+        // Held at once: both files' bytes (2 + 1568), 2 labels of 4 bytes, 1568 floats.
+        const std::uint64_t needed = 2 + 1568 + 2 * 4 + 1568 * 4;
+        shardnet::idx_options options;
+        options.memory_limit = needed;
+        CHECK(idx(images, labels, options).size() == 2);
+        options.memory_limit = needed - 1;
+        CHECK(error_of([&] { idx(images, labels, options); }) ==
+              "images.idx: loading 2 images of 28x28 pixels as float needs 7.67 KiB (7850 bytes) "
+              "of memory, but idx_options::memory_limit allows 7.67 KiB (7849 bytes)");
+        // As double: 4 more bytes a pixel.
+        options.memory_limit = needed + 1568 * 4 - 1;
+        CHECK_THROWS_WITH_AS(idx<double>(images, labels, options),
+                             doctest::Contains("as double needs 13.8 KiB (14122 bytes) of memory"),
+                             shardnet::error);
+        options.memory_limit = needed + 1568 * 4;
+        CHECK(idx<double>(images, labels, options).size() == 2);
+    }
+
+    TEST_CASE("csv: samples beyond csv_options::memory_limit are refused as they grow") {
+        const std::string text = "0,1,2,3\n1,4,5,6\n2,7,8,9\n3,1,1,1\n";
+        shardnet::csv_options options;
+        // Line 1 reserves 3 floats beside 1 label (16 bytes); line 2 doubles them to 6 while
+        // the 3 are still held, beside 2 labels: 44 bytes.
+        options.memory_limit = 43;
+        CHECK(error_of([&] { csv(text, options); }) ==
+              "test.csv: line 2: keeping the 2 samples read so far as float needs 44 bytes of "
+              "memory, but csv_options::memory_limit allows 43 bytes");
+        // Growing to 12 floats at line 3 (6 + 12 held, 4 labels: 88 bytes) passes at 88; the
+        // copy at the end needs the 12 floats' buffer, 4 labels and 12 floats more: 112 bytes.
+        options.memory_limit = 111;
+        CHECK(error_of([&] { csv(text, options); }) ==
+              "test.csv: copying the 4 samples of 3 features into the data set needs 112 bytes "
+              "of memory, but csv_options::memory_limit allows 111 bytes");
+        options.memory_limit = 112;
+        const auto data = csv(text, options);
+        CHECK(data.size() == 4);
+        CHECK(data.features(3, 2) == 1.0f);
+        // Without a limit, the same check against what this process can allocate passes.
+        CHECK(csv(text).size() == 4);
     }
 
     TEST_CASE("idx: a round trip through a stream that cannot seek") {
@@ -639,18 +699,18 @@ TEST_SUITE("serial") {
     }
 
     TEST_CASE("idx: gzip data is checked against the header as it is inflated") {
-        // 3.4 TB claimed, 784 bytes there: found out after inflating them, not by allocating.
-        const auto images =
-            gzip(idx_images(0xFFFFFFFFu, 28, 28, std::vector<std::uint8_t>(28 * 28)));
-        const auto labels = gzip(idx_labels(0xFFFFFFFFu, {0, 1}));
+        // 78 MB claimed (within memory, so read), 784 bytes there: found out after inflating
+        // them, not by allocating. (A claim beyond memory is refused before: the pipe above.)
+        const auto images = gzip(idx_images(100000, 28, 28, std::vector<std::uint8_t>(28 * 28)));
+        const auto labels = gzip(idx_labels(100000, {0, 1}));
         CHECK_THROWS_WITH_AS(idx(images, labels),
-                             doctest::Contains("labels.idx: truncated: header claims 4294967295 "
-                                               "labels, expected 4294967295 bytes of data after "
+                             doctest::Contains("labels.idx: truncated: header claims 100000 "
+                                               "labels, expected 100000 bytes of data after "
                                                "the 8-byte header, got 2"),
                              shardnet::error);
-        CHECK_THROWS_WITH_AS(idx(images, gzip(idx_labels(0xFFFFFFFFu, {}))),
-                             doctest::Contains("labels.idx: truncated: header claims 4294967295 "
-                                               "labels, expected 4294967295 bytes of data after "
+        CHECK_THROWS_WITH_AS(idx(images, gzip(idx_labels(100000, {}))),
+                             doctest::Contains("labels.idx: truncated: header claims 100000 "
+                                               "labels, expected 100000 bytes of data after "
                                                "the 8-byte header, got 0"),
                              shardnet::error);
         // More data than the header claims: counted, up to a bound (a small file can inflate

@@ -39,6 +39,9 @@ struct csv_options {
     /// 0: num_classes is the largest label + 1. Otherwise the data set's num_classes, and a
     /// label >= it is an error (so a test file lacking the top class still agrees with train).
     std::size_t num_classes = 0;
+    /// Bytes the load may hold at most (labels and features, the copy at the end included);
+    /// 0: as many as this process can still allocate. Checked as the samples grow.
+    std::uint64_t memory_limit = 0;
 };
 
 namespace detail {
@@ -75,11 +78,15 @@ inline std::optional<double> parse_csv_number(std::string_view field) {
     return value;
 }
 
+/// Without a memory_limit, growths of the values below this many bytes are not checked against
+/// the memory left (each check reads /proc).
+inline constexpr double csv_checked_growth_bytes = 4 << 20;
+
+/// What read_csv's buffers hold now.
 template <class T>
-constexpr const char* feature_type_name() {
-    if constexpr (std::is_same_v<T, float>) return "float";
-    if constexpr (std::is_same_v<T, double>) return "double";
-    return "the feature type";
+double held_bytes(const std::vector<T>& values, const std::vector<std::uint32_t>& labels) {
+    return static_cast<double>(values.capacity() * sizeof(T) +
+                               labels.capacity() * sizeof(std::uint32_t));
 }
 
 /// Reads CSV samples; `name` only labels messages. Fields quoted in a message go through
@@ -168,6 +175,21 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
         labels.push_back(label_value);
         largest_label = std::max(largest_label, label_value);
 
+        // The values grow as lines come, by doubling; a growth past a few MiB is checked
+        // against the memory left first (check_memory_for_loading).
+        if (values.size() + columns - 1 > values.capacity()) {
+            const std::size_t grown = std::max(2 * values.capacity(), values.size() + columns - 1);
+            const double more = static_cast<double>(grown * sizeof(T));
+            if (options.memory_limit != 0 || more >= csv_checked_growth_bytes)
+                check_memory_for_loading(
+                    name,
+                    concat("line ", line_number, ": keeping the ", labels.size(),
+                           " samples read so far as ", feature_type_name<T>()),
+                    more + held_bytes(values, labels), more, options.memory_limit,
+                    "csv_options::memory_limit");
+            values.reserve(grown);
+        }
+
         for (std::size_t column = 1; column < columns; ++column) {
             const auto value = parse_csv_number(fields[column]);
             if (!value)
@@ -194,6 +216,12 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
         throw error(concat(name, ": expected at least one sample, got none (", why, ")"));
     }
 
+    const double copy = static_cast<double>(values.size() * sizeof(T));
+    check_memory_for_loading(name,
+                             concat("copying the ", labels.size(), " samples of ", columns - 1,
+                                    " features into the data set"),
+                             copy + held_bytes(values, labels), copy, options.memory_limit,
+                             "csv_options::memory_limit");
     dataset<T> data;
     data.features.resize({labels.size(), columns - 1});
     std::copy(values.begin(), values.end(), data.features.data());
@@ -213,7 +241,12 @@ dataset<T> read_csv(std::istream& in, std::string_view name, const csv_options& 
 /// @param name names the input in error messages, e.g. the file's path.
 /// @throws shardnet::error "<name>: line <l>[, column <c>]: expected <what>, got <what>" on
 ///         any malformed input, or when there is no sample at all. A field quoted in the
-///         message is escaped to printable ASCII and cut after 40 characters.
+///         message is escaped to printable ASCII and cut after 40 characters. Also when the
+///         samples outgrow options.memory_limit or, without one, the memory this process can
+///         still allocate (core/memory.hpp): "<name>: line <l>: keeping the <n> samples read so
+///         far as float needs <bytes> more memory, but this process can allocate only <bytes>
+///         more (...)", checked before each growth (of a few MiB or more without a limit) and
+///         before the final copy.
 /// @post the result satisfies validate_dataset; num_classes is options.num_classes if set,
 ///       else the largest label + 1.
 /// Not collective: to load on every rank, wrap the call in agree_on (comm/agree.hpp).

@@ -3,16 +3,19 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/core/memory.hpp"
 #include "shardnet/core/tensor.hpp"
 
 namespace shardnet {
@@ -102,6 +105,14 @@ std::pair<dataset<T>, dataset<T>> split_at(const dataset<T>& data, std::size_t f
 
 namespace detail {
 
+/// The feature type as the loaders' messages call it.
+template <class T>
+constexpr const char* feature_type_name() {
+    if constexpr (std::is_same_v<T, float>) return "float";
+    if constexpr (std::is_same_v<T, double>) return "double";
+    return "the feature type";
+}
+
 /// Opens a data file for the loaders, turning the stream's silent failure into a message
 /// that says why: missing, a directory, or unreadable.
 inline std::ifstream open_data_file(const std::string& path, std::string_view kind,
@@ -118,6 +129,39 @@ inline std::ifstream open_data_file(const std::string& path, std::string_view ki
         throw error(concat("cannot read ", kind, " file '", path,
                            "': it exists but cannot be opened for reading"));
     return in;
+}
+
+/// Bytes as format_bytes writes them, with the exact count beside a rounded one (a limit and a
+/// need that round alike must still read apart), for an estimate that may exceed 64 bits.
+inline std::string format_estimated_bytes(double bytes) {
+    constexpr double largest = 18446744073709549568.0;  // the largest double below 2^64
+    if (!(bytes < largest)) return "more than 16 EiB";
+    const auto exact = static_cast<std::uint64_t>(std::ceil(bytes));
+    return exact < 1024 ? format_bytes(exact) : concat(format_bytes(exact), " (", exact, " bytes)");
+}
+
+/// Throws shardnet::error unless a loader may go on to hold `total` bytes, `more` of them not
+/// allocated yet: at most `limit` bytes in all when the caller set one (`limit_name` names the
+/// option in the message), otherwise `more` within what this process can still allocate
+/// (available_memory_bytes: the node's available memory, or its cgroup's room if less). Loaders
+/// check before they allocate, so a data set too large for the node fails with a message naming
+/// the file, what it holds and both sizes, instead of in the allocator or by the kernel's
+/// out-of-memory killer (which gives no message at all). `what` says what the bytes are for.
+inline void check_memory_for_loading(std::string_view name, std::string_view what, double total,
+                                     double more, std::uint64_t limit,
+                                     std::string_view limit_name) {
+    if (limit != 0) {
+        if (total <= static_cast<double>(limit)) return;
+        throw error(concat(name, ": ", what, " needs ", format_estimated_bytes(total),
+                           " of memory, but ", limit_name, " allows ",
+                           format_estimated_bytes(static_cast<double>(limit))));
+    }
+    const std::uint64_t room = available_memory_bytes();
+    if (more <= static_cast<double>(room)) return;
+    throw error(concat(name, ": ", what, " needs ", format_estimated_bytes(more),
+                       more == total ? " of memory" : " more memory",
+                       ", but this process can allocate only ", format_bytes(room),
+                       " more (the node's available memory, or its cgroup limit if lower)"));
 }
 
 }  // namespace detail

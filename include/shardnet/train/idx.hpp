@@ -29,6 +29,10 @@ struct idx_options {
     /// 0: num_classes is the largest label + 1. Otherwise the data set's num_classes (10 for
     /// MNIST), and a label >= it is an error: a corrupt labels file fails here, not in the loss.
     std::size_t num_classes = 0;
+    /// Bytes the load may hold at most (the files' bytes, labels and features together); 0: as
+    /// many as this process can still allocate. Checked from the headers, before any data is
+    /// read.
+    std::uint64_t memory_limit = 0;
 };
 
 /// IDX magic numbers: two zero bytes, the element type (0x08: unsigned byte), the number
@@ -336,7 +340,11 @@ inline std::vector<unsigned char> read_idx_data(idx_input& in, const idx_header&
 ///         or inflated, in bounded chunks); trailing bytes; zero images or empty images;
 ///         differing image and label counts; a label >= options.num_classes when that is set;
 ///         gzip data that is truncated ("gzip stream truncated after N bytes") or corrupt
-///         ("gzip data corrupted (incorrect data check)" for a bad CRC, or zlib's reason).
+///         ("gzip data corrupted (incorrect data check)" for a bad CRC, or zlib's reason);
+///         a data set larger than options.memory_limit or, without one, than the memory this
+///         process can still allocate (core/memory.hpp), checked from the headers before any
+///         data is read: "<images_name>: loading <n> images of <r>x<c> pixels as float needs
+///         <bytes> of memory, but this process can allocate only <bytes> more (...)".
 /// @post the result satisfies validate_dataset.
 /// Not collective: to load on every rank, wrap the call in agree_on (comm/agree.hpp).
 template <class T>
@@ -366,6 +374,13 @@ dataset<T> load_idx_from_streams(std::istream& images, std::string_view images_n
                                    " has images (", count, "), got ", label_header.dims[0]));
     detail::check_idx_size(image_header, images_name, image_what);
     detail::check_idx_size(label_header, labels_name, label_what);
+    // Before reading anything: the bytes of both files, the labels as 32-bit integers and the
+    // pixels as T are all held at once while the features are written.
+    const double needed = static_cast<double>(count) * (1 + sizeof(std::uint32_t)) +
+                          static_cast<double>(image_header.data_bytes) * (1 + sizeof(T));
+    detail::check_memory_for_loading(
+        images_name, detail::concat("loading ", image_what, " as ", detail::feature_type_name<T>()),
+        needed, needed, options.memory_limit, "idx_options::memory_limit");
 
     const auto label_bytes =
         detail::read_idx_data(label_input, label_header, labels_name, label_what);
