@@ -32,14 +32,20 @@ struct fma_run {
 /// `iterations` rounds of 16 independent accumulator chains of xsimd::batch<T> FMAs (more
 /// chains than latency x throughput on any current x86 core), all in registers: no memory
 /// traffic, so the figure is the FMA units' alone.
+/// The inputs come through volatiles, as in gemm_tile.hpp's probe: with constants, g++ 12 proved
+/// the float chain starting at 1 a fixed point (1·0.9999 + 1e-4 rounds to 1) and deleted it, so
+/// the loop ran 15 FMAs an iteration while the count said 16, and every float peak printed
+/// before 2026-12-03 08:00 UTC was 16/15 of the FMAs' (Zen 5: 250 GFLOP/s "peak" where a core
+/// at 3.7 GHz, measured by a chain of dependent adds, does 64 x 3.7 = 237).
 template <class T>
 fma_run fma_chains(long iterations) {
     using batch = xsimd::batch<T>;
     constexpr int chains = 16;
+    volatile T first = T(1), step = T(1e-3), scale = T(0.9999), shift = T(1e-4);
     batch acc[chains];
     for (int i = 0; i < chains; ++i)
-        acc[i] = batch(T(1) + T(i) * T(1e-3));
-    const batch x(T(0.9999)), y(T(1e-4));
+        acc[i] = batch(first + T(i) * step);
+    const batch x(static_cast<T>(scale)), y(static_cast<T>(shift));
     fma_run run;
     run.start = std::chrono::steady_clock::now();
     for (long it = 0; it < iterations; ++it)

@@ -21,6 +21,9 @@ cmake --build --preset bench --target bench_gemm bench_mlp bench_comm
 # compiler's inlining, not the GEMM (tests/micro_kernels_inlined.sh): refuse to take them.
 bash tests/micro_kernels_inlined.sh "${OBJDUMP:-objdump}" build/bench/benchmarks/bench_gemm \
     build/bench/benchmarks/bench_mlp
+# Nor from a peak that does not run every FMA it counts (tests/fma_peak_complete.sh).
+bash tests/fma_peak_complete.sh "${OBJDUMP:-objdump}" build/bench/benchmarks/bench_gemm \
+    build/bench/benchmarks/bench_mlp
 
 bin=build/bench/benchmarks
 results=build/bench/results

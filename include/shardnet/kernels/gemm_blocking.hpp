@@ -93,6 +93,11 @@ struct gemm_blocking {
 ///   tiles without registers to spare fetch it ahead instead, fetching_pack_step).
 ///   16-register targets keep KCI = KC.
 ///
+/// FMA peaks quoted in these notes, and in the other kernels' comments, before 2026-12-03 08:00
+/// UTC came from a loop that ran 15 of the 16 FMAs it counted (benchmarks/fma_peak.hpp): they are
+/// 16/15 of the FMA units' peak, and each "% of peak" 15/16 of the truth. Ratios between two
+/// measurements of ours or against OpenBLAS are unaffected.
+///
 /// Zen 5 (two 512-bit FMA pipes, 48 KiB L1d, 1 MiB L2; measured 2026-12-02 with
 /// benchmarks/bench_gemm.cpp and a round-robin sweep of MR x NV in {16x1, 8x2, 8x3, 12x2, 14x2,
 /// 6x4, 24x1, 4x4}, MC 60..480, KC 128..1024): with two FMAs per cycle a 16 x 1 step (one load
