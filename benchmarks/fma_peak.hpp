@@ -36,9 +36,10 @@ struct fma_run {
 /// the float chain starting at 1 a fixed point (1·0.9999 + 1e-4 rounds to 1) and deleted it, so
 /// the loop ran 15 FMAs an iteration while the count said 16, and every float peak printed
 /// before 2026-12-03 08:00 UTC was 16/15 of the FMAs' (Zen 5: 250 GFLOP/s "peak" where a core
-/// at 3.7 GHz, measured by a chain of dependent adds, does 64 x 3.7 = 237).
+/// at 3.7 GHz, measured by a chain of dependent adds, does 64 x 3.7 = 237). Never inlined: one
+/// copy of the loop in every binary, which tests/fma_peak_complete.sh reads.
 template <class T>
-fma_run fma_chains(long iterations) {
+[[gnu::noinline]] fma_run fma_chains(long iterations) {
     using batch = xsimd::batch<T>;
     constexpr int chains = 16;
     volatile T first = T(1), step = T(1e-3), scale = T(0.9999), shift = T(1e-4);
