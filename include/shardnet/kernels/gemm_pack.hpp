@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -66,6 +67,21 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
     }
     for (std::size_t r0 = 0; r0 < rows; r0 += MR) {
         const std::size_t mr = std::min(MR, rows - r0);
+#if defined(__AVX512F__)
+        if constexpr (MR == 6 && std::is_same_v<T, float>)
+            if (a.col_stride == 1 && mr == MR) {
+                // op(A) = A on the 6-row tile: sixteen steps at a time (interleave_six_rows).
+                const T* src = a.at(r0, 0);
+                std::size_t p = 0;
+                for (; p + 16 <= depth; p += 16)
+                    interleave_six_rows(src + p, a.row_stride, dest + p * MR);
+                for (; p < depth; ++p)
+                    for (std::size_t i = 0; i < MR; ++i)
+                        dest[p * MR + i] = src[i * a.row_stride + p];
+                dest += MR * depth;
+                continue;
+            }
+#endif
         if (a.col_stride == 1 && mr == MR && MR % transpose_block<T> == 0) {
             // op(A) = A: a transpose, done in small register blocks; each source row is read
             // contiguously.
