@@ -105,6 +105,7 @@ void multiply_block_b_packed(const gemm_block<T>& block, const T* b_panel) {
     const std::size_t tiles = (block.mc + MR - 1) / MR;
     for (std::size_t jr = 0; jr < block.nc; jr += NR) {
         const T* strip = b_panel + jr * block.kc;
+        // The next packed strip is contiguous: one row of NR·kc values (none when not fetching).
         const strip_lines next{
             reinterpret_cast<const char*>(strip + NR * block.kc), 0, 1,
             fetch && next_strip_columns<NR>(jr, block.nc) != 0 ? NR * block.kc * sizeof(T) : 0};
