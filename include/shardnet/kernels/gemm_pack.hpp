@@ -71,6 +71,9 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
         if constexpr (MR == 6 && std::is_same_v<T, float>)
             if (a.col_stride == 1 && mr == MR) {
                 // op(A) = A on the 6-row tile: sixteen steps at a time (interleave_six_rows).
+                // Prefetching the next panel's rows made this pack faster from memory (15.7 ->
+                // 11-13 TSC ticks a vector, Zen 5, 2026-12-03) but not the GEMM (X·W, dY·Wᵀ at
+                // M = 256, 1024, K = N = 2048, 4096, 21 alternating rounds: 0.99-1.02x): left out.
                 const T* src = a.at(r0, 0);
                 std::size_t p = 0;
                 for (; p + 16 <= depth; p += 16)
@@ -145,7 +148,12 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
             // of 16 (transpose_16x16_words); otherwise of tb, the next group prefetched, because
             // tb short streams 4-16 KiB apart are what hardware prefetchers track worst
             // (measured ~25% faster on Zen 4 for K = N >= 2048; for groups of 16, 0-1.5% slower
-            // on Zen 5).
+            // on Zen 5). A 16-group strip 1024 deep with its rows in L2 (ldb = 2048, 4096) took
+            // 3.7-4.3 TSC ticks (2.6 GHz) a vector on Zen 5 (2026-12-03), 1.9 with rows and strip
+            // in L1: each vector brings its source line from L2, and its line of the strip in and
+            // out again. Not faster there: 8-row halves stored as 256-bit vectors (+19-44% time);
+            // each vector's lanes gathered from four rows by 128-bit loads, then 4 x 4 in-lane
+            // transposes (+0-26%).
             constexpr std::size_t tb = transpose_block<T>;
             constexpr std::size_t group = wide_transpose<T> && NR % 16 == 0 ? 16 : tb;
             constexpr std::size_t line = 64 / sizeof(T);
@@ -330,6 +338,11 @@ struct strip_lines {
 /// job beside the wide tile (the strategy this replaced): dY·Wᵀ +1.5-4% at M = 256, K = N = 2048,
 /// 4096, +6-10% at M = 192, +5% at 384 (7-9 alternating rounds, medians); pack_b 3.5-3.8% of the
 /// GEMM where the narrow tile's rows had taken 15% of the time for 6% of the products.
+/// Not better, measured on Zen 5 (float FMA peak 226-245 GFLOP/s, 2026-12-03): prefetching into L2
+/// only (prefetcht1) instead of L1, within noise (15 alternating rounds, 0.99-1.01x); transposing
+/// inside the wide tile with a gather (vgatherdps, one register) per 16 values: an isolated 6 x 4
+/// loop with one gather every 16 steps ran at 72-77 against 225-231 GFLOP/s (a gather of 16
+/// floats takes about 20 cycles here, and stalls the FMAs beside it).
 struct fetching_side_job {
     static constexpr std::size_t every = 8;
     strip_lines lines;
