@@ -342,7 +342,10 @@ struct strip_lines {
 /// only (prefetcht1) instead of L1, within noise (15 alternating rounds, 0.99-1.01x); transposing
 /// inside the wide tile with a gather (vgatherdps, one register) per 16 values: an isolated 6 x 4
 /// loop with one gather every 16 steps ran at 72-77 against 225-231 GFLOP/s (a gather of 16
-/// floats takes about 20 cycles here, and stalls the FMAs beside it).
+/// floats takes about 20 cycles here, and stalls the FMAs beside it); or value by value, each
+/// broadcast from its row and shifted into a register (valignd): at one value a step the
+/// micro-tiles ran 1-5% slower in most rounds (ldb = 2048, 4096; up to 14%), at two 9-47%, and a
+/// strip of M = 256 needs 1.5 a step; bursts of 16 values every 16 steps, 1-27% slower.
 struct fetching_side_job {
     static constexpr std::size_t every = 8;
     strip_lines lines;
