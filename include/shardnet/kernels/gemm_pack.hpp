@@ -41,6 +41,9 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
         // 2026-12-03; perf samples, Xᵀ·dY m = n = k = 1024):
         // pack_a 7.4-9.3% of the GEMM panel by panel, 7.5% in groups, 3.9-4.4% in groups with
         // the prefetch (8 or 32 rows ahead: 4.6-5.2%); the GEMM +4% (7 alternating rounds).
+        // Copying full groups with a constant count per panel (vector moves) packed 2-3x faster
+        // from cache but not from where the GEMM finds A: Xᵀ·dY 0.98-1.01x (Zen 5, 2026-12-03,
+        // m = n = 2048 and 4096, k = 32 .. 1024, 11 alternating rounds).
         constexpr std::size_t group = 8;
         for (std::size_t r0 = 0; r0 < rows; r0 += group * MR) {
             const std::size_t panels = std::min(group, (rows - r0 + MR - 1) / MR);
@@ -71,6 +74,9 @@ void pack_a(std::size_t rows, std::size_t depth, strided_operand<T> a, T* dest) 
         if constexpr (MR == 6 && std::is_same_v<T, float>)
             if (a.col_stride == 1 && mr == MR) {
                 // op(A) = A on the 6-row tile: sixteen steps at a time (interleave_six_rows).
+                // Not packing at all (the micro-kernel broadcasting from the six rows of A in
+                // place, only the ragged last rows packed) was slower: X·W, dY·Wᵀ -0.2 to -2% at
+                // M = 256, -3 to -7% at 1024, K = N = 2048, 4096 (Zen 5, 2026-12-03, 11 rounds).
                 // Prefetching the next panel's rows made this pack faster from memory (15.7 ->
                 // 11-13 TSC ticks a vector, Zen 5, 2026-12-03) but not the GEMM (X·W, dY·Wᵀ at
                 // M = 256, 1024, K = N = 2048, 4096, 21 alternating rounds: 0.99-1.02x): left out.
