@@ -143,7 +143,10 @@ struct gemm_blocking {
 /// past it from L3 (the sequential stream hardware prefetchers follow), so a taller block of
 /// op(A) only means that each strip, fetched into L2 from the KC x NC block in L3, serves more
 /// micro-tiles before the next: +3-5% at M = 512 .. 2048, K = N = 2048 and 4096 (ratio to
-/// OpenBLAS 0.96-1.0 -> 1.01-1.06). MC = 1056 was within 1% of 528 and 2112 no better; 1056's
+/// OpenBLAS 0.96-1.0 -> 1.01-1.06). Splitting a single block of m = 192 .. 528 rows in two, so
+/// that its op(A) block (1 MiB at m = 256) stays in L2 beside the strips while later blocks reuse
+/// the packed strips from L3: 0.92-0.96x (Zen 5, 2026-12-03, X·W and dY·Wᵀ, K = N = 2048, 4096).
+/// MC = 1056 was within 1% of 528 and 2112 no better; 1056's
 /// larger packed op(A) block (up to 4 MiB, 1 MiB more in the MLP benchmark's Xᵀ·dY) pushed the
 /// training step's peak memory over its 1.10 x the model's needs, 528's costs a quarter of that.
 /// What still separates the GEMM from the FMA peak there (84-86% at M = 1024, measured against

@@ -118,6 +118,12 @@ SHARDNET_ALWAYS_INLINE void prefetch_c_tile(std::size_t p, std::size_t from, T* 
 /// (the ragged right or bottom border of C) through a small buffer, so the hot loop is the
 /// same for every tile. beta == 0 never reads C, so NaN or garbage there cannot propagate.
 /// side_job(p) runs before step p for every p multiple of SideJob::every.
+/// Not better, measured on Zen 5 (float FMA peak 225-252 GFLOP/s, 2026-12-03, alternating rounds
+/// against this kernel): prefetching the packed op(A) panel 64 or 128 steps ahead, non-temporal
+/// or not, so that it would leave L2 to the strips of op(B) (0.99-1.01x at M = 256, 1024, K = N =
+/// 2048, 4096); a ragged last tile of 1-2 or 3-4 rows on a 2- or 4-row kernel instead of the 6-row
+/// one (X·W: 0.99-1.06x at M = 32, 64, within noise at 96 .. 1024, for two more instantiations of
+/// every kernel).
 /// Everything it calls, its static_for steps included, is always inlined: a call left in the
 /// depth loop makes it store and reload every accumulator around the call. The test
 /// micro_kernels_inlined (tests/micro_kernels_inlined.sh) checks the built examples for any.
