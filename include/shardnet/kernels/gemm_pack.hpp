@@ -354,9 +354,10 @@ struct strip_lines {
 /// strip of M = 256 needs 1.5 a step; bursts of 16 values every 16 steps, 1-27% slower.
 /// Also not better (Zen 5, float FMA peak 225-252 GFLOP/s, 2026-12-03, dY·Wᵀ M = 192 .. 1024,
 /// K = N = 2048, 4096, 5-9 alternating rounds): every micro-tile transposing its share of the next
-/// strip in 4 x 4 blocks (transpose_block_copy, depth outer, lines fetched 32-1024 blocks ahead),
-/// 0.73-0.84x: g++ 12 then keeps an accumulator on the stack (the side job's addresses outgrow the
-/// general registers and spill into vector ones), with plain moves instead of shuffles too; each
+/// strip in 4 x 4 blocks (transpose_block_copy, depth outer, lines fetched 32-1024 blocks ahead):
+/// 0.73-0.84x with a loop over the blocks of a call, where g++ 12 kept an accumulator on the
+/// stack (so also with plain moves instead of shuffles), 0.92-0.99x with one block every 4 steps
+/// and no spill (0.86-0.99x with the blocks spread over the whole tile); each
 /// micro-tile fetching its share during its steps and transposing it right after, 0.98-0.99x (its
 /// fetch in its last 96-256 steps, 0.94-0.96x).
 struct fetching_side_job {
