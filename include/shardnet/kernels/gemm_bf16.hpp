@@ -102,6 +102,11 @@ inline strip_lines bf16_strip_lines(strided_operand<bfloat16> lines, std::size_t
     return {base, lines.row_stride * sizeof(bfloat16), cols, depth * sizeof(bfloat16)};
 }
 
+/// KC blocks at least this many values deep pair each next strip of op(B) = B inside the
+/// micro-tiles of the strip before (interleaving_pack_step); shallower ones fetch it and pair it
+/// after.
+inline constexpr std::size_t interleaved_min_depth = 512;
+
 /// The five BLIS loops (see gemm_blocked in kernels/gemm.hpp) over pair panels: NC columns of C,
 /// KC of the depth, MC rows (op(A) block packed once, reused by every strip), NR strips of op(B)
 /// (reused from L2/L3 by later MC blocks; with one MC block, two strip buffers in turn). The first
@@ -110,7 +115,9 @@ inline strip_lines bf16_strip_lines(strided_operand<bfloat16> lines, std::size_t
 /// Zen 5 (float FMA peak 265-280 GFLOP/s, 2026-12-03; gemm_bf16 with and without, alternating in
 /// one process, 5 rounds, medians) on the bf16 step's shapes: X·W and dY·Wᵀ at m = 256, n = k =
 /// 4096 +4% and +3%, the six others within -1.7 .. +0%; train_mlp --precision bf16 (1024-4096-
-/// 4096-1024, batch 256) +3% (4 alternating pairs).
+/// 4096-1024, batch 256) +3% (4 alternating pairs). For op(B) = B with a block at least
+/// interleaved_min_depth deep, the micro-tiles pair the next strip themselves instead
+/// (interleaving_pack_step).
 /// Only the first KC block applies the caller's beta; later ones accumulate (beta = 1).
 /// @pre m, n, k > 0.
 template <class Blocking>
@@ -160,6 +167,26 @@ void gemm_bf16_blocked(std::size_t m, std::size_t n, std::size_t k, float alpha,
                     const std::size_t cols = std::min(NR, nc - jr);
                     const std::size_t next_cols = next_strip_columns<NR>(jr, nc);
                     const std::uint32_t* strip = strip_at(jr);
+#if defined(__AVX512F__)
+                    if constexpr (NR % 16 == 0)
+                        if (ic == 0 && next_cols == NR && b.col_stride == 1 &&
+                            kc >= interleaved_min_depth) {
+                            using step = interleaving_pack_step<NR>;
+                            const bfloat16* next_source = b.at(pc, jc + jr + NR);
+                            std::uint32_t* next_strip = strip_at(jr + NR);
+                            step::prefetch_start(
+                                next_source, b.row_stride, kc,
+                                strip_share::of_tile(0, tiles, pairs, pairs, step::every));
+                            for (std::size_t ir = 0; ir < mc; ir += MR)
+                                kernel::template run<MR, Blocking::nv>(
+                                    pairs, a_panel + ir * pairs, strip, alpha, beta_block,
+                                    c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols,
+                                    step{next_source, b.row_stride, kc, next_strip,
+                                         strip_share::of_tile(ir / MR, tiles, pairs, pairs,
+                                                              step::every)});
+                            continue;
+                        }
+#endif
                     const strip_lines next_lines =
                         ic == 0 && next_cols != 0
                             ? bf16_strip_lines(b_lines_view, jc + jr + NR, pc, next_cols, kc)

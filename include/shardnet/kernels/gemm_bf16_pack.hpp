@@ -26,6 +26,19 @@ inline constexpr std::size_t pair_count(std::size_t depth) noexcept {
     return (depth + 1) / 2;
 }
 
+#if defined(__AVX512F__)
+/// out[w] = the pair (even[w], odd[w]) for w < 16: two rows of B as stored (op(B) = B) side by
+/// side, as vdpbf16ps multiplies them. Zero-extension, shift and or.
+SHARDNET_ALWAYS_INLINE void pair_sixteen(const bfloat16* even, const bfloat16* odd,
+                                         std::uint32_t* out) noexcept {
+    // Zero-masked forms, for the reason given at widen_bf16_bits.
+    const __m512i low = _mm512_maskz_cvtepu16_epi32(
+        0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(even)));
+    const __m512i high = widen_bf16_bits(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd)));
+    _mm512_storeu_si512(out, _mm512_or_si512(low, high));
+}
+#endif
+
 /// Packs `count` lines of `depth` values, x(w, p) = *x.at(w, p), into pair panels of W lines:
 /// panel s holds pair (x(s·W + w, 2q), x(s·W + w, 2q + 1)) at dest[s·W·pairs + q·W + w] with
 /// pairs = pair_count(depth). Lines past `count` and the odd depth's last high half are +0, so
@@ -96,14 +109,8 @@ void pack_pairs(std::size_t count, std::size_t depth, strided_operand<bfloat16> 
             for (std::size_t q = 0; q < full_pairs; ++q) {
                 const bfloat16* even = x.at(s0, 2 * q);
                 const bfloat16* odd = x.at(s0, 2 * q + 1);
-                for (std::size_t w = 0; w < W; w += 16) {
-                    // Zero-masked forms, for the reason given at widen_bf16_bits.
-                    const __m512i low = _mm512_maskz_cvtepu16_epi32(
-                        0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(even + w)));
-                    const __m512i high = widen_bf16_bits(
-                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd + w)));
-                    _mm512_storeu_si512(dest + q * W + w, _mm512_or_si512(low, high));
-                }
+                for (std::size_t w = 0; w < W; w += 16)
+                    pair_sixteen(even + w, odd + w, dest + q * W + w);
             }
         }
 #endif
@@ -122,5 +129,65 @@ void pack_pairs(std::size_t count, std::size_t depth, strided_operand<bfloat16> 
         dest += W * pairs;
     }
 }
+
+#if defined(__AVX512F__)
+/// Side job for op(B) = B (B stored k x n): pairs the next full strip of op(B) as pack_pairs<NR>
+/// would, a unit being one pair of its steps (two rows of B, NR values each, side by side), each
+/// micro-tile its share (strip_share). Each call also prefetches the rows of the units it will
+/// pair `lead` calls later; gemm_bf16_blocked prefetches the first tile's (prefetch_start).
+/// Why: pairing a strip after the one before it had ended (pack_pairs<64>) took 6-7% of gemm_bf16
+/// at the bf16 step's X·W shapes. As side jobs, as the float GEMM's copying_pack_step, measured on
+/// Zen 5 (float FMA peak 225-250 GFLOP/s, 2026-12-03; gemm_bf16 with and without, alternating in
+/// one process, 11 rounds, medians): X·W at m = 256 +2-3.5% (n, k = 1024 .. 4096), m = 130 +8%,
+/// m = 64 +20%, m = 1024 within noise; Xᵀ·dY with k = 256 (a strip 128 pairs deep) 4-6% slower,
+/// hence only for blocks at least interleaved_min_depth deep (gemm_bf16.hpp). Rows of B that do
+/// not start on a cache line (n = 4095) lost 2.6%.
+template <std::size_t NR>
+struct interleaving_pack_step {
+    static_assert(NR % 16 == 0, "interleaving_pack_step: NR must be a multiple of 16");
+    static constexpr std::size_t every = 8;
+    static constexpr std::size_t lead = 16;  // calls between a unit's prefetch and its pairing
+
+    const bfloat16* source;  // element (p, j) of the strip of op(B) at source[p·ld + j]
+    std::size_t ld;
+    std::size_t depth;    // values (the strip holds pair_count(depth) pairs)
+    std::uint32_t* dest;  // pair q of column j at dest[q·NR + j]
+    strip_share share;    // in units (pairs)
+
+    /// Prefetches the rows of units [from, to).
+    static void prefetch_units(const bfloat16* source, std::size_t ld, std::size_t depth,
+                               std::size_t from, std::size_t to) noexcept {
+        for (std::size_t row = 2 * from; row < std::min(2 * to, depth); ++row)
+            for (std::size_t byte = 0; byte < NR * sizeof(bfloat16); byte += 64)
+                prefetch(reinterpret_cast<const char*>(source + row * ld) + byte);
+    }
+    /// The first micro-tile's first units, before it starts.
+    static void prefetch_start(const bfloat16* source, std::size_t ld, std::size_t depth,
+                               const strip_share& first_tile) noexcept {
+        prefetch_units(source, ld, depth, 0,
+                       std::min(first_tile.last, first_tile.first + lead * first_tile.per_call));
+    }
+
+    // Always inlined, for the reason transposing_pack_step's is (gemm_pack.hpp).
+    SHARDNET_ALWAYS_INLINE void operator()(std::size_t q) const noexcept {
+        const std::size_t from = share.from(q, every), to = share.to(q, every);
+        if (from >= to) return;
+        const std::size_t ahead = lead * share.per_call;
+        prefetch_units(source, ld, depth, from + ahead, to + ahead);
+        for (std::size_t u = from; u < to; ++u) {
+            const bfloat16* even = source + 2 * u * ld;
+            std::uint32_t* out = dest + u * NR;
+            if (2 * u + 1 < depth) [[likely]] {
+                static_for<NR / 16>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
+                    pair_sixteen(even + v * 16, even + ld + v * 16, out + v * 16);
+                });
+            } else {  // the odd depth's last pair: its high half is +0
+                for (std::size_t j = 0; j < NR; ++j)
+                    out[j] = bf16_pair(even[j], bfloat16{0});
+            }
+        }
+    }
+};
+#endif
 
 }  // namespace shardnet::detail
