@@ -430,9 +430,11 @@ TEST_SUITE("serial") {
 
     TEST_CASE("pack_pairs writes its definition's pair panels, for each width, order and depth") {
         // Bit for bit: every fast case (the 16 x 16 and 4 x 4 word transposes, alone and the one
-        // after the other: depths 41 and 47; the 16-line interleave) and the scalar loop that
-        // finishes them, at depths around their blocks, with ragged panels and the odd depth's
-        // padding; a guard after the panels must stay untouched.
+        // after the other: depths 41 and 47; the 16-line interleave; for 6 lines, the six-row
+        // word interleave where the rows' pairs are aligned words (odd depths, ld = depth + 3)
+        // and the masked 6-value steps of the other order) and the scalar loop that finishes
+        // them, at depths around their blocks, with ragged panels and the odd depth's padding; a
+        // guard after the panels must stay untouched.
         std::mt19937 rng(31);
         std::uniform_int_distribution<int> any_bits(0, 0xffff);
         check_pack_pairs<3>(rng, any_bits);
