@@ -167,23 +167,26 @@ void gemm_bf16_blocked(std::size_t m, std::size_t n, std::size_t k, float alpha,
                     const std::size_t cols = std::min(NR, nc - jr);
                     const std::size_t next_cols = next_strip_columns<NR>(jr, nc);
                     const std::uint32_t* strip = strip_at(jr);
+                    const auto run_tile = [&](std::size_t ir, const auto& side_job) {
+                        kernel::template run<MR, Blocking::nv>(
+                            pairs, a_panel + ir * pairs, strip, alpha, beta_block,
+                            c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols,
+                            side_job);
+                    };
 #if defined(__AVX512F__)
                     if constexpr (NR % 16 == 0)
                         if (ic == 0 && next_cols == NR && b.col_stride == 1 &&
                             kc >= interleaved_min_depth) {
                             using step = interleaving_pack_step<NR>;
                             const bfloat16* next_source = b.at(pc, jc + jr + NR);
-                            std::uint32_t* next_strip = strip_at(jr + NR);
-                            step::prefetch_start(
-                                next_source, b.row_stride, kc,
-                                strip_share::of_tile(0, tiles, pairs, pairs, step::every));
+                            const auto share = [&](std::size_t ir) {
+                                return strip_share::of_tile(ir / MR, tiles, pairs, pairs,
+                                                            step::every);
+                            };
+                            step::prefetch_start(next_source, b.row_stride, kc, share(0));
                             for (std::size_t ir = 0; ir < mc; ir += MR)
-                                kernel::template run<MR, Blocking::nv>(
-                                    pairs, a_panel + ir * pairs, strip, alpha, beta_block,
-                                    c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), cols,
-                                    step{next_source, b.row_stride, kc, next_strip,
-                                         strip_share::of_tile(ir / MR, tiles, pairs, pairs,
-                                                              step::every)});
+                                run_tile(ir, step{next_source, b.row_stride, kc, strip_at(jr + NR),
+                                                  share(ir)});
                             continue;
                         }
 #endif
@@ -192,20 +195,13 @@ void gemm_bf16_blocked(std::size_t m, std::size_t n, std::size_t k, float alpha,
                             ? bf16_strip_lines(b_lines_view, jc + jr + NR, pc, next_cols, kc)
                             : strip_lines{};
                     for (std::size_t ir = 0; ir < mc; ir += MR) {
-                        float* c_tile = c + (ic + ir) * ldc + jc + jr;
-                        const std::size_t rows = std::min(MR, mc - ir);
                         if (next_lines.rows != 0)
-                            kernel::template run<MR, Blocking::nv>(
-                                pairs, a_panel + ir * pairs, strip, alpha, beta_block, c_tile, ldc,
-                                rows, cols,
-                                fetching_side_job{
-                                    next_lines,
-                                    strip_share::of_tile(ir / MR, tiles, next_lines.units(), pairs,
-                                                         fetching_side_job::every)});
+                            run_tile(ir, fetching_side_job{next_lines,
+                                                           strip_share::of_tile(
+                                                               ir / MR, tiles, next_lines.units(),
+                                                               pairs, fetching_side_job::every)});
                         else
-                            kernel::template run<MR, Blocking::nv>(pairs, a_panel + ir * pairs,
-                                                                   strip, alpha, beta_block, c_tile,
-                                                                   ldc, rows, cols);
+                            run_tile(ir, no_side_job{});
                     }
                     if (next_lines.rows != 0) pack_strip(jr + NR, next_cols);
                 }
