@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark and writes docs/benchmarks.md with its plots (docs/images/benchmark_*.png).
+# Runs every benchmark and writes this CPU's report, docs/benchmarks/<core>.md, with its plots
+# (docs/images/<core>/), and lists it in docs/benchmarks.md beside the other machines' reports.
 # Installs what is missing (the build's packages, and python3-torch for the PyTorch comparison),
 # builds the bench preset, then runs, one after another so they do not disturb each other:
 #   bench_gemm   (against OpenBLAS's best kernel for the CPU, then its AVX2 Zen kernel; twice each)
@@ -25,9 +26,26 @@ bash tests/micro_kernels_inlined.sh "${OBJDUMP:-objdump}" build/bench/benchmarks
 bash tests/fma_peak_complete.sh "${OBJDUMP:-objdump}" build/bench/benchmarks/bench_gemm \
     build/bench/benchmarks/bench_mlp
 
+# The report's name: the core's microarchitecture where /proc/cpuinfo's vendor, family and
+# model say it (AMD's family 25 holds Zen 3 and Zen 4, told apart by model), else those three.
+core_name() {
+    local vendor family model
+    vendor=$(sed -n 's/^vendor_id[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    case "$vendor:$family:$model" in
+    AuthenticAMD:25:*)
+        if ((model >= 0x10 && model <= 0x1f || model >= 0x60 && model <= 0x7f ||
+            model >= 0xa0 && model <= 0xaf)); then echo zen4; else echo zen3; fi ;;
+    AuthenticAMD:26:*) echo zen5 ;;
+    *) echo "$vendor-family-$family-model-$model" | tr '[:upper:]' '[:lower:]' ;;
+    esac
+}
+core=$(core_name)
+
 bin=build/bench/benchmarks
 results=build/bench/results
-mkdir -p "$results"
+mkdir -p "$results" docs/benchmarks "docs/images/$core"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 mpi=(mpiexec --allow-run-as-root --oversubscribe --bind-to core)
 
@@ -38,8 +56,9 @@ if [ "$quick" = 1 ]; then
 fi
 
 {
+    echo "core: $core"
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores, cpu family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1) ($(lscpu | sed -n 's/^Flags:.*\(avx512_bf16\).*/AVX512-BF16, /p')L1d $(getconf LEVEL1_DCACHE_SIZE) B, L2 $(getconf LEVEL2_CACHE_SIZE) B per core)"
+    echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores, cpu family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1), model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1) ($(lscpu | sed -n 's/^Flags:.*\(avx512_bf16\).*/AVX512-BF16, /p')L1d $(getconf LEVEL1_DCACHE_SIZE) B, L2 $(getconf LEVEL2_CACHE_SIZE) B per core)"
     echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "compiler: $(g++ --version | head -1)"
@@ -56,7 +75,7 @@ for run in $(seq "$runs"); do
 done
 
 echo "run-benchmarks: GEMM rate per shape against the peak, fp32 and bf16, with PyTorch"
-/usr/bin/python3 benchmarks/gemm_roofline.py "$bin/bench_gemm" --png docs/images/gemm_roofline.png \
+/usr/bin/python3 benchmarks/gemm_roofline.py "$bin/bench_gemm" --png "docs/images/$core/gemm_roofline.png" \
     >"$results/gemm_roofline.md"
 
 echo "run-benchmarks: layer, MLP, memory"
@@ -89,5 +108,6 @@ echo "run-benchmarks: PyTorch"
     --repeats "$repeats" --steps "$((steps < 15 ? steps : 15))" >"$results/pytorch.txt"
 
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
-/usr/bin/python3 benchmarks/report.py "$results" docs/benchmarks.md docs/images
-echo "run-benchmarks: wrote docs/benchmarks.md"
+/usr/bin/python3 benchmarks/report.py "$results" "docs/benchmarks/$core.md" "docs/images/$core" \
+    docs/benchmarks.md
+echo "run-benchmarks: wrote docs/benchmarks/$core.md"
