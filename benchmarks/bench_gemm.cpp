@@ -310,10 +310,11 @@ int main(int argc, char** argv) {
         xsimd::default_arch::name(), openblas_get_config(), openblas_get_corename(),
         coretype ? coretype : "(unset)", environment_note.c_str());
     const shardnet::gemm_tile_choice& tile = shardnet::chosen_gemm_tile();
-    std::printf("CPU: %s, L1d %ld KiB, L2 %ld KiB; float and double tile %s (chosen by %s",
-                tile.cpu.c_str(), sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024,
-                sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024,
-                std::string(shardnet::to_string(tile.tile)).c_str(), tile.reason.c_str());
+    std::printf(
+        "CPU: %s, L1d %ld KiB, L2 %ld KiB; float and double tile %s, bf16 tile %s (chosen by %s",
+        tile.cpu.c_str(), sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024,
+        sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024, std::string(shardnet::to_string(tile.tile)).c_str(),
+        std::string(shardnet::to_string(tile.bf16_tile)).c_str(), tile.reason.c_str());
     std::printf("; 512/256-bit FMA throughput %.2f)\n", shardnet::detail::fma_width_ratio());
     const double peak_float = shardnet_bench::fma_peak_gflops<float>();
     const double peak_double = shardnet_bench::fma_peak_gflops<double>();

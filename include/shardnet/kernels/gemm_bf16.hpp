@@ -43,11 +43,13 @@ struct gemm_bf16_blocking {
 };
 
 /// The blocking gemm_bf16 uses with Kernel and, for vdpbf16ps, the register tile chosen for the
-/// core (kernels/gemm_tile.hpp), as the float GEMM:
-/// - vdpbf16ps, narrow: 16 x 1 vector (one 512-bit instruction per cycle: Zen 4).
-/// - vdpbf16ps, wide: 6 x 4 vectors, for cores that retire two per cycle (Zen 5), where 16 x 1
-///   waits on its loads: measured on Zen 5 (K = N = 2048, round-robin against 16 x 1, 8 x 3,
-///   12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s (float peak 218: vdpbf16ps's is twice that).
+/// core (gemm_tile_choice::bf16_tile in kernels/gemm_tile.hpp):
+/// - vdpbf16ps, wide: 6 x 4 vectors, on Zen 5, where 16 x 1 waits on its loads: measured on Zen 5
+///   (K = N = 2048, round-robin against 16 x 1, 8 x 3, 12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s
+///   (float peak 218: vdpbf16ps's is twice that); and on Zen 4, which issues one 512-bit
+///   instruction per cycle, yet runs the bf16 step 4-5% faster on it (gemm_tile.hpp).
+/// - vdpbf16ps, narrow: 16 x 1 vector, where the float tile is narrow by calibration (cores not
+///   measured) or SHARDNET_GEMM_TILE=16x1.
 /// Both KC = 1024 values (512 pairs; a strip of op(B) 32 KiB per vector of columns): the same
 /// depth blocks, so both tiles give bitwise identical results. Always packed: op(B) cannot be
 /// read in place, vdpbf16ps needs two rows of B interleaved.
@@ -55,7 +57,7 @@ struct gemm_bf16_blocking {
 /// (float FMA peak 221-236 GFLOP/s, vdpbf16ps's twice that)
 /// (round-robin, K = N = 2048), for the float GEMM's reasons (gemm_blocking.hpp): +7-8% at M =
 /// 1024 (320-343 -> 340-369 GFLOP/s), +3-5% for X·W and dY·Wᵀ at M = 256, the same for Xᵀ·dY.
-/// 16 x 1 (Zen 4) follows for KC, not measured there.
+/// 16 x 1 follows for KC (bitwise identity), not measured on its own.
 /// - Widening: the float GEMM's register budget minus the unpacked rows of B: 12 x 2 with 32
 ///   registers, 4 x 2 with 16.
 template <class Kernel, gemm_tile Tile = gemm_tile::narrow>
@@ -259,7 +261,7 @@ void gemm_bf16(transpose trans_a, transpose trans_b, std::size_t m, std::size_t 
     using narrow = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::wide>::type;
     if constexpr (!std::is_same_v<narrow, wide>)
-        if (chosen_gemm_tile().tile == gemm_tile::wide)
+        if (chosen_gemm_tile().bf16_tile == gemm_tile::wide)
             return detail::gemm_bf16_with<wide>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                                                 beta, c, ldc);
     detail::gemm_bf16_with<narrow>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

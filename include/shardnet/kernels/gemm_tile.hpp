@@ -36,7 +36,8 @@ inline constexpr std::string_view to_string(gemm_tile t) {
 
 /// What the choice was made from, for benchmarks and bug reports.
 struct gemm_tile_choice {
-    gemm_tile tile = gemm_tile::narrow;
+    gemm_tile tile = gemm_tile::narrow;       ///< float and double
+    gemm_tile bf16_tile = gemm_tile::narrow;  ///< gemm_bf16's vdpbf16ps kernel
     std::string cpu;       ///< vendor and family, as cpuid gives them ("AuthenticAMD family 26")
     std::string reason;    ///< "SHARDNET_GEMM_TILE", "cpuid", or "calibration"
     double fma_ratio = 0;  ///< 512-bit over 256-bit FMA throughput, when calibrated (else 0)
@@ -127,9 +128,15 @@ inline double fma_width_ratio() {
 }
 
 /// The choice, made once: SHARDNET_GEMM_TILE=16x1|6x4 if set and not empty (any other value is
-/// an error); else by cpuid for the cores
-/// measured (AMD family 25, Zen 3/4: narrow; 26 and later, Zen 5: wide); else by
-/// fma_width_ratio() (wide above 1.5).
+/// an error), for every type; else by cpuid for the cores measured (AMD family 25, Zen 3/4:
+/// narrow; 26 and later, Zen 5: wide); else by fma_width_ratio() (wide above 1.5).
+/// bf16 (vdpbf16ps) runs on 6 x 4 on both AMD cores measured, Zen 4 included, although Zen 4
+/// issues one 512-bit instruction per cycle: there the bf16 training step (bench_mlp --precision
+/// bf16, 1024-4096-4096-1024, batch 256) took 188 ms a step on 6 x 4 against 199 on 16 x 1 with 1
+/// rank, 101 against 106 with 2 (Zen 4, float FMA peak 112-118 GFLOP/s, 2026-12-03, medians of
+/// 4 alternating runs), and gemm_bf16 alone ran 1.03-1.17x faster on 6 x 4 at m = 96-256, K = N =
+/// 4096; at m <= 64 either tile wins by up to 20% by shape (how many rows each pads: 16 x 1 fits
+/// m = 32 and 64, 6 x 4 m = 24 and 48). Elsewhere bf16 follows the float choice (unmeasured).
 inline gemm_tile_choice choose_gemm_tile() {
     gemm_tile_choice c;
     std::string vendor;
@@ -142,26 +149,27 @@ inline gemm_tile_choice choose_gemm_tile() {
                 concat("SHARDNET_GEMM_TILE: expected 16x1 or 6x4 (or unset: chosen for "
                        "the CPU), got '",
                        f, "'"));
-        c.tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
+        c.tile = c.bf16_tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
         c.reason = "SHARDNET_GEMM_TILE";
         return c;
     }
     if (vendor == "AuthenticAMD" && family >= 25) {
         c.tile = family >= 26 ? gemm_tile::wide : gemm_tile::narrow;
+        c.bf16_tile = gemm_tile::wide;
         c.reason = "cpuid";
         return c;
     }
     c.fma_ratio = fma_width_ratio();
-    c.tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
+    c.tile = c.bf16_tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
     c.reason = "calibration";
     return c;
 }
 
 }  // namespace detail
 
-/// The tile shardnet::gemm uses for float and double on AVX-512 in this process, and why. Made on
-/// first use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the first GEMM to
-/// override it. Results do not depend on it, only speed.
+/// The tiles shardnet::gemm (float and double) and gemm_bf16 use on AVX-512 in this process, and
+/// why. Made on first use (thread-safe), then fixed; set SHARDNET_GEMM_TILE=16x1 or 6x4 before the
+/// first GEMM to override both. Results do not depend on them, only speed.
 /// @throws error (from the first GEMM) if SHARDNET_GEMM_TILE holds anything else.
 inline const gemm_tile_choice& chosen_gemm_tile() {
     static const gemm_tile_choice choice = detail::choose_gemm_tile();
