@@ -315,7 +315,8 @@ int main(int argc, char** argv) {
         tile.cpu.c_str(), sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024,
         sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024, std::string(shardnet::to_string(tile.tile)).c_str(),
         std::string(shardnet::to_string(tile.bf16_tile)).c_str(), tile.reason.c_str());
-    std::printf("; 512/256-bit FMA throughput %.2f)\n", shardnet::detail::fma_width_ratio());
+    std::printf("; 512/256-bit FMA throughput %.2f; packed strips fetched ahead: %s)\n",
+                shardnet::detail::fma_width_ratio(), tile.fetch_packed_strips ? "yes" : "no");
     const double peak_float = shardnet_bench::fma_peak_gflops<float>();
     const double peak_double = shardnet_bench::fma_peak_gflops<double>();
     std::printf(

@@ -368,7 +368,11 @@ TEST_SUITE("serial") {
                chosen.reason == "calibration"));
         CHECK(&chosen == &shardnet::chosen_gemm_tile());  // made once
         // Both AMD cores measured (Zen 4 and Zen 5) run bf16 fastest on 6 x 4 (gemm_tile.hpp).
-        if (chosen.reason == "cpuid") CHECK(chosen.bf16_tile == shardnet::gemm_tile::wide);
+        // Zen 4 (narrow) does not fetch packed strips ahead, Zen 5 (wide) does (gemm.hpp).
+        if (chosen.reason == "cpuid") {
+            CHECK(chosen.bf16_tile == shardnet::gemm_tile::wide);
+            CHECK(chosen.fetch_packed_strips == (chosen.tile == shardnet::gemm_tile::wide));
+        }
         const double ratio = shardnet::detail::fma_width_ratio();
 #if defined(__AVX512F__)
         // 512-bit FMAs retire at most twice the lanes of 256-bit ones, and never fewer than
@@ -383,13 +387,18 @@ TEST_SUITE("serial") {
     TEST_CASE("SHARDNET_GEMM_TILE: a forced tile, and a clear error for anything else") {
         const char* before = std::getenv("SHARDNET_GEMM_TILE");
         const std::string saved = before ? before : "";
+        unsetenv("SHARDNET_GEMM_TILE");
+        const bool core_fetches = shardnet::detail::choose_gemm_tile().fetch_packed_strips;
         setenv("SHARDNET_GEMM_TILE", "6x4", 1);
         CHECK(shardnet::detail::choose_gemm_tile().tile == shardnet::gemm_tile::wide);
+        // The core's, not the tile's: forcing a tile leaves it.
+        CHECK(shardnet::detail::choose_gemm_tile().fetch_packed_strips == core_fetches);
         CHECK(shardnet::detail::choose_gemm_tile().bf16_tile == shardnet::gemm_tile::wide);
         CHECK(shardnet::detail::choose_gemm_tile().reason == "SHARDNET_GEMM_TILE");
         setenv("SHARDNET_GEMM_TILE", "16x1", 1);  // forces bf16's tile too
         CHECK(shardnet::detail::choose_gemm_tile().tile == shardnet::gemm_tile::narrow);
         CHECK(shardnet::detail::choose_gemm_tile().bf16_tile == shardnet::gemm_tile::narrow);
+        CHECK(shardnet::detail::choose_gemm_tile().fetch_packed_strips == core_fetches);
         setenv("SHARDNET_GEMM_TILE", "", 1);  // empty: as unset
         CHECK(shardnet::detail::choose_gemm_tile().reason != "SHARDNET_GEMM_TILE");
         setenv("SHARDNET_GEMM_TILE", "8x3", 1);

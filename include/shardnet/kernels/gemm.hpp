@@ -87,14 +87,20 @@ inline constexpr std::size_t fetched_packed_depth = 512;
 
 /// Every MC block after the first: the strips of op(B) are already packed (the first MC block's
 /// strategy left the KC x NC block in b_panel), only the micro-tiles run. When the strips are
-/// fetched_packed_depth deep or more, the micro-tiles of each strip fetch the next one into cache
-/// as their side job, each its share (fetching_side_job).
+/// fetched_packed_depth deep or more, on cores that gain from it, the micro-tiles of each strip
+/// fetch the next one into cache as their side job, each its share (fetching_side_job).
 /// Why: the KC x NC block is in L3, and the first micro-tile of each strip otherwise waits for
 /// it: measured on Zen 5 (2026-12-03, rdtsc per micro-tile, X^T·dY m = n = 2048, k = 1024), 30-31k
 /// TSC ticks for that tile against 9.4-9.7k for the others, 16k with the fetch and the others
 /// unchanged; the GEMM +0.5-2.3% at k = 1024 (15 alternating rounds, float FMA peak 217-226
 /// GFLOP/s: X·W M = 1024, X^T·dY m = n = 2048 and 4096), but -2.8% with KC = 256 (X^T·dY
 /// m = n = 2048, k = 256), where a strip is 64 KiB and the first tile waited little.
+/// On Zen 4 the fetch costs more than the wait: without it, 16 x 1 ran 0.94-1.04x (median of
+/// the shapes 1.03x; the 0.94, X·W M = 512, within its rounds' 0.84-1.06; an unchanged copy
+/// against itself 0.98-1.02x) and 6 x 4 1.01-1.04x, X·W,
+/// dY·Wᵀ and Xᵀ·dY at M = 512 .. 2048, K = N = 2048 and 4096 (float FMA peak 112-118 GFLOP/s,
+/// 2026-12-03, 11 alternating rounds, same bits). So it runs where the core fetches
+/// (gemm_tile_choice::fetch_packed_strips: Zen 5, not Zen 4).
 /// Running every other strip's micro-tiles bottom-up, so that each strip starts on the panels of
 /// op(A) the last one left in cache, measured within noise (here and in
 /// multiply_block_preparing_strips; Zen 5, 11 alternating rounds, the twelve float shapes with
@@ -105,7 +111,7 @@ void multiply_block_b_packed(const gemm_block<T>& block, const T* b_panel) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NR = Blocking::nr;
     constexpr std::size_t NV = Blocking::nv;
-    const bool fetch = block.kc >= fetched_packed_depth;
+    const bool fetch = block.kc >= fetched_packed_depth && chosen_gemm_tile().fetch_packed_strips;
     const std::size_t tiles = (block.mc + MR - 1) / MR;
     for (std::size_t jr = 0; jr < block.nc; jr += NR) {
         const T* strip = b_panel + jr * block.kc;

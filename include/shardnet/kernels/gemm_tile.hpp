@@ -38,6 +38,10 @@ inline constexpr std::string_view to_string(gemm_tile t) {
 struct gemm_tile_choice {
     gemm_tile tile = gemm_tile::narrow;       ///< float and double
     gemm_tile bf16_tile = gemm_tile::narrow;  ///< gemm_bf16's vdpbf16ps kernel
+    /// Whether the micro-tiles of the float GEMM's MC blocks after the first fetch the next
+    /// packed strip of op(B) into cache (multiply_block_b_packed in kernels/gemm.hpp): on Zen 5
+    /// and cores that retire two 512-bit FMAs per cycle, not on Zen 4 (measured on both).
+    bool fetch_packed_strips = false;
     std::string cpu;       ///< vendor and family, as cpuid gives them ("AuthenticAMD family 26")
     std::string reason;    ///< "SHARDNET_GEMM_TILE", "cpuid", or "calibration"
     double fma_ratio = 0;  ///< 512-bit over 256-bit FMA throughput, when calibrated (else 0)
@@ -137,31 +141,38 @@ inline double fma_width_ratio() {
 /// 4 alternating runs), and gemm_bf16 alone ran 1.03-1.17x faster on 6 x 4 at m = 96-256, K = N =
 /// 4096; at m <= 64 either tile wins by up to 20% by shape (how many rows each pads: 16 x 1 fits
 /// m = 32 and 64, 6 x 4 m = 24 and 48). Elsewhere bf16 follows the float choice (unmeasured).
+/// fetch_packed_strips: by cpuid (Zen 5 yes, Zen 4 no), else where 512-bit FMAs run at full
+/// width. SHARDNET_GEMM_TILE sets the tiles, not this: it belongs to the core.
 inline gemm_tile_choice choose_gemm_tile() {
     gemm_tile_choice c;
-    std::string vendor;
-    unsigned family = 0;
-    c.cpu = cpu_vendor_family(&vendor, &family);
-    if (const char* forced = std::getenv("SHARDNET_GEMM_TILE"); forced && *forced) {
-        const std::string_view f = forced;
-        if (f != "16x1" && f != "6x4")
+    std::string_view forced;
+    if (const char* value = std::getenv("SHARDNET_GEMM_TILE"); value && *value) {
+        forced = value;
+        if (forced != "16x1" && forced != "6x4")
             throw error(
                 concat("SHARDNET_GEMM_TILE: expected 16x1 or 6x4 (or unset: chosen for "
                        "the CPU), got '",
-                       f, "'"));
-        c.tile = c.bf16_tile = f == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
-        c.reason = "SHARDNET_GEMM_TILE";
-        return c;
+                       forced, "'"));
     }
+    std::string vendor;
+    unsigned family = 0;
+    c.cpu = cpu_vendor_family(&vendor, &family);
     if (vendor == "AuthenticAMD" && family >= 25) {
         c.tile = family >= 26 ? gemm_tile::wide : gemm_tile::narrow;
         c.bf16_tile = gemm_tile::wide;
+        c.fetch_packed_strips = family >= 26;
         c.reason = "cpuid";
-        return c;
+    } else {
+        c.fma_ratio = fma_width_ratio();
+        c.tile = c.bf16_tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
+        c.fetch_packed_strips = c.fma_ratio > 1.5;
+        c.reason = "calibration";
     }
-    c.fma_ratio = fma_width_ratio();
-    c.tile = c.bf16_tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
-    c.reason = "calibration";
+    // The tiles only: fetch_packed_strips stays the core's, whatever tile runs on it.
+    if (!forced.empty()) {
+        c.tile = c.bf16_tile = forced == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
+        c.reason = "SHARDNET_GEMM_TILE";
+    }
     return c;
 }
 
