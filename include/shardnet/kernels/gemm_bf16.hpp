@@ -47,7 +47,8 @@ struct gemm_bf16_blocking {
 /// - vdpbf16ps, wide: 6 x 4 vectors, on Zen 5, where 16 x 1 waits on its loads: measured on Zen 5
 ///   (K = N = 2048, round-robin against 16 x 1, 8 x 3, 12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s
 ///   (float peak 218: vdpbf16ps's is twice that); and on Zen 4, which issues one 512-bit
-///   instruction per cycle, yet runs the bf16 step 4-5% faster on it (gemm_tile.hpp).
+///   instruction per cycle, yet runs the bf16 step 4-5% faster on it (float FMA peak 112-118
+///   GFLOP/s; gemm_tile.hpp).
 /// - vdpbf16ps, narrow: 16 x 1 vector, where the float tile is narrow by calibration (cores not
 ///   measured) or SHARDNET_GEMM_TILE=16x1.
 /// Both KC = 1024 values (512 pairs; a strip of op(B) 32 KiB per vector of columns): the same

@@ -139,8 +139,9 @@ inline double fma_width_ratio() {
 /// bf16, 1024-4096-4096-1024, batch 256) took 188 ms a step on 6 x 4 against 199 on 16 x 1 with 1
 /// rank, 101 against 106 with 2 (Zen 4, float FMA peak 112-118 GFLOP/s, 2026-12-03, medians of
 /// 4 alternating runs), and gemm_bf16 alone ran 1.03-1.17x faster on 6 x 4 at m = 96-256, K = N =
-/// 4096; at m <= 64 either tile wins by up to 20% by shape (how many rows each pads: 16 x 1 fits
-/// m = 32 and 64, 6 x 4 m = 24 and 48). Elsewhere bf16 follows the float choice (unmeasured).
+/// 4096; at m <= 64 either tile wins by shape, 16 x 1 by up to 1.24x, 6 x 4 by up to 1.47x (how
+/// many rows each pads: 16 x 1 fits m = 32 and 64, 6 x 4 m = 24 and 48; 7 alternating rounds in
+/// one process). Elsewhere bf16 follows the float choice (unmeasured).
 /// fetch_packed_strips: by cpuid (Zen 5 yes, Zen 4 no), else where 512-bit FMAs run at full
 /// width. SHARDNET_GEMM_TILE sets the tiles, not this: it belongs to the core.
 inline gemm_tile_choice choose_gemm_tile() {
@@ -157,17 +158,21 @@ inline gemm_tile_choice choose_gemm_tile() {
     std::string vendor;
     unsigned family = 0;
     c.cpu = cpu_vendor_family(&vendor, &family);
-    if (vendor == "AuthenticAMD" && family >= 25) {
-        c.tile = family >= 26 ? gemm_tile::wide : gemm_tile::narrow;
-        c.bf16_tile = gemm_tile::wide;
-        c.fetch_packed_strips = family >= 26;
+    // The one fact about the core the choices follow: whether it retires two 512-bit FMAs per
+    // cycle (Zen 5) or one (Zen 4, or split in two 256-bit halves).
+    bool two_fma_pipes = false;
+    const bool measured_core = vendor == "AuthenticAMD" && family >= 25;
+    if (measured_core) {
+        two_fma_pipes = family >= 26;
         c.reason = "cpuid";
     } else {
         c.fma_ratio = fma_width_ratio();
-        c.tile = c.bf16_tile = c.fma_ratio > 1.5 ? gemm_tile::wide : gemm_tile::narrow;
-        c.fetch_packed_strips = c.fma_ratio > 1.5;
+        two_fma_pipes = c.fma_ratio > 1.5;
         c.reason = "calibration";
     }
+    c.tile = two_fma_pipes ? gemm_tile::wide : gemm_tile::narrow;
+    c.bf16_tile = measured_core ? gemm_tile::wide : c.tile;  // 6 x 4 on both AMD cores measured
+    c.fetch_packed_strips = two_fma_pipes;
     // The tiles only: fetch_packed_strips stays the core's, whatever tile runs on it.
     if (!forced.empty()) {
         c.tile = c.bf16_tile = forced == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
