@@ -41,13 +41,14 @@ void scale_matrix(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
 /// second half of the pipelined strip buffer half a page after this (4K aliasing,
 /// at_page_offset). In multiply_block_b_transposed_pipelined the first micro-tile of a strip
 /// loads op(A) and the strip at 64 bytes a step (narrow float tile) while its side job stores
-/// the next strip at the same pace, 4 steps at a time ahead of the loads: a load at an offset
-/// that a store still in the store queue has waits for it. From here (1792 and 3840 bytes) the
-/// stores of steps p .. p + 3 sit at the offsets of op(A)'s loads 28 or 60 steps later (one
-/// half or the other) and of the strip's 32 steps later: by then, presumably, they have left
-/// the queue (the queue's size was not measured). For double the narrow tile loads op(A) at
-/// 128 bytes a step, twice the stores' pace, so some loads meet a store whatever the
-/// placement; it keeps the two apart on average only.
+/// the next strip at the same pace (at step p, into steps p - 12 .. p + 15 of its strip,
+/// transposing_pack_step): a load at an offset that a store still in the store queue has waits
+/// for it. From here (1792 and 3840 bytes) the stores of step p's call sit at the offsets of
+/// op(A)'s loads 16 to 75 steps later (one half or the other) and of the strip's 20 to 47 steps
+/// later: by then, presumably, they have left the queue (the queue's size was not measured;
+/// the placement was measured with the side job storing steps p .. p + 3 at step p). For double
+/// the narrow tile loads op(A) at 128 bytes a step, twice the stores' pace, so some loads meet a
+/// store whatever the placement; it keeps the two apart on average only.
 inline constexpr std::size_t b_panel_page_offset = page_bytes / 2 - 256;
 
 /// One MC x NC block of C over one KC block of the depth, with that block of op(A) already

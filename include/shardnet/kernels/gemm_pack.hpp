@@ -198,14 +198,28 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
 }
 
 /// pack_b of one full strip of op(B) = Bᵀ (NR columns, `depth` steps), cut into side jobs for
-/// the micro-kernel: step(p) packs steps p .. p + every - 1 of the strip, finish() the last
-/// depth % every. Run inside the micro-kernel of the previous strip, the transposing copy
-/// (loads, shuffles and stores) overlaps its FMAs instead of running as a loop of its own
-/// between micro-kernels: measured 15-40% faster at M = 32, 64 with K = N = 2048, 4096 (Zen 4),
-/// within noise at 1024. Rows of B are read as NR sequential streams, which hardware
-/// prefetchers follow. It needs about 8 vector registers beside the micro-tile's
+/// the micro-kernel, one call every `every` steps: over NR steps the calls take the strip's
+/// groups of `every` columns (rows of B) in turn, each transposing its group's NR steps in
+/// every x every blocks; the calls of the steps past depth / NR·NR do nothing, finish() packs
+/// those. Run inside the micro-kernel of the previous strip, the transposing copy (loads,
+/// shuffles and stores) overlaps its FMAs instead of running as a loop of its own between
+/// micro-kernels: measured 15-40% faster at M = 32, 64 with K = N = 2048, 4096 (Zen 4, in the
+/// order before), within noise at 1024. It needs about 8 vector registers beside the micro-tile's
 /// (gemm_blocking::transposes_in_kernel); wider tiles fetch the strip ahead instead
 /// (fetching_pack_step).
+/// Why a group at a time, NR steps of it (for the narrow tile NR steps of a row of B are one
+/// cache line): the rows of B are ldb apart, at ldb a multiple of 1024 floats all in one set of
+/// L1, which holds 8 (Zen 4) or 12 (Zen 5) lines of a set. A call over `every` steps of all NR
+/// rows (the order before) kept 16 lines of that set in use and reloaded each line four times, as
+/// often as not from L2. Measured on Zen 4 (float FMA peak 112-118 GFLOP/s, 2026-12-03, 9
+/// alternating rounds against that order, medians): float dY·Wᵀ, K = N = 1024 .. 4096, 1.18-1.24x
+/// at M = 32, 1.07-1.13x at 64, 1.04-1.06x at 128, 1.02-1.03x at 192, within noise at 256 and
+/// 1024; double within noise (M = 32 .. 256, K = N = 1024, 2048). The first micro-tile of a
+/// strip, the one with the side job, still takes 1.7-1.9x as long as the others (perf samples):
+/// with the rows of B read from L1 instead (wrong results, a timing experiment) the GEMM ran 5%
+/// faster at M = 256 and 20% at 64. Not better, measured the same way: fetching the lines of the
+/// strip after next into L2 (prefetcht1), in the side job two or four groups' spans ahead or in
+/// the strip's other micro-tiles (0.95-1.03x).
 template <class T, std::size_t NR>
 struct transposing_pack_step {
     static constexpr std::size_t every = transpose_block<T>;
@@ -222,13 +236,16 @@ struct transposing_pack_step {
     // out of line from the narrow tile's loop after an unrelated change to the micro-kernel, and
     // the wide tile's side job was never inlined.
     SHARDNET_ALWAYS_INLINE void operator()(std::size_t p) const noexcept {
-        if (p + every > depth) return;  // the ragged end of the depth is finish()'s
-        static_for<NR / every>([&](auto g) SHARDNET_LAMBDA_ALWAYS_INLINE {
-            transpose_block_copy(source + g * every * ld + p, ld, dest + p * NR + g * every, NR);
+        const std::size_t first_step = p / NR * NR;
+        if (first_step + NR > depth) return;  // the ragged end of the depth is finish()'s
+        const std::size_t column = p % NR / every * every;  // first of the call's group
+        static_for<NR / every>([&](auto s) SHARDNET_LAMBDA_ALWAYS_INLINE {
+            const std::size_t step = first_step + s * every;
+            transpose_block_copy(source + column * ld + step, ld, dest + step * NR + column, NR);
         });
     }
     void finish() const noexcept {
-        for (std::size_t p = depth / every * every; p < depth; ++p)
+        for (std::size_t p = depth / NR * NR; p < depth; ++p)
             for (std::size_t j = 0; j < NR; ++j)
                 dest[p * NR + j] = source[j * ld + p];
     }
