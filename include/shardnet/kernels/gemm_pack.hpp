@@ -300,7 +300,6 @@ template <class T, class Arch, std::size_t NR>
 struct copying_pack_step {
     using batch = xsimd::batch<T, Arch>;
     static constexpr std::size_t width = batch::size;
-    static constexpr std::size_t line = 64 / sizeof(T);
     static constexpr std::size_t every = 8;
     static constexpr std::size_t lead = 8;  // calls between a step's prefetch and its copy
     static constexpr bool packs = true;     // leaves the strip packed
@@ -321,8 +320,7 @@ struct copying_pack_step {
     static void prefetch_start(const T* source, std::size_t ld, std::size_t depth,
                                const strip_share& first_tile) noexcept {
         for (std::size_t p = 0; p < std::min(depth, lead * first_tile.per_call); ++p)
-            for (std::size_t l = 0; l < NR; l += line)
-                prefetch(source + p * ld + l);
+            prefetch_lines<NR * sizeof(T)>(source + p * ld);
     }
 
     // Always inlined, for the reason transposing_pack_step's is.
@@ -331,8 +329,7 @@ struct copying_pack_step {
         if (from >= to) return;
         const std::size_t ahead = lead * share.per_call;
         for (std::size_t q = from + ahead; q < std::min(to + ahead, depth); ++q)
-            for (std::size_t l = 0; l < NR; l += line)
-                prefetch(source + q * ld + l);
+            prefetch_lines<NR * sizeof(T)>(source + q * ld);
         for (std::size_t q = from; q < to; ++q)
             static_for<NR / width>([&](auto v) SHARDNET_LAMBDA_ALWAYS_INLINE {
                 batch::load_unaligned(source + q * ld + v * width)
