@@ -227,10 +227,13 @@ SHARDNET_ALWAYS_INLINE void prefetch(const void* address) noexcept {
 /// one, starts 16 bytes into a line once glibc maps it, so rows of ld a multiple of 16 floats
 /// never start on one. Prefetching only each 64-byte step missed that last line of every row:
 /// measured on Zen 4 (float FMA peak 112-118 GFLOP/s, 2026-12-03, 7-11 alternating rounds
-/// against that), float X·W with A, B and C in std::vector 1.1-1.9x as fast at M = 32 .. 1024,
-/// K = N = 1024 .. 4096 (where op(B) is copied a strip ahead, copying_pack_step), double X·W
-/// 1.02-1.04x; with aligned rows within noise (0.99-1.02x). Prefetching exactly the lines
-/// touched, in a loop whose count depends on the address, cost aligned rows 3-4%.
+/// against that), float X·W with A, B and C in std::vector, where op(B) is copied a strip ahead
+/// (copying_pack_step): 1.23-1.45x as fast at M = 128 .. 1024, K = N = 2048, 1.05-1.13x at
+/// M = 64 .. 1024, K = N = 4096, 2.1x at M = 32, K = N = 4096; at K = N = 1024 1.10-1.19x in one
+/// session of rounds and within noise in another (the old code's speed there depended on where
+/// the rows fell); Xᵀ·dY 1.10-1.23x on some shapes; double X·W 1.02-1.04x. Aligned rows within
+/// noise (0.99-1.01x). Prefetching exactly the lines touched, in a loop whose count depends on
+/// the address, cost aligned rows 3-4%.
 template <std::size_t Bytes>
 SHARDNET_ALWAYS_INLINE void prefetch_lines(const void* first) noexcept {
     const char* const bytes = static_cast<const char*>(first);
