@@ -219,11 +219,12 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
 /// alternating rounds against that order, medians): float dY·Wᵀ, K = N = 1024 .. 4096, 1.18-1.24x
 /// at M = 32, 1.07-1.13x at 64, 1.04-1.06x at 128, 1.02-1.03x at 192, within noise at 256 and
 /// 1024; double within noise (M = 32 .. 256, K = N = 1024, 2048). The first micro-tile of a
-/// strip, the one with the side job, still takes 1.7-1.9x as long as the others (perf samples):
+/// strip, the one with the side job, still takes 1.8-2.0x as long as the others (perf samples):
 /// with the rows of B read from L1 instead (wrong results, a timing experiment) the GEMM ran 5%
-/// faster at M = 256 and 20% at 64. Not better, measured the same way: fetching the lines of the
-/// strip after next into L2 (prefetcht1), in the side job two or four groups' spans ahead or in
-/// the strip's other micro-tiles (0.95-1.03x).
+/// faster at M = 256 and 20% at 64. Not better, measured the same way (0.94-1.04x): prefetching
+/// the rows the side job reads 2 or 4 spans of NR steps ahead (into L1 or L2); the strip after
+/// next fetched during the strip's other micro-tiles (into L1 or L2; by all of them, or by the
+/// last 2, 4 or 8); the side job spread over every micro-tile of the strip.
 template <class T, std::size_t NR>
 struct transposing_pack_step {
     static constexpr std::size_t every = transpose_block<T>;
