@@ -159,11 +159,12 @@ void pack_b(std::size_t depth, std::size_t cols, strided_operand<T> b, std::size
             // in L1: each vector brings its source line from L2, and its line of the strip in and
             // out again. Not faster there: 8-row halves stored as 256-bit vectors (+19-44% time);
             // each vector's lanes gathered from four rows by 128-bit loads, then 4 x 4 in-lane
-            // transposes (+0-26%). On Zen 4 (2026-12-03) the 16-group pack ran 9-15 TSC ticks a
-            // vector with ldb = 1024 or 2048 floats (the 16 rows' lines in one set of L1) against
-            // 5 with ldb = 2056, and 2.4 for the transposes alone from L1; prefetching the rows
-            // 1, 2 or 4 groups of steps ahead (into L1 or L2) did not close the gap. pack_b was
-            // 2-2.5% of dY·Wᵀ at M = 1024, K = N = 2048, 4096 (perf samples).
+            // transposes (+0-26%). On Zen 4 (float FMA peak 112-118 GFLOP/s, 2026-12-03) the
+            // 16-group pack ran 9-15 TSC ticks a vector with ldb = 1024 or 2048 floats (the 16
+            // rows' lines in one set of L1) against 5 with ldb = 2056, and 2.4 for the transposes
+            // alone from L1; prefetching the rows 1, 2 or 4 groups of steps ahead (into L1 or L2)
+            // did not close the gap. pack_b was 2-2.5% of dY·Wᵀ at M = 1024, K = N = 2048, 4096
+            // (perf samples).
             constexpr std::size_t tb = transpose_block<T>;
             constexpr std::size_t group = wide_transpose<T> && NR % 16 == 0 ? 16 : tb;
             constexpr std::size_t line = 64 / sizeof(T);
