@@ -1015,6 +1015,58 @@ TEST_SUITE("serial") {
         }
     }
 
+    TEST_CASE_TEMPLATE("the global norm is its scalar definition's bits, ties on the grid included",
+                       T, float, double) {
+        // The definition: the largest square sets the grid, each square rounds onto it to nearest
+        // even, the grid values add as integers. The largest square is 1 and the elements 2^10
+        // or 2^11, so the grid's scale is 50 or 49: at 49, the squares of 2^-25 and 3·2^-25 sit
+        // at 0.5 and 4.5 steps, where rounding halves away from zero would give 1 and 5.
+        sn::local_communicator alone;
+        std::size_t even_ties = 0;
+        for (const std::size_t log_elements : {10, 11}) {
+            CAPTURE(log_elements);
+            std::vector<T> values(std::size_t{1} << log_elements);
+            std::uint64_t state = 12345;
+            for (auto& v : values) {
+                state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                v = static_cast<T>(static_cast<double>(state >> 11) * 0x1p-53 - 0.5);
+            }
+            values[0] = T(1);
+            std::size_t at = 1;
+            for (int e = -40; e <= -10; ++e)
+                for (const double m : {1.0, 3.0, -1.0, -3.0})
+                    values[at++] = static_cast<T>(std::ldexp(m, e));
+            // Ragged shards (no multiple of a batch width), and a copy that must not count.
+            std::vector<T> copy = {T(10), T(-3)};
+            const std::size_t cuts[] = {0, 7, 107, 440, values.size()};
+            std::vector<sn::parameter_ref<T>> params;
+            for (std::size_t q = 0; q + 1 < std::size(cuts); ++q)
+                params.push_back({"shard", values.data() + cuts[q], values.data() + cuts[q],
+                                  cuts[q + 1] - cuts[q], true});
+            params.push_back({"copy", copy.data(), copy.data(), copy.size(), false});
+
+            const sn::fixed_point_grid grid(1.0, values.size());
+            const double step = grid.from_grid(1);
+            std::int64_t sum = 0;
+            for (const T v : values) {
+                const double square = static_cast<double>(v) * static_cast<double>(v);
+                const std::int64_t q = grid.to_grid(square);
+                if (std::abs(grid.from_grid(q) - square) == step / 2 && q % 2 == 0) ++even_ties;
+                sum += q;
+            }
+            const double expected = std::sqrt(grid.from_grid(sum));
+            CHECK(sn::optimizer<T>::global_norm(params, alone) == expected);
+
+            values[440] = std::numeric_limits<T>::quiet_NaN();
+            CHECK(sn::optimizer<T>::global_norm(params, alone) ==
+                  std::numeric_limits<double>::infinity());
+            values[440] = -std::numeric_limits<T>::infinity();
+            CHECK(sn::optimizer<T>::global_norm(params, alone) ==
+                  std::numeric_limits<double>::infinity());
+        }
+        CHECK(even_ties > 0);  // the data did reach the case the rounding mode decides
+    }
+
     TEST_CASE("a non-finite gradient: skipped before the update, or reported after it") {
         sn::local_communicator alone;
         for (const double bad :

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <limits>
 #include <vector>
+#include <xsimd/xsimd.hpp>
 
 #include "shardnet/comm/communicator.hpp"
 #include "shardnet/core/error.hpp"
@@ -61,6 +62,13 @@ class fixed_point_grid {
     }
     std::int64_t to_grid(double v) const {
         return static_cast<std::int64_t>(std::nearbyint(v * up_1_ * up_2_));
+    }
+    /// to_grid of every lane, the same bits: the same two products, rounded to nearest even
+    /// (xsimd::nearbyint; not nearbyint_as_int, whose generic fallback rounds halves away from
+    /// zero), then converted exactly, the value being integral.
+    template <class Arch>
+    xsimd::batch<std::int64_t, Arch> to_grid(const xsimd::batch<double, Arch>& v) const {
+        return xsimd::batch_cast<std::int64_t>(xsimd::nearbyint(v * up_1_ * up_2_));
     }
     double from_grid(std::int64_t q) const { return static_cast<double>(q) * down_1_ * down_2_; }
 

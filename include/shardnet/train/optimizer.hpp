@@ -14,6 +14,7 @@
 #include "shardnet/core/error.hpp"
 #include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/net/parameter.hpp"
+#include "shardnet/train/gradient_norm.hpp"
 #include "shardnet/train/optimizer_update.hpp"
 #include "shardnet/train/schedule.hpp"
 
@@ -141,12 +142,13 @@ class optimizer {
     }
 
     /// The global L2 norm of all gradients: each global element counted once, whether it is
-    /// sharded or replicated in the model-parallel group. Collective over `group` (three scalar
-    /// all-reduces, then one of an integer). The squares are summed exactly on a fixed-point
-    /// grid (kernels/reproducible_sum.hpp) set by the largest square and the number of elements,
+    /// sharded or replicated in the model-parallel group. Collective over `group` (three
+    /// all-reduces of one value). The squares are summed exactly on a fixed-point grid
+    /// (kernels/reproducible_sum.hpp) set by the largest square and the number of elements,
     /// so the norm is the same bits however the parameters are split, and on one rank; its
     /// step is at most 2^-61 of (largest square x elements), so the norm is exact to well below
     /// float precision for any network a rank holds. An inf or NaN gradient gives an inf norm.
+    /// Two vectorized reads of each gradient (train/gradient_norm.hpp).
     template <communicator Comm>
     static double global_norm(const std::vector<parameter_ref<T>>& params, Comm& group) {
         double largest = 0;
@@ -154,11 +156,7 @@ class optimizer {
         for (const auto& p : params) {
             if (!p.first_copy) continue;
             elements += static_cast<std::int64_t>(p.size);
-            for (std::size_t i = 0; i < p.size; ++i) {
-                const double g = static_cast<double>(p.grad[i]);
-                largest = std::isnan(g) ? std::numeric_limits<double>::infinity()
-                                        : std::max(largest, g * g);
-            }
+            largest = std::max(largest, detail::largest_square(p.grad, p.size));
         }
         group.all_reduce(&largest, 1, reduce_op::max);
         group.all_reduce(&elements, 1, reduce_op::sum);
@@ -166,13 +164,8 @@ class optimizer {
         const fixed_point_grid grid(largest,
                                     static_cast<std::size_t>(std::max<std::int64_t>(elements, 1)));
         std::int64_t sum = 0;
-        for (const auto& p : params) {
-            if (!p.first_copy) continue;
-            for (std::size_t i = 0; i < p.size; ++i) {
-                const double g = static_cast<double>(p.grad[i]);
-                sum += grid.to_grid(g * g);
-            }
-        }
+        for (const auto& p : params)
+            if (p.first_copy) sum += detail::grid_sum_of_squares(p.grad, p.size, grid);
         group.all_reduce(&sum, 1, reduce_op::sum);
         return std::sqrt(grid.from_grid(sum));
     }
