@@ -5,12 +5,16 @@
 //   mpiexec -n 3 ./classify --checkpoint-dir ck                 # Fashion-MNIST's test set
 //   mpiexec -n 4 ./classify --checkpoint-dir ck --partition block2d,block2d,block2d
 //                           --model-grid 2x2 --grid grid.png    # (one line) and a picture
+//   mpiexec -n 4 ./classify --checkpoint-dir ck --data-parallel 2  # 2 replicas of 2 ranks
 //
 // The network (widths, activations, bias) comes from the checkpoint's manifest; how it is split
 // is this run's choice: the checkpoint reshards on load to any rank count, grid and partitions
-// (by default column, row, column, ... over all ranks). The last line printed is
-// classified: samples=N correct=K accuracy=A, with A printed as train_mlp prints its
-// test_accuracy, so that the two can be compared digit for digit.
+// (by default column, row, column, ... over all ranks). With --data-parallel R the world holds R
+// replicas of the network, each split over world size / R ranks, and the batches of images are
+// dealt to them in turn (each batch whole to one replica, the batch one replica alone would
+// run: the predictions, and the accuracy, do not depend on R). The last line printed is
+// classified: samples=N correct=K accuracy=A ranks=P replicas=R, with A printed as train_mlp
+// prints its test_accuracy, so that the two can be compared digit for digit.
 //
 // Standardization: train_mlp standardizes features with the training set's mean and standard
 // deviation, and its checkpoints do not store them. They need not: the checkpoint records a
@@ -58,7 +62,8 @@ constexpr const char* fashion_mnist_classes[] = {"T-shirt/top", "Trouser",   "Pu
 struct config {
     std::string checkpoint_dir;
     std::vector<std::string> partitions;  // empty: column, row, column, ...
-    std::string model_grid;               // "RxC"; empty: 1 x world size
+    std::string model_grid;               // "RxC"; empty: 1 x (world size / data_parallel)
+    std::int64_t data_parallel = 1;
     std::string data_dir = fashion_mnist_dir;
     std::string train_spec, test_spec;  // IMAGES,LABELS; empty: Fashion-MNIST's
     std::int64_t batch = 1000;
@@ -71,6 +76,7 @@ constexpr sn::setting_field config_fields[] = {
     {"--checkpoint-dir", sn::setting_role::same_on_ranks},
     {"--partition", sn::setting_role::same_on_ranks},
     {"--model-grid", sn::setting_role::same_on_ranks},
+    {"--data-parallel", sn::setting_role::same_on_ranks},
     {"--data-dir", sn::setting_role::same_on_ranks},
     {"--train", sn::setting_role::same_on_ranks},
     {"--test", sn::setting_role::same_on_ranks},
@@ -351,7 +357,9 @@ int classify(const config& c, sn::mpi_communicator& world) {
     const sn::grid_shape model_grid = c.model_grid.empty()
                                           ? sn::grid_shape{0, 0}
                                           : sn::parse_grid_shape(c.model_grid, "--model-grid");
-    sn::process_grid<sn::mpi_communicator> grid(world, 1, model_grid);
+    sn::process_grid<sn::mpi_communicator> grid(world, static_cast<std::size_t>(c.data_parallel),
+                                                model_grid);
+    const std::size_t replicas = grid.data_parallel(), replica = grid.data_rank();
     const std::vector<sn::layer_spec> specs =
         sn::agree_on(world, [&] { return layer_specs(c, m); });
     sn::network_options options;
@@ -364,15 +372,18 @@ int classify(const config& c, sn::mpi_communicator& world) {
         std::cout << "checkpoint: " << chosen.path.string() << " (step " << m.position.step
                   << ", written by " << m.world_size << " ranks"
                   << (scaler ? "" : "; trained without standardization") << ")\n"
-                  << net.plan(batch) << std::flush;
+                  << net.plan(batch, replicas) << std::flush;
 
-    // Batches in order; every rank of the world computes every batch (one model group).
+    // Batches in order, dealt to the replicas in turn; every rank of a replica's model group
+    // computes its replica's batches.
     sn::softmax_cross_entropy<real> loss(classes);
     sn::matrix<real> rows = sn::matrix<real>::from_shape({batch, test.width()});
     std::vector<std::uint32_t> labels;
-    std::vector<std::size_t> predicted;
-    std::size_t correct = 0;
-    for (std::size_t begin = 0; begin < test.size(); begin += batch) {
+    // The labels predicted for the images drawn, each filled in by the replica that classified
+    // it and summed over the replicas (the others hold 0 there).
+    std::vector<std::int64_t> predicted(shown, 0);
+    std::int64_t correct = 0;
+    for (std::size_t begin = replica * batch; begin < test.size(); begin += replicas * batch) {
         const std::size_t n = std::min(batch, test.size() - begin);
         if (rows.shape(0) != n) rows.resize({n, test.width()});
         std::copy_n(test.features.data() + begin * test.width(), n * test.width(), rows.data());
@@ -385,10 +396,12 @@ int classify(const config& c, sn::mpi_communicator& world) {
             sn::with_loss_group(grid.model(), net.output(), [&]<sn::layout L>(auto& group) {
                 return loss.template evaluate<L>(group, logits, labels, test.size());
             });
-        correct += value.correct;
+        correct += static_cast<std::int64_t>(value.correct);
         for (std::size_t i = 0; i < n && begin + i < shown; ++i)
-            predicted.push_back(static_cast<std::size_t>(loss.predictions()[i]));
+            predicted[begin + i] = static_cast<std::int64_t>(loss.predictions()[i]);
     }
+    grid.data().all_reduce(&correct, 1, sn::reduce_op::sum);
+    if (shown != 0) grid.data().all_reduce(predicted.data(), shown, sn::reduce_op::sum);
     const double accuracy = static_cast<double>(correct) / static_cast<double>(test.size());
 
     if (!c.grid_png.empty())
@@ -400,12 +413,13 @@ int classify(const config& c, sn::mpi_communicator& world) {
                                 " pixels are not square; the grid needs square images");
             std::vector<std::size_t> truth(
                 test.labels.begin(), test.labels.begin() + static_cast<std::ptrdiff_t>(shown));
-            draw_grid(c.grid_png, pixels, side, predicted, truth, c);
+            draw_grid(c.grid_png, pixels, side,
+                      std::vector<std::size_t>(predicted.begin(), predicted.end()), truth, c);
         });
     if (root)
         std::cout << "classified: samples=" << test.size() << " correct=" << correct
                   << " accuracy=" << sn::shortest_decimal(accuracy) << " ranks=" << world.size()
-                  << std::endl;
+                  << " replicas=" << replicas << std::endl;
     return 0;
 }
 
@@ -438,7 +452,11 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         ->delimiter(',')
         ->check(CLI::IsMember({"column", "row", "replicated", "block2d"}));
     app.add_option("--model-grid", c.model_grid,
-                   "RxC: the ranks as R rows x C columns, for block2d (default 1 x ranks)");
+                   "RxC: each replica's ranks as R rows x C columns, for block2d (default 1 x "
+                   "ranks / replicas)");
+    app.add_option("--data-parallel", c.data_parallel,
+                   "replicas of the network, each classifying its share of the batches (the "
+                   "world size must be a multiple)");
     app.add_option("--data-dir", c.data_dir,
                    std::string("Fashion-MNIST's directory (default ") + fashion_mnist_dir + ")");
     app.add_option("--train", c.train_spec,
@@ -454,6 +472,9 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     if (const auto stop = examples::parse_on_every_rank(world, app, "classify", [&] {
             app.parse(argc, argv);
             if (c.batch < 1) throw sn::error("--batch: expected a whole number of at least 1");
+            if (c.data_parallel < 1)
+                throw sn::error("--data-parallel: expected a whole number of at least 1, got " +
+                                std::to_string(c.data_parallel));
             if (c.grid_count < 1 || c.grid_count > 400)
                 throw sn::error("--grid-count: expected a whole number from 1 to 400, got " +
                                 std::to_string(c.grid_count));
