@@ -13,8 +13,9 @@
 // added exactly: each is rounded once onto a fixed-point grid that every rank agrees on (from
 // the largest partial anywhere), and the grid values are summed as 64-bit integers, whose
 // addition is associative, by the ordinary all-reduce. The integer total is rounded back to
-// T once. Cost: one product call per chunk, a pass over the partials, one all-reduce of a
-// scalar (the largest partial) and the sum itself in 8-byte integers.
+// T once. Cost: one product call per chunk, two vectorized passes over the partials (the largest,
+// then onto the grid), one all-reduce of a scalar (the largest partial) and the sum itself in
+// 8-byte integers.
 //
 // Precision: the grid's step is 2^(61 - ceil(log2 chunks)) below the largest partial of the
 // whole product (about 2^-58 of it for up to 4 ranks). For float that is finer than float's own
@@ -35,46 +36,10 @@
 #include "shardnet/core/error.hpp"
 #include "shardnet/core/shard.hpp"
 #include "shardnet/kernels/dense_products.hpp"
+#include "shardnet/kernels/fixed_point_grid.hpp"
 #include "shardnet/kernels/gemm_policy.hpp"
 
 namespace shardnet {
-
-/// A fixed-point grid on which up to `terms` values of magnitude at most `bound` sum exactly in an
-/// int64, in any order and grouping: v sits at round(v · 2^scale), the largest scale with
-/// terms · bound · 2^scale below 2^61. Its step is about terms · bound · 2^-61; values are
-/// resolved to it (finer than double's rounding only for the largest). The power of two is
-/// applied as two factors, each within double's range for any finite bound.
-class fixed_point_grid {
-  public:
-    /// @pre bound is finite and >= 0; terms >= 1.
-    fixed_point_grid(double bound, std::size_t terms) {
-        SHARDNET_ASSERT(std::isfinite(bound) && bound >= 0 && terms >= 1);
-        int bound_exponent = 0;
-        std::frexp(bound, &bound_exponent);  // bound < 2^bound_exponent
-        int term_bits = 0;
-        while ((std::size_t{1} << term_bits) < terms)
-            ++term_bits;
-        const int scale = 61 - term_bits - bound_exponent;
-        up_1_ = std::ldexp(1.0, scale / 2);
-        up_2_ = std::ldexp(1.0, scale - scale / 2);
-        down_1_ = 1.0 / up_1_;
-        down_2_ = 1.0 / up_2_;
-    }
-    std::int64_t to_grid(double v) const {
-        return static_cast<std::int64_t>(std::nearbyint(v * up_1_ * up_2_));
-    }
-    /// to_grid of every lane, the same bits: the same two products, rounded to nearest even
-    /// (xsimd::nearbyint; not nearbyint_as_int, whose generic fallback rounds halves away from
-    /// zero), then converted exactly, the value being integral.
-    template <class Arch>
-    xsimd::batch<std::int64_t, Arch> to_grid(const xsimd::batch<double, Arch>& v) const {
-        return xsimd::batch_cast<std::int64_t>(xsimd::nearbyint(v * up_1_ * up_2_));
-    }
-    double from_grid(std::int64_t q) const { return static_cast<double>(q) * down_1_ * down_2_; }
-
-  private:
-    double up_1_ = 1, up_2_ = 1, down_1_ = 1, down_2_ = 1;
-};
 
 /// The chunk boundaries of a dimension of n features that make its sums reproducible across
 /// 1 .. max_parts ranks: every boundary balanced_shard(n, p, ·) has for p = 1 .. max_parts,
@@ -139,38 +104,28 @@ class reproducible_sum {
         if (fixed_.size() < tile) fixed_.resize(tile);
 
         // Every chunk alone, into its own m x n slab: the same call wherever the chunk lives.
-        T largest = T(0);
-        bool finite = true;
+        T agreed = T(0);  // the largest |partial|, inf if any is not finite
         for (std::size_t q = 0; q < local; ++q) {
             const std::size_t begin = local_bounds_[q], depth = local_bounds_[q + 1] - begin;
             const In* b_chunk = trans_b == transpose::no ? b + begin * ldb : b + begin;
             T* slab = partials_.data() + q * tile;
             detail::product<Gemm>(transpose::no, trans_b, m, n, depth, a + begin, lda, b_chunk, ldb,
                                   slab, n);
-            for (std::size_t i = 0; i < tile; ++i) {
-                const T v = std::abs(slab[i]);
-                if (!(v <= std::numeric_limits<T>::max())) finite = false;  // inf or NaN
-                largest = std::max(largest, v);
-            }
+            agreed = std::max(agreed, detail::largest_magnitude(slab, tile));
         }
-        T agreed = finite ? largest : std::numeric_limits<T>::infinity();
         group.all_reduce(&agreed, 1, reduce_op::max);
         if (!std::isfinite(agreed)) return plain_sum(group, m, n, c, ldc);
 
         // Below 2^61 whatever the chunks add up to.
         const fixed_point_grid grid(static_cast<double>(agreed), chunks_);
         // One pass over the slabs: each element's chunks in turn, onto the grid and added.
-        const T* slabs = partials_.data();
-        for (std::size_t i = 0; i < tile; ++i) {
-            std::int64_t total = 0;
-            for (std::size_t q = 0; q < local; ++q)
-                total += grid.to_grid(static_cast<double>(slabs[q * tile + i]));
-            fixed_[i] = total;
-        }
+        slab_starts_.resize(local);
+        for (std::size_t q = 0; q < local; ++q)
+            slab_starts_[q] = partials_.data() + q * tile;
+        detail::add_onto_grid(slab_starts_.data(), local, tile, grid, fixed_.data());
         group.all_reduce(fixed_.data(), tile, reduce_op::sum);
         for (std::size_t i = 0; i < m; ++i)
-            for (std::size_t j = 0; j < n; ++j)
-                c[i * ldc + j] = static_cast<T>(grid.from_grid(fixed_[i * n + j]));
+            detail::from_grid_values(fixed_.data() + i * n, n, grid, c + i * ldc);
     }
 
   private:
@@ -192,6 +147,7 @@ class reproducible_sum {
     std::size_t chunks_ = 0;
     std::vector<std::size_t> local_bounds_;  // this rank's chunk boundaries, from 0 to its k
     std::vector<T> partials_, plain_;
+    std::vector<const T*> slab_starts_;  // where each local chunk's slab begins in partials_
     std::vector<std::int64_t> fixed_;
 };
 

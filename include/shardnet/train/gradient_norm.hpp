@@ -13,7 +13,7 @@
 #include <numeric>
 #include <xsimd/xsimd.hpp>
 
-#include "shardnet/kernels/reproducible_sum.hpp"
+#include "shardnet/kernels/fixed_point_grid.hpp"
 #include "shardnet/train/optimizer_update.hpp"
 
 namespace shardnet::detail {
@@ -23,19 +23,7 @@ namespace shardnet::detail {
 /// monotonic in |x| (and exact for float).
 template <class T>
 double largest_square(const T* x, std::size_t n) {
-    using batch = xsimd::batch<T>;
-    finite_watch<T> watch;
-    batch top(T(0));
-    T* const arrays[1] = {const_cast<T*>(x)};  // only read: `written` is 0
-    for_each_batch(n, arrays, 0u, [&](T* const* at, std::size_t, std::size_t) {
-        const batch v = load(at[0]);
-        watch.see(v);
-        top = xsimd::max(top, xsimd::abs(v));
-    });
-    if (!watch.all_finite()) return std::numeric_limits<double>::infinity();
-    alignas(64) T lanes[batch::size];
-    top.store_aligned(lanes);
-    const double largest = static_cast<double>(*std::max_element(lanes, lanes + batch::size));
+    const double largest = static_cast<double>(largest_magnitude(x, n));
     return largest * largest;
 }
 
