@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -41,6 +42,7 @@
 #include "shardnet/core/precision.hpp"
 #include "shardnet/cost/step_model.hpp"
 #include "shardnet/io/checkpoint.hpp"
+#include "shardnet/kernels/fixed_point_grid.hpp"
 #include "shardnet/kernels/reproducible_sum.hpp"
 #include "shardnet/net/sequential.hpp"
 #include "shardnet/net/visit_layers.hpp"
@@ -333,6 +335,57 @@ TEST_SUITE("serial") {
                                              c.data(), n);
         CHECK(std::isinf(c[0]));
         CHECK(std::isfinite(c[n]));  // row 1 never met the inf
+    }
+
+    TEST_CASE_TEMPLATE("the fixed-point grid's vector passes give its scalar definitions' bits", T,
+                       float, double) {
+        // Lengths around and between batch widths (4 .. 16 lanes), values over 2^-20 .. 2^20.
+        std::uint64_t state = 99;
+        const auto next = [&state] {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            return static_cast<double>(state >> 11) * 0x1p-53;
+        };
+        for (const std::size_t n : {0, 1, 5, 8, 17, 40, 123}) {
+            CAPTURE(n);
+            std::vector<std::vector<T>> parts(3, std::vector<T>(n));
+            for (auto& part : parts)
+                for (auto& v : part)
+                    v = static_cast<T>((next() - 0.5) * std::ldexp(1.0, int(next() * 40) - 20));
+            T largest = T(0);
+            for (const auto& part : parts)
+                for (const T v : part)
+                    largest = std::max(largest, std::abs(v));
+            T found = T(0);
+            for (const auto& part : parts)
+                found = std::max(found, sn::detail::largest_magnitude(part.data(), n));
+            CHECK(found == largest);
+
+            const sn::fixed_point_grid grid(static_cast<double>(largest), parts.size());
+            const T* starts[] = {parts[0].data(), parts[1].data(), parts[2].data()};
+            std::vector<std::int64_t> sums(n), want(n);
+            sn::detail::add_onto_grid(starts, parts.size(), n, grid, sums.data());
+            for (std::size_t i = 0; i < n; ++i)
+                for (const auto& part : parts)
+                    want[i] += grid.to_grid(static_cast<double>(part[i]));
+            CHECK(sums == want);
+            std::vector<T> back(n), back_want(n);
+            sn::detail::from_grid_values(sums.data(), n, grid, back.data());
+            for (std::size_t i = 0; i < n; ++i)
+                back_want[i] = static_cast<T>(grid.from_grid(want[i]));
+            CHECK(std::memcmp(back.data(), back_want.data(), n * sizeof(T)) == 0);
+
+            // A non-finite value in the body or in the ragged end: the bound is +inf.
+            for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+                if (n == 0) break;
+                for (const T bad :
+                     {std::numeric_limits<T>::quiet_NaN(), -std::numeric_limits<T>::infinity()}) {
+                    std::vector<T> poisoned = parts[0];
+                    poisoned[at] = bad;
+                    CHECK(sn::detail::largest_magnitude(poisoned.data(), n) ==
+                          std::numeric_limits<T>::infinity());
+                }
+            }
+        }
     }
 
     TEST_CASE("reproducible_across is refused for block2d and for a group larger than it") {
