@@ -485,6 +485,7 @@ void plan_partitions(config& c, sn::mpi_communicator& world) {
     net.element_bytes = sizeof(real);
     net.compute = sn::parse_precision(c.precision);
     net.reproducible_across = static_cast<std::size_t>(c.reproducible_across);
+    net.clips_gradients = c.clip > 0;
     // The built-in cluster's network figures stand where one rank has nothing to measure.
     sc::machine m = sc::cluster_machine();
     const auto report = sc::calibrate_for(world, m, net, 10.0);

@@ -850,6 +850,39 @@ TEST_SUITE("mpi") {
         const double norm1 = sn::optimizer<double>::global_norm(single.parameters(), alone);
         CHECK(norm == doctest::Approx(norm1).epsilon(1e-12));
         CHECK(norm > 0);
+
+        // What a step sends over the model group, with and without clipping, traced, against
+        // the cost model's step collectives over it (floating-point values, integers).
+        namespace sc = shardnet::cost;
+        sn::tracing_communicator<sn::mpi_communicator> traced;
+        sn::local_communicator one_replica;
+        for (const bool clip : {false, true}) {
+            CAPTURE(clip);
+            sn::optimizer_options o = sn::sgd(0.01);
+            o.clip_norm = clip ? norm / 2 : 0.0;
+            sn::optimizer<double> opt(o);
+            mse_loss(net, world, x, t, g);
+            net.backward(world, g);
+            net.reduce_gradients(one_replica);
+            traced.reset();
+            CHECK(opt.step(net, traced, sn::gradient_check::during_update).finite);
+            const sn::traffic sent = traced.counts();
+
+            sc::network_shape shape{mixed_widths, 3, 1, 8};
+            shape.clips_gradients = clip;
+            const sc::step_prediction predicted =
+                sc::predict_step(sc::cluster_machine(), shape, {1, 1, world.size()},
+                                 std::vector<sc::partition_kind>(mixed_widths.size() - 1,
+                                                                 sc::partition_kind::replicated));
+            std::size_t values = 0, integers = 0;
+            for (const auto& c : predicted.step_collectives)
+                if (c.group == world.size()) ++(c.integers ? integers : values);
+            if (world.size() > 1) {
+                CHECK(sent.all_reduce.calls == values);
+                CHECK(sent.control.calls == integers);
+                CHECK(values + integers == (clip ? 3u : 1u));
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "shardnet/comm/local_communicator.hpp"
@@ -394,6 +395,40 @@ TEST_SUITE("serial") {
                              "no grid of 8 ranks has a model group of at most 4 ranks "
                              "(reproducible_across) and at most 1 replicas (the batch)",
                              shardnet::error);
+    }
+
+    TEST_CASE("clipping: the norm reads every gradient twice and sends three values over M") {
+        sc::machine m = round_machine();
+        m.memory_bytes_per_s = 1e10;
+        sc::network_shape plain{{8, 12, 10, 6}, 6, 1, 4};
+        sc::network_shape clipped = plain;
+        clipped.clips_gradients = true;
+        const auto partitions =
+            kinds({partition_kind::row, partition_kind::column, partition_kind::replicated});
+        const sc::world_grid grid{2, 1, 3};
+        const auto s = sc::predict_step(m, clipped, grid, partitions);
+        const auto t = sc::predict_step(m, plain, grid, partitions);
+        for (std::size_t i = 0; i < s.layers.size(); ++i) {
+            CAPTURE(i);
+            const auto& l = s.layers[i];
+            const double parameters = double(l.local_rows * l.local_cols + l.local_bias);
+            CHECK(l.elementwise_s - t.layers[i].elementwise_s ==
+                  doctest::Approx(2 * parameters * 4 / m.memory_bytes_per_s));
+            CHECK(calls_of(l) == calls_of(t.layers[i]));  // the layers' own traffic unchanged
+        }
+        // The finite-gradient flag over the model group (3 ranks) gives way to the norm's largest
+        // square (a double) and its element count and sum (integers); the replicas' totals stay.
+        const auto steps = [](const sc::step_prediction& p) {
+            std::vector<std::tuple<std::size_t, std::size_t, bool>> out;
+            for (const auto& c : p.step_collectives)
+                out.emplace_back(c.group, c.elements, c.integers);
+            return out;
+        };
+        using step_call = std::tuple<std::size_t, std::size_t, bool>;
+        CHECK(steps(t) == std::vector<step_call>{{3, 1, true}, {2, 2, false}});
+        CHECK(steps(s) ==
+              std::vector<step_call>{{3, 1, false}, {3, 1, true}, {3, 1, true}, {2, 2, false}});
+        CHECK(s.seconds > t.seconds);
     }
 
     TEST_CASE("plans are the same every time, and after a machine file round trip") {

@@ -52,7 +52,7 @@ struct options {
     std::size_t reproducible_across = 0;
     std::string scaling;
     std::size_t max_ranks = 1024;
-    bool calibrate = false, verbose = false;
+    bool calibrate = false, verbose = false, clip = false;
     double budget = 60;
 };
 
@@ -213,6 +213,8 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
         ->check(CLI::IsMember({"fp32", "bf16"}));
     app.add_option("--reproducible-across", o.reproducible_across,
                    "N: sums over the model group reproducible on 1 to N ranks (as train_mlp)");
+    app.add_flag("--clip", o.clip,
+                 "the optimizer clips gradients by their global norm (as train_mlp --clip)");
     app.add_flag("--verbose", o.verbose, "print every collective");
     app.add_option("--scaling", o.scaling,
                    "strong: --layers and --batch on P = 1, 2, 4, ... --max-ranks; weak: every "
@@ -254,6 +256,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     net.optimizer_slots = o.optimizer == "sgd" ? 1 : 2;
     net.compute = sn::parse_precision(o.precision);
     net.reproducible_across = o.reproducible_across;
+    net.clips_gradients = o.clip;
     std::vector<sc::partition_kind> partitions;
     sc::world_grid grid;
     sc::machine m = agreed([&] {
@@ -368,6 +371,7 @@ int run(sn::mpi_communicator& world, int argc, char** argv) {
     std::cout << "network: " << net.widths.size() - 1 << " layers, global batch " << net.batch
               << ", " << o.optimizer << ", " << o.precision << ", " << o.ranks << " ranks";
     if (net.reproducible_across) std::cout << ", reproducible across " << net.reproducible_across;
+    if (net.clips_gradients) std::cout << ", clipping";
     std::cout << "\n";
     std::cout << "per layer and partition on the chosen grid " << sc::grid_text(best->grid)
               << " (input arriving in the layout the partition wants):\n";

@@ -87,6 +87,11 @@ struct network_shape {
     /// 8-byte integers after an all-reduce of their largest value. Not with block2d, nor on a
     /// model group of more than N ranks.
     std::size_t reproducible_across = 0;
+    /// optimizer_options::clip_norm > 0: the global gradient norm (optimizer::global_norm)
+    /// reads every local gradient twice more and takes three all-reduces of one value over the
+    /// model group; a finite norm proves the gradients finite, so the finite-gradient flag's
+    /// all-reduce is not sent.
+    bool clips_gradients = false;
 
     std::size_t layers() const { return widths.size() - 1; }
     /// Rows per replica, as train_mlp splits the batch.
@@ -335,6 +340,8 @@ inline constexpr double last_forward_elements = 2, last_backward_elements = 1;
 inline double optimizer_elements(std::size_t slots) {
     return 3.0 + 2.0 * static_cast<double>(slots);
 }
+/// With clipping, the global norm's two reads of every gradient (train/gradient_norm.hpp).
+inline constexpr double norm_elements = 2;
 
 }  // namespace detail
 
@@ -498,7 +505,8 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
             (last ? detail::last_forward_elements + detail::last_backward_elements
                   : detail::hidden_forward_elements + detail::hidden_backward_elements);
         double moved =
-            (pass_elements + parameters * detail::optimizer_elements(net.optimizer_slots)) *
+            (pass_elements + parameters * (detail::optimizer_elements(net.optimizer_slots) +
+                                           (net.clips_gradients ? detail::norm_elements : 0.0))) *
                 static_cast<double>(bytes) +
             reproducible_moved;
         // bf16: the optimizer's pass also writes the weights' bf16 copy, the forward and
@@ -527,7 +535,8 @@ inline layer_prediction predict_layer(const machine& m, const network_shape& net
 /// values per row) over the ranks that hold the logits' different blocks (all of
 /// the model group for the flat layout, one grid row or column for a 2D output: the loss takes
 /// the logits where they are, see shardnet::with_loss_group), the finite-gradient flag over the
-/// model group, and the loss and accuracy totals over the replicas.
+/// model group (with clipping, the global norm's three values instead), and the loss and
+/// accuracy totals over the replicas.
 inline std::vector<collective_call> step_collectives(const machine& m, const network_shape& net,
                                                      const world_grid& g, flow_layout logits) {
     std::vector<collective_call> out;
@@ -540,8 +549,16 @@ inline std::vector<collective_call> step_collectives(const machine& m, const net
         detail::add_all_reduce(out, m, step_phase::loss, detail::split_over(logits, g), 3 * rows, 8,
                                true);
     }
-    // The finite-gradient flag (an integer), the loss and accuracy totals (doubles).
-    detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
+    // The finite-gradient flag (an integer), or with clipping the norm's largest square (a
+    // double), element count and sum on its grid (integers); the loss and accuracy totals
+    // (doubles).
+    if (net.clips_gradients) {
+        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
+        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
+        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
+    } else {
+        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
+    }
     detail::add_all_reduce(out, m, step_phase::loss, g.data, 2, 8);
     return out;
 }

@@ -5,11 +5,8 @@
 // largest square of every shard of every rank, known only after an all-reduce.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <numeric>
 #include <xsimd/xsimd.hpp>
 
