@@ -380,9 +380,10 @@ int classify(const config& c, sn::mpi_communicator& world) {
     sn::matrix<real> rows = sn::matrix<real>::from_shape({batch, test.width()});
     std::vector<std::uint32_t> labels;
     // The labels predicted for the images drawn, each filled in by the replica that classified
-    // it and summed over the replicas (the others hold 0 there).
-    std::vector<std::int64_t> predicted(shown, 0);
-    std::int64_t correct = 0;
+    // it and summed over the replicas (the others hold 0 there), then the replica's count of
+    // correct predictions: one all-reduce sums both.
+    std::vector<std::int64_t> totals(shown + 1, 0);
+    std::int64_t& correct = totals.back();
     for (std::size_t begin = replica * batch; begin < test.size(); begin += replicas * batch) {
         const std::size_t n = std::min(batch, test.size() - begin);
         if (rows.shape(0) != n) rows.resize({n, test.width()});
@@ -398,10 +399,9 @@ int classify(const config& c, sn::mpi_communicator& world) {
             });
         correct += static_cast<std::int64_t>(value.correct);
         for (std::size_t i = 0; i < n && begin + i < shown; ++i)
-            predicted[begin + i] = static_cast<std::int64_t>(loss.predictions()[i]);
+            totals[begin + i] = static_cast<std::int64_t>(loss.predictions()[i]);
     }
-    grid.data().all_reduce(&correct, 1, sn::reduce_op::sum);
-    if (shown != 0) grid.data().all_reduce(predicted.data(), shown, sn::reduce_op::sum);
+    grid.data().all_reduce(totals.data(), totals.size(), sn::reduce_op::sum);
     const double accuracy = static_cast<double>(correct) / static_cast<double>(test.size());
 
     if (!c.grid_png.empty())
@@ -414,7 +414,7 @@ int classify(const config& c, sn::mpi_communicator& world) {
             std::vector<std::size_t> truth(
                 test.labels.begin(), test.labels.begin() + static_cast<std::ptrdiff_t>(shown));
             draw_grid(c.grid_png, pixels, side,
-                      std::vector<std::size_t>(predicted.begin(), predicted.end()), truth, c);
+                      std::vector<std::size_t>(totals.begin(), totals.end() - 1), truth, c);
         });
     if (root)
         std::cout << "classified: samples=" << test.size() << " correct=" << correct

@@ -347,6 +347,9 @@ TEST_SUITE("serial") {
         };
         for (const std::size_t n : {0, 1, 5, 8, 17, 40, 123}) {
             CAPTURE(n);
+            // Three slabs, laid out apart (stride n + 3) as a reproducible sum's chunks are.
+            const std::size_t stride = n + 3;
+            std::vector<T> slabs(3 * stride, std::numeric_limits<T>::quiet_NaN());
             std::vector<std::vector<T>> parts(3, std::vector<T>(n));
             for (auto& part : parts)
                 for (auto& v : part)
@@ -361,9 +364,10 @@ TEST_SUITE("serial") {
             CHECK(found == largest);
 
             const sn::fixed_point_grid grid(static_cast<double>(largest), parts.size());
-            const T* starts[] = {parts[0].data(), parts[1].data(), parts[2].data()};
+            for (std::size_t q = 0; q < parts.size(); ++q)
+                std::copy(parts[q].begin(), parts[q].end(), slabs.begin() + q * stride);
             std::vector<std::int64_t> sums(n), want(n);
-            sn::detail::add_onto_grid(starts, parts.size(), n, grid, sums.data());
+            sn::detail::add_onto_grid(slabs.data(), stride, parts.size(), n, grid, sums.data());
             for (std::size_t i = 0; i < n; ++i)
                 for (const auto& part : parts)
                     want[i] += grid.to_grid(static_cast<double>(part[i]));

@@ -552,13 +552,9 @@ inline std::vector<collective_call> step_collectives(const machine& m, const net
     // The finite-gradient flag (an integer), or with clipping the norm's largest square (a
     // double), element count and sum on its grid (integers); the loss and accuracy totals
     // (doubles).
-    if (net.clips_gradients) {
-        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
+    if (net.clips_gradients) detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8);
+    for (int integer = 0; integer < (net.clips_gradients ? 2 : 1); ++integer)
         detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
-        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
-    } else {
-        detail::add_all_reduce(out, m, step_phase::loss, g.model(), 1, 8, true);
-    }
     detail::add_all_reduce(out, m, step_phase::loss, g.data, 2, 8);
     return out;
 }

@@ -11,6 +11,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "shardnet/core/error.hpp"
+#include "shardnet/kernels/batch_pass.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside avx512fintrin.h (the `__Y = __Y` idiom)
 // wherever xsimd's abs and nearbyint are inlined for AVX-512; the values are fully initialized.
@@ -67,49 +68,49 @@ class fixed_point_grid {
 namespace detail {
 
 /// The largest |x[i]| over n values, +inf if any is inf or NaN (0 for n = 0): what sets a grid's
-/// bound. Exact, so the same whatever the batch width or where the array is cut.
+/// bound. Exact, so the same whatever the batch width or where the array is cut (the padded
+/// tail's zeros change neither the largest nor the check).
 template <class T>
 T largest_magnitude(const T* x, std::size_t n) {
     using batch = xsimd::batch<T>;
-    batch top(T(0)), non_finite(T(0));  // x - x: 0 when finite, NaN otherwise, and NaN stays
-    std::size_t i = 0;
-    for (; i + batch::size <= n; i += batch::size) {
-        const batch v = batch::load_unaligned(x + i);
-        non_finite += v - v;
+    batch top(T(0));
+    finite_watch<T> watch;
+    T* const arrays[1] = {const_cast<T*>(x)};  // never written: `written` is 0
+    for_each_batch(n, arrays, 0u, [&](T* const* at, std::size_t, std::size_t) {
+        const batch v = batch::load_unaligned(at[0]);
+        watch.see(v);
         top = xsimd::max(top, xsimd::abs(v));
-    }
-    alignas(64) T lanes[batch::size], flags[batch::size];
+    });
+    if (!watch.all_finite()) return std::numeric_limits<T>::infinity();
+    alignas(64) T lanes[batch::size];
     top.store_aligned(lanes);
-    non_finite.store_aligned(flags);
-    T largest = *std::max_element(lanes, lanes + batch::size);
-    bool finite = std::none_of(flags, flags + batch::size, [](T f) { return f != f; });
-    for (; i < n; ++i) {
-        const T v = std::abs(x[i]);
-        finite = finite && v <= std::numeric_limits<T>::max();
-        largest = std::max(largest, v);
-    }
-    return finite ? largest : std::numeric_limits<T>::infinity();
+    return *std::max_element(lanes, lanes + batch::size);
 }
 
-/// sums[i] = Σ over the `count` arrays parts[q] of grid.to_grid(parts[q][i]), for i < n: the
-/// same bits as that scalar loop (to_grid's batch form is), the parts added in the integers.
+// The two passes below end in scalar loops, not for_each_batch's padded batch: on the grid the
+// scalar and batch forms are the same bits by construction (to_grid, from_grid), so the tail
+// needs no copy to agree with the body.
+
+/// sums[i] = Σ over q < count of grid.to_grid(parts[q·stride + i]), for i < n: the chunks' slabs
+/// laid one after another `stride` apart, each element's chunks added in the integers. The
+/// same bits as that scalar loop (to_grid's batch form is).
 /// @pre every value finite and within the grid's bound.
 template <class T>
-void add_onto_grid(const T* const* parts, std::size_t count, std::size_t n,
+void add_onto_grid(const T* parts, std::size_t stride, std::size_t count, std::size_t n,
                    const fixed_point_grid& grid, std::int64_t* sums) {
     using wide = xsimd::batch<double>;
     using lanes = xsimd::batch<std::int64_t>;
     std::size_t i = 0;
     for (; i + wide::size <= n; i += wide::size) {
         lanes total(std::int64_t(0));
-        for (std::size_t q = 0; q < count; ++q)
-            total += grid.to_grid(wide::load_unaligned(parts[q] + i));  // float: widened exactly
+        for (std::size_t q = 0; q < count; ++q)  // float: widened exactly
+            total += grid.to_grid(wide::load_unaligned(parts + q * stride + i));
         total.store_unaligned(sums + i);
     }
     for (; i < n; ++i) {
         std::int64_t total = 0;
         for (std::size_t q = 0; q < count; ++q)
-            total += grid.to_grid(static_cast<double>(parts[q][i]));
+            total += grid.to_grid(static_cast<double>(parts[q * stride + i]));
         sums[i] = total;
     }
 }

@@ -119,10 +119,7 @@ class reproducible_sum {
         // Below 2^61 whatever the chunks add up to.
         const fixed_point_grid grid(static_cast<double>(agreed), chunks_);
         // One pass over the slabs: each element's chunks in turn, onto the grid and added.
-        slab_starts_.resize(local);
-        for (std::size_t q = 0; q < local; ++q)
-            slab_starts_[q] = partials_.data() + q * tile;
-        detail::add_onto_grid(slab_starts_.data(), local, tile, grid, fixed_.data());
+        detail::add_onto_grid(partials_.data(), tile, local, tile, grid, fixed_.data());
         group.all_reduce(fixed_.data(), tile, reduce_op::sum);
         for (std::size_t i = 0; i < m; ++i)
             detail::from_grid_values(fixed_.data() + i * n, n, grid, c + i * ldc);
@@ -146,8 +143,7 @@ class reproducible_sum {
 
     std::size_t chunks_ = 0;
     std::vector<std::size_t> local_bounds_;  // this rank's chunk boundaries, from 0 to its k
-    std::vector<T> partials_, plain_;
-    std::vector<const T*> slab_starts_;  // where each local chunk's slab begins in partials_
+    std::vector<T> partials_, plain_;        // partials_: one m x n slab per local chunk
     std::vector<std::int64_t> fixed_;
 };
 

@@ -10,8 +10,8 @@
 #include <numeric>
 #include <xsimd/xsimd.hpp>
 
+#include "shardnet/kernels/batch_pass.hpp"
 #include "shardnet/kernels/fixed_point_grid.hpp"
-#include "shardnet/train/optimizer_update.hpp"
 
 namespace shardnet::detail {
 
