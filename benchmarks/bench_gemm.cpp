@@ -314,7 +314,11 @@ int main(int argc, char** argv) {
         "CPU: %s, L1d %ld KiB, L2 %ld KiB; float and double tile %s, bf16 tile %s (chosen by %s",
         tile.cpu.c_str(), sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024,
         sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024, std::string(shardnet::to_string(tile.tile)).c_str(),
-        std::string(shardnet::to_string(tile.bf16_tile)).c_str(), tile.reason.c_str());
+        (std::string(shardnet::to_string(tile.bf16_tile)) +
+         (tile.bf16_narrow_when_small ? " (16x1 for m <= 16, m <= 32 padding fewer rows, k <= 32)"
+                                      : ""))
+            .c_str(),
+        tile.reason.c_str());
     std::printf("; 512/256-bit FMA throughput %.2f; packed strips fetched ahead: %s)\n",
                 shardnet::detail::fma_width_ratio(), tile.fetch_packed_strips ? "yes" : "no");
     const double peak_float = shardnet_bench::fma_peak_gflops<float>();

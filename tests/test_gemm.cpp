@@ -372,6 +372,8 @@ TEST_SUITE("serial") {
         if (chosen.reason == "cpuid") {
             CHECK(chosen.bf16_tile == shardnet::gemm_tile::wide);
             CHECK(chosen.fetch_packed_strips == (chosen.tile == shardnet::gemm_tile::wide));
+            // Zen 4 (one 512-bit FMA per cycle) runs bf16's smallest shapes on 16 x 1.
+            CHECK(chosen.bf16_narrow_when_small == (chosen.tile == shardnet::gemm_tile::narrow));
         }
         const double ratio = shardnet::detail::fma_width_ratio();
 #if defined(__AVX512F__)
@@ -384,6 +386,26 @@ TEST_SUITE("serial") {
 #endif
     }
 
+    TEST_CASE("gemm_bf16's tile by shape: 16 x 1 for few rows or a shallow depth, where chosen") {
+        using shardnet::gemm_tile;
+        shardnet::gemm_tile_choice c;
+        c.bf16_tile = gemm_tile::wide;
+        c.bf16_narrow_when_small = true;
+        // Rows: up to 16 always; up to 32 where 16 x 1 pads no more rows than 6 x 4.
+        for (const std::size_t m : {1, 8, 16, 31, 32})
+            CHECK(c.bf16_tile_for(m, 4096) == gemm_tile::narrow);
+        for (const std::size_t m : {17, 24, 28, 30, 33, 48, 64, 256})
+            CHECK(c.bf16_tile_for(m, 4096) == gemm_tile::wide);
+        // Depth: up to 32, whatever m.
+        CHECK(c.bf16_tile_for(2048, 32) == gemm_tile::narrow);
+        CHECK(c.bf16_tile_for(2048, 33) == gemm_tile::wide);
+        // Without the rule, or with 16 x 1 chosen anyway, the chosen tile for every shape.
+        c.bf16_narrow_when_small = false;
+        CHECK(c.bf16_tile_for(8, 8) == gemm_tile::wide);
+        c.bf16_tile = gemm_tile::narrow;
+        CHECK(c.bf16_tile_for(256, 4096) == gemm_tile::narrow);
+    }
+
     TEST_CASE("SHARDNET_GEMM_TILE: a forced tile, and a clear error for anything else") {
         const char* before = std::getenv("SHARDNET_GEMM_TILE");
         const std::string saved = before ? before : "";
@@ -394,6 +416,8 @@ TEST_SUITE("serial") {
         // The core's, not the tile's: forcing a tile leaves it.
         CHECK(shardnet::detail::choose_gemm_tile().fetch_packed_strips == core_fetches);
         CHECK(shardnet::detail::choose_gemm_tile().bf16_tile == shardnet::gemm_tile::wide);
+        CHECK(shardnet::detail::choose_gemm_tile().bf16_tile_for(8, 8) ==
+              shardnet::gemm_tile::wide);  // forced: every shape
         CHECK(shardnet::detail::choose_gemm_tile().reason == "SHARDNET_GEMM_TILE");
         setenv("SHARDNET_GEMM_TILE", "16x1", 1);  // forces bf16's tile too
         CHECK(shardnet::detail::choose_gemm_tile().tile == shardnet::gemm_tile::narrow);

@@ -43,7 +43,7 @@ struct gemm_bf16_blocking {
 };
 
 /// The blocking gemm_bf16 uses with Kernel and, for vdpbf16ps, the register tile chosen for the
-/// core (gemm_tile_choice::bf16_tile in kernels/gemm_tile.hpp):
+/// core and shape (gemm_tile_choice::bf16_tile_for in kernels/gemm_tile.hpp):
 /// - vdpbf16ps, wide: 6 x 4 vectors, on Zen 5, where 16 x 1 waits on its loads: measured on Zen 5
 ///   (K = N = 2048, round-robin against 16 x 1, 8 x 3, 12 x 2): 1.1-1.6x 16 x 1, 250-360 GFLOP/s
 ///   (float peak 218: vdpbf16ps's is twice that); and on Zen 4, which issues one 512-bit
@@ -262,7 +262,7 @@ void gemm_bf16(transpose trans_a, transpose trans_b, std::size_t m, std::size_t 
     using narrow = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::narrow>::type;
     using wide = typename detail::default_gemm_bf16_blocking<kernel, gemm_tile::wide>::type;
     if constexpr (!std::is_same_v<narrow, wide>)
-        if (chosen_gemm_tile().bf16_tile == gemm_tile::wide)
+        if (chosen_gemm_tile().bf16_tile_for(m, k) == gemm_tile::wide)
             return detail::gemm_bf16_with<wide>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                                                 beta, c, ldc);
     detail::gemm_bf16_with<narrow>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

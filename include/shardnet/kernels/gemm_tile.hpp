@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -37,7 +38,9 @@ inline constexpr std::string_view to_string(gemm_tile t) {
 /// What the choice was made from, for benchmarks and bug reports.
 struct gemm_tile_choice {
     gemm_tile tile = gemm_tile::narrow;       ///< float and double
-    gemm_tile bf16_tile = gemm_tile::narrow;  ///< gemm_bf16's vdpbf16ps kernel
+    gemm_tile bf16_tile = gemm_tile::narrow;  ///< gemm_bf16's vdpbf16ps kernel (bf16_tile_for)
+    /// Whether gemm_bf16 runs small shapes on 16 x 1 although bf16_tile is 6 x 4 (Zen 4).
+    bool bf16_narrow_when_small = false;
     /// Whether the micro-tiles of the float GEMM's MC blocks after the first fetch the next
     /// packed strip of op(B) into cache (multiply_block_b_packed in kernels/gemm.hpp): on Zen 5
     /// and cores that retire two 512-bit FMAs per cycle, not on Zen 4 (measured on both).
@@ -45,6 +48,20 @@ struct gemm_tile_choice {
     std::string cpu;       ///< vendor and family, as cpuid gives them ("AuthenticAMD family 26")
     std::string reason;    ///< "SHARDNET_GEMM_TILE", "cpuid", or "calibration"
     double fma_ratio = 0;  ///< 512-bit over 256-bit FMA throughput, when calibrated (else 0)
+
+    /// The tile gemm_bf16 runs an m x n product of depth k on: bf16_tile, but with
+    /// bf16_narrow_when_small, 16 x 1 for a few rows (m <= 16; up to 32 where 16 x 1 pads no
+    /// more rows than 6 x 4 does) or a shallow depth (k <= 32). Measured on Zen 4 (float FMA
+    /// peak 114-118 GFLOP/s, 2026-12-04, bench_gemm --type bf16 with each tile forced, K = N =
+    /// 2048 and 4096): 16 x 1 ran 1.27-1.55x 6 x 4 at m = 8 and 16 (X·W, dY·Wᵀ), 1.11-1.26x at
+    /// m = 32, 1.04-1.75x for Xᵀ·dY at k = 8 .. 40; 6 x 4 stayed ahead or even at m = 24, 40, 48
+    /// and 64 (up to 1.5x at m = 48 and 64, X·W, K = N = 2048) and for Xᵀ·dY from k = 48.
+    gemm_tile bf16_tile_for(std::size_t m, std::size_t k) const {
+        if (!bf16_narrow_when_small || bf16_tile == gemm_tile::narrow) return bf16_tile;
+        const std::size_t narrow_pad = (16 - m % 16) % 16, wide_pad = (6 - m % 6) % 6;
+        const bool few_rows = m <= 16 || (m <= 32 && narrow_pad <= wide_pad);
+        return few_rows || k <= 32 ? gemm_tile::narrow : bf16_tile;
+    }
 };
 
 namespace detail {
@@ -141,7 +158,9 @@ inline double fma_width_ratio() {
 /// 4 alternating runs), and gemm_bf16 alone ran 1.03-1.17x faster on 6 x 4 at m = 96-256, K = N =
 /// 4096; at m <= 64 either tile wins by shape, 16 x 1 by up to 1.24x, 6 x 4 by up to 1.47x (how
 /// many rows each pads: 16 x 1 fits m = 32 and 64, 6 x 4 m = 24 and 48; 7 alternating rounds in
-/// one process). Elsewhere bf16 follows the float choice (unmeasured).
+/// one process). On Zen 4 the smallest shapes go back to 16 x 1 (bf16_tile_for, measured
+/// 2026-12-04 at m = 8 .. 64); on Zen 5 they were not measured apart. Elsewhere bf16 follows the
+/// float choice (unmeasured).
 /// fetch_packed_strips: by cpuid (Zen 5 yes, Zen 4 no), else where 512-bit FMAs run at full
 /// width. SHARDNET_GEMM_TILE sets the tiles, not this: it belongs to the core.
 inline gemm_tile_choice choose_gemm_tile() {
@@ -172,10 +191,13 @@ inline gemm_tile_choice choose_gemm_tile() {
     }
     c.tile = two_fma_pipes ? gemm_tile::wide : gemm_tile::narrow;
     c.bf16_tile = measured_core ? gemm_tile::wide : c.tile;  // 6 x 4 on both AMD cores measured
+    // Small shapes back on 16 x 1 where that was measured (Zen 4; bf16_tile_for).
+    c.bf16_narrow_when_small = measured_core && !two_fma_pipes;
     c.fetch_packed_strips = two_fma_pipes;
     // The tiles only: fetch_packed_strips stays the core's, whatever tile runs on it.
     if (!forced.empty()) {
         c.tile = c.bf16_tile = forced == "6x4" ? gemm_tile::wide : gemm_tile::narrow;
+        c.bf16_narrow_when_small = false;  // forced means every shape
         c.reason = "SHARDNET_GEMM_TILE";
     }
     return c;
