@@ -5,6 +5,7 @@ outputs scripts/run-benchmarks.sh collected in one directory:
   gemm_default.txt, gemm_zen.txt   bench_gemm against OpenBLAS's best kernel for the CPU and its Zen kernels
   layer.txt                        bench_mlp --layer-bench (one or more runs)
   mlp_1.txt, mlp_2.txt             mpiexec -n 1|2 bench_mlp (SGD), mlp_2_adam.txt (Adam)
+  mlp_1_bf16.txt                   mpiexec -n 1 bench_mlp --precision bf16 (between the fp32 runs)
   data_parallel.txt                mpiexec -n 2 bench_mlp --data-parallel
   comm.txt                         mpiexec -n 2 bench_comm
   pytorch.txt                      bench_pytorch.py
@@ -315,6 +316,16 @@ def main():
         targets.append(("MLP scaling 1 → 2 ranks (bench_mlp runs)", f"{shown(s2 / s1, 2, 1.85)}×",
                         "≥ 1.85",
                         s2 / s1 >= 1.85))
+        bf16 = tagged(read(results, "mlp_1_bf16.txt"), "mlp")
+        if bf16:
+            speedup = median_field(bf16, "samples_per_s") / median_field(mlp1, "samples_per_s")
+            out.append(f"bf16 mixed precision (`--precision bf16`), 1 rank, runs alternating with "
+                       f"the fp32 ones: {median_field(bf16, 'samples_per_s'):.0f} samples/s "
+                       f"({median_field(bf16, 'step_ms'):.1f} ms a step), "
+                       f"**{shown(speedup, 2, 1.7)}×** fp32's (target ≥ 1.7: "
+                       f"{verdict(speedup >= 1.7)}).\n")
+            targets.append(("bf16 step / fp32 step, 1 rank: samples/s (bench_mlp)",
+                            f"{shown(speedup, 2, 1.7)}×", "≥ 1.7", speedup >= 1.7))
         out += phase_lines(read(results, "mlp_1.txt") + read(results, "mlp_2.txt"))
     runtime = tagged(read(results, "runtime.txt"), "runtime")
     if runtime:

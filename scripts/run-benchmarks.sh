@@ -6,6 +6,7 @@
 #   bench_gemm   (against OpenBLAS's best kernel for the CPU, then its AVX2 Zen kernel; twice each)
 #   gemm_roofline.py  (fp32 and bf16 GEMM per shape against the peak, OpenBLAS and PyTorch)
 #   bench_mlp    --layer-bench (3 runs), 1 and 2 ranks (3 runs each; Adam once for memory),
+#                --precision bf16 on 1 rank (3 runs, alternating with the fp32 ones),
 #                --data-parallel (OpenMPI's Iallreduce algorithm, then Rabenseifner's),
 #                --runtime-network on 1 and 2 ranks (3 runs each)
 #   bench_comm   on 2 ranks
@@ -86,6 +87,7 @@ done
 for _ in $(seq "$repeats"); do  # alternating, so that load drifts hit both rank counts
     "${mpi[@]}" -n 1 "$bin/bench_mlp" --steps "$steps" >>"$results/mlp_1.txt"
     "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps "$steps" >>"$results/mlp_2.txt"
+    "${mpi[@]}" -n 1 "$bin/bench_mlp" --precision bf16 --steps "$steps" >>"$results/mlp_1_bf16.txt"
 done
 "${mpi[@]}" -n 2 "$bin/bench_mlp" --steps 5 --optimizer adam >"$results/mlp_2_adam.txt"
 # The run-time network against sequential<...>, steps alternated inside each run.
