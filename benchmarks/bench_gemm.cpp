@@ -315,8 +315,11 @@ int main(int argc, char** argv) {
         tile.cpu.c_str(), sysconf(_SC_LEVEL1_DCACHE_SIZE) / 1024,
         sysconf(_SC_LEVEL2_CACHE_SIZE) / 1024, std::string(shardnet::to_string(tile.tile)).c_str(),
         (std::string(shardnet::to_string(tile.bf16_tile)) +
-         (tile.bf16_narrow_when_small ? " (16x1 for m <= 16, m <= 32 padding fewer rows, k <= 32)"
-                                      : ""))
+         (tile.bf16_narrow_when_small
+              ? " (16x1 for m <= " + std::to_string(tile.bf16_narrow_rows) +
+                    ", m <= " + std::to_string(tile.bf16_narrow_padded_rows) +
+                    " padding fewer rows, k <= " + std::to_string(tile.bf16_narrow_depth) + ")"
+              : ""))
             .c_str(),
         tile.reason.c_str());
     std::printf("; 512/256-bit FMA throughput %.2f; packed strips fetched ahead: %s)\n",

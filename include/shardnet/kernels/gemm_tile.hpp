@@ -59,9 +59,13 @@ struct gemm_tile_choice {
     gemm_tile bf16_tile_for(std::size_t m, std::size_t k) const {
         if (!bf16_narrow_when_small || bf16_tile == gemm_tile::narrow) return bf16_tile;
         const std::size_t narrow_pad = (16 - m % 16) % 16, wide_pad = (6 - m % 6) % 6;
-        const bool few_rows = m <= 16 || (m <= 32 && narrow_pad <= wide_pad);
-        return few_rows || k <= 32 ? gemm_tile::narrow : bf16_tile;
+        const bool few_rows =
+            m <= bf16_narrow_rows || (m <= bf16_narrow_padded_rows && narrow_pad <= wide_pad);
+        return few_rows || k <= bf16_narrow_depth ? gemm_tile::narrow : bf16_tile;
     }
+    /// bf16_tile_for's limits: rows always on 16 x 1, rows on it where it pads no more, depth.
+    static constexpr std::size_t bf16_narrow_rows = 16, bf16_narrow_padded_rows = 32,
+                                 bf16_narrow_depth = 32;
 };
 
 namespace detail {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "shardnet/kernels/batch_pass.hpp"
@@ -34,29 +35,31 @@ std::int64_t grid_sum_of_squares(const T* x, std::size_t n, const fixed_point_gr
     using lanes = xsimd::batch<std::int64_t>;
     static_assert(xsimd::batch<T>::size % wide::size == 0,
                   "grid_sum_of_squares: a batch of T must widen to whole batches of double");
-    // 128-bit vectors (SSE2, NEON) convert doubles to int64 a lane at a time behind the vector
-    // work: the scalar loop, the same bits, is faster there (-march=x86-64 build, 25M gradients,
-    // this pass and the largest's: 74 against 89 ms float, 76 against 99 ms double; Zen 4,
-    // 2026-12-04). From AVX2 on the batches win (float 21 against 30 ms, double 23 against 29).
-    if constexpr (wide::size <= 2) {
+    // x86's 128-bit targets (SSE2 .. SSE4.2) have no double-to-int64 conversion: the batch form
+    // converts a lane at a time behind the vector work, and the scalar loop, the same bits, is
+    // faster (-march=x86-64 build, 25M gradients, this pass and the largest's: 74 against 89 ms
+    // float, 76 against 99 ms double; Zen 4, float FMA peak 114-118 GFLOP/s, 2026-12-04). From
+    // AVX2 on the batches win (float 21 against 30 ms, double 23 against 29, same machine).
+    if constexpr (std::is_base_of_v<xsimd::sse2, xsimd::default_arch>) {
         std::int64_t sum = 0;
         for (std::size_t i = 0; i < n; ++i) {
             const double v = x[i];
             sum += grid.to_grid(v * v);
         }
         return sum;
+    } else {
+        lanes total(std::int64_t(0));
+        T* const arrays[1] = {const_cast<T*>(x)};
+        for_each_batch(n, arrays, 0u, [&](T* const* at, std::size_t, std::size_t) {
+            for (std::size_t h = 0; h < xsimd::batch<T>::size; h += wide::size) {
+                const wide v = wide::load_unaligned(at[0] + h);  // float: widened, exactly
+                total += grid.to_grid(v * v);
+            }
+        });
+        alignas(64) std::int64_t sums[lanes::size];
+        total.store_aligned(sums);
+        return std::accumulate(sums, sums + lanes::size, std::int64_t(0));
     }
-    lanes total(std::int64_t(0));
-    T* const arrays[1] = {const_cast<T*>(x)};
-    for_each_batch(n, arrays, 0u, [&](T* const* at, std::size_t, std::size_t) {
-        for (std::size_t h = 0; h < xsimd::batch<T>::size; h += wide::size) {
-            const wide v = wide::load_unaligned(at[0] + h);  // float: widened, exactly
-            total += grid.to_grid(v * v);
-        }
-    });
-    alignas(64) std::int64_t sums[lanes::size];
-    total.store_aligned(sums);
-    return std::accumulate(sums, sums + lanes::size, std::int64_t(0));
 }
 
 }  // namespace shardnet::detail
